@@ -1,0 +1,144 @@
+"""Config templates and run configs: strict JSON on disk, dotted-key overrides in code."""
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+from utils.errors import ConfigKeyError, ConfigNotFoundError, ConfigSyntaxError, ConfigValueError
+from utils.fileio import atomic_write_text
+
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
+
+
+def _reject_constant(token: str) -> Any:
+    raise ValueError(f"{token} is not valid JSON (write null or a number)")
+
+
+def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise ValueError(f"duplicate key {key!r}")
+        result[key] = value
+    return result
+
+
+def parse_json_strict(text: str, source: str) -> Any:
+    """Parse strict JSON (no NaN/Infinity, no duplicate keys); errors name file, line, column."""
+    try:
+        return json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_reject_duplicates)
+    except json.JSONDecodeError as exc:
+        raise ConfigSyntaxError(
+            f"{source}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
+        ) from None
+    except ValueError as exc:
+        raise ConfigSyntaxError(f"{source}: invalid JSON: {exc}") from None
+
+
+def available_templates(config_dir: Path = CONFIG_DIR) -> list[str]:
+    """Names of the templates in `config/` (file names without `.json`)."""
+    return sorted(p.stem for p in config_dir.glob("*.json"))
+
+
+def template_path(name: str, config_dir: Path = CONFIG_DIR) -> Path:
+    """`config/NAME.json` for a bare name; a name with a path separator or `.json` is a path."""
+    if "/" in name or name.endswith(".json"):
+        return Path(name).expanduser().resolve()
+    return config_dir / f"{name}.json"
+
+
+def load_config_file(path: Path) -> dict[str, Any]:
+    """Read a JSON object from `path` with strict parsing."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigNotFoundError(f"config file {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigSyntaxError(f"{path}: cannot be read as UTF-8 text: {exc}") from None
+    config = parse_json_strict(text, str(path))
+    if not isinstance(config, dict):
+        raise ConfigSyntaxError(f"{path}: the top level must be a JSON object {{...}}")
+    return config
+
+
+def load_config_template(name: str, config_dir: Path = CONFIG_DIR) -> dict[str, Any]:
+    """Load a template by name (`default` -> config/default.json) or by path."""
+    path = template_path(name, config_dir)
+    if not path.is_file():
+        choices = ", ".join(available_templates(config_dir)) or "none"
+        raise ConfigNotFoundError(
+            f"config template {name!r} not found at {path}; available templates: {choices}"
+        )
+    return load_config_file(path)
+
+
+def dump_config(config: dict[str, Any]) -> str:
+    """Serialise a config as readable strict JSON (raises ConfigValueError on NaN/inf)."""
+    try:
+        return json.dumps(config, indent=2, allow_nan=False) + "\n"
+    except ValueError as exc:
+        raise ConfigValueError(f"config cannot be saved as strict JSON: {exc}") from None
+
+
+def save_config_file(path: Path, config: dict[str, Any]) -> None:
+    """Write a config atomically."""
+    atomic_write_text(path, dump_config(config))
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """Split 'a.b=value' into (['a', 'b'], value); the value is JSON when it parses, else a string."""
+    if "=" not in text:
+        raise ConfigKeyError(f"override {text!r} has no '=': write key.sub=value")
+    key, raw = text.split("=", 1)
+    parts = key.strip().split(".")
+    if not key.strip() or any(not part for part in parts):
+        raise ConfigKeyError(f"override {text!r} has an empty key: write key.sub=value")
+    try:
+        value = json.loads(raw, parse_constant=_reject_constant)
+    except ValueError:
+        value = raw
+    return parts, value
+
+
+def apply_overrides(
+    config: dict[str, Any], overrides: list[str], allow_new: bool = False
+) -> dict[str, Any]:
+    """Return a copy of `config` with each 'key.sub=value' applied.
+
+    An unknown key is an error unless `allow_new`, so that a typo never silently adds a key.
+    """
+    result = copy.deepcopy(config)
+    for text in overrides:
+        parts, value = parse_override(text)
+        node = result
+        for depth, part in enumerate(parts[:-1]):
+            if part not in node and allow_new:
+                node[part] = {}
+            child = node.get(part)
+            if not isinstance(child, dict):
+                where = ".".join(parts[: depth + 1])
+                problem = "is not a section" if part in node else "does not exist"
+                raise ConfigKeyError(f"override {text!r}: {where!r} {problem}; {_choices(node)}")
+            node = child
+        if parts[-1] not in node and not allow_new:
+            raise ConfigKeyError(
+                f"override {text!r}: unknown key {'.'.join(parts)!r}; {_choices(node)}"
+                " (pass --allow-new to add it)"
+            )
+        node[parts[-1]] = value
+    return result
+
+
+def _choices(node: dict[str, Any]) -> str:
+    return "available keys here: " + (", ".join(sorted(node)) or "none")
+
+
+def get_key(config: dict[str, Any], dotted: str) -> Any:
+    """`config['a']['b']` for 'a.b', with an error naming the missing key."""
+    node: Any = config
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            raise ConfigKeyError(f"config has no key {dotted!r}")
+        node = node[part]
+    return node

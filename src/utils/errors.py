@@ -1,0 +1,47 @@
+"""Exception types for user mistakes: one type per kind, each message says what and how to fix.
+
+CLIs catch `TemplateError` and exit with code 2 and the message on one line.
+"""
+
+
+class TemplateError(Exception):
+    """Base of every error caused by user input (names, configs, runs, checkpoints)."""
+
+
+class InvalidNameError(TemplateError, ValueError):
+    """An experiment or run name that is not allowed."""
+
+
+class ConfigNotFoundError(TemplateError, FileNotFoundError):
+    """A config template or a run's config.json that does not exist."""
+
+
+class ConfigSyntaxError(TemplateError, ValueError):
+    """A config file that is not strict JSON."""
+
+
+class ConfigKeyError(TemplateError, KeyError):
+    """An override or lookup naming a key the config does not have, or a malformed override."""
+
+    def __str__(self) -> str:  # KeyError would add quotes around the message
+        return str(self.args[0]) if self.args else ""
+
+
+class ConfigValueError(TemplateError, ValueError):
+    """A config value of the wrong type or out of range."""
+
+
+class ExperimentNotFoundError(TemplateError, FileNotFoundError):
+    """An experiment folder that does not exist."""
+
+
+class RunNotFoundError(TemplateError, FileNotFoundError):
+    """A run folder that does not exist."""
+
+
+class RunExistsError(TemplateError, FileExistsError):
+    """A run that already exists and would be overwritten."""
+
+
+class CheckpointError(TemplateError, RuntimeError):
+    """A checkpoint that is missing, truncated or corrupt."""

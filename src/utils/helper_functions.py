@@ -1,0 +1,127 @@
+"""Small helpers every training script needs: seeding, devices, parameter counts, distributed.
+
+torch is imported inside the functions that need it, so that importing this module (e.g. for
+`get_rank()` in the logger) stays cheap.
+"""
+
+import os
+import random
+import sys
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+
+def set_seed(seed: int, deterministic: bool = False) -> None:
+    """Seed Python, NumPy, torch (CPU and every CUDA device).
+
+    `deterministic=True` also asks torch for deterministic kernels (errors on ops that have
+    none) and disables cuDNN autotuning, trading speed for bit-identical reruns.
+    """
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    torch.cuda.manual_seed_all(seed)
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True)
+        torch.backends.cudnn.benchmark = False
+        torch.backends.cudnn.deterministic = True
+
+
+def seed_worker(worker_id: int) -> None:
+    """DataLoader `worker_init_fn`: derive Python and NumPy seeds from torch's per-worker seed."""
+    import numpy as np
+    import torch
+
+    worker_seed = torch.initial_seed() % 2**32
+    np.random.seed(worker_seed)
+    random.seed(worker_seed)
+
+
+def select_device(name: str = "auto") -> "torch.device":  # noqa: F821
+    """'auto' picks CUDA, then MPS, then CPU; 'cpu', 'cuda', 'cuda:N', 'mps' are taken as given.
+
+    Raises ValueError for an unknown name or a device this machine does not have.
+    """
+    import torch
+
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda", local_rank() if is_distributed() else 0)
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"unknown device {name!r}: use auto, cpu, cuda, cuda:N or mps") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} requested but CUDA is not available: use cpu or auto")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"device {name!r} requested but MPS is not available: use cpu or auto")
+    if device.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"unsupported device {name!r}: use auto, cpu, cuda, cuda:N or mps")
+    return device
+
+
+def count_parameters(model: "torch.nn.Module", trainable_only: bool = True) -> int:  # noqa: F821
+    """Number of (trainable) parameters of a model."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+def move_to_device(data: Any, device: "torch.device | str", non_blocking: bool = False) -> Any:  # noqa: F821
+    """Move tensors inside nested dicts/lists/tuples to `device`; other values pass through."""
+    import torch
+
+    if isinstance(data, torch.Tensor):
+        return data.to(device, non_blocking=non_blocking)
+    if isinstance(data, Mapping):
+        return type(data)({k: move_to_device(v, device, non_blocking) for k, v in data.items()})
+    if isinstance(data, tuple) and hasattr(data, "_fields"):  # namedtuple
+        return type(data)(*(move_to_device(v, device, non_blocking) for v in data))
+    if isinstance(data, Sequence) and not isinstance(data, (str, bytes)):
+        return type(data)(move_to_device(v, device, non_blocking) for v in data)
+    return data
+
+
+def _dist_initialized() -> bool:
+    dist = sys.modules.get("torch.distributed")
+    return bool(dist is not None and dist.is_available() and dist.is_initialized())
+
+
+def is_distributed() -> bool:
+    """True inside an initialised process group or a torchrun launch (WORLD_SIZE > 1)."""
+    return _dist_initialized() or int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def get_rank() -> int:
+    """Global rank: from the process group when initialised, else `RANK`, else 0."""
+    if _dist_initialized():
+        return sys.modules["torch.distributed"].get_rank()
+    return int(os.environ.get("RANK", "0"))
+
+
+def local_rank() -> int:
+    """Rank on this node (`LOCAL_RANK` set by torchrun), 0 when not distributed."""
+    return int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def get_world_size() -> int:
+    """Number of processes: from the process group when initialised, else `WORLD_SIZE`, else 1."""
+    if _dist_initialized():
+        return sys.modules["torch.distributed"].get_world_size()
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def is_main_process() -> bool:
+    """True on global rank 0 (and in every non-distributed process)."""
+    return get_rank() == 0
+
+
+def barrier() -> None:
+    """Wait for every rank; a no-op without an initialised process group."""
+    if _dist_initialized():
+        sys.modules["torch.distributed"].barrier()

@@ -1,0 +1,196 @@
+"""Experiments and runs on disk: where they live, creating, listing, configs, clearing.
+
+The experiments root is `<repo>/experiments`, or the folder named by the environment variable
+`EXPERIMENTS_ROOT`. Every path is built from validated names and checked to lie inside the root
+before anything is created.
+"""
+
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from utils.configs import (  # re-exported: the config half of management
+    CONFIG_DIR,
+    apply_overrides,
+    available_templates,
+    load_config_file,
+    load_config_template,
+    save_config_file,
+    template_path,
+)
+from utils.errors import (
+    ExperimentNotFoundError,
+    InvalidNameError,
+    RunExistsError,
+    RunNotFoundError,
+    TemplateError,
+)
+from utils.names import validate_name
+
+__all__ = [
+    "CONFIG_DIR", "RUN_SUBDIRS", "ROOT_ENV_VAR", "RunInfo", "apply_overrides",
+    "available_templates", "clear_run", "create_experiment", "create_run", "experiment_path",
+    "experiments_root", "list_experiments", "list_runs", "load_config_template",
+    "load_run_config", "run_path", "save_run_config", "template_path",
+]
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+ROOT_ENV_VAR = "EXPERIMENTS_ROOT"
+RUN_SUBDIRS = ("checkpoints", "logs", "plots", "visualizations")
+CONFIG_FILE = "config.json"
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """One row of a listing: experiment, run (None for an experiment row), creation time."""
+
+    experiment: str
+    run: str | None
+    created: str
+
+
+def experiments_root() -> Path:
+    """The folder holding all experiments (env `EXPERIMENTS_ROOT` or `<repo>/experiments`)."""
+    configured = os.environ.get(ROOT_ENV_VAR)
+    root = Path(configured).expanduser() if configured else REPO_ROOT / "experiments"
+    return root.resolve()
+
+
+def _inside_root(path: Path) -> Path:
+    root = experiments_root()
+    resolved = path.resolve()
+    if resolved != root and root not in resolved.parents:
+        raise InvalidNameError(f"{path} lies outside the experiments root {root}")
+    return resolved
+
+
+def experiment_path(experiment: str) -> Path:
+    """`<root>/<experiment>` for a valid name (not checked for existence)."""
+    validate_name(experiment, "experiment name")
+    return _inside_root(experiments_root() / experiment)
+
+
+def run_path(experiment: str, run: str) -> Path:
+    """`<root>/<experiment>/<run>` for valid names (not checked for existence)."""
+    validate_name(run, "run name")
+    return _inside_root(experiment_path(experiment) / run)
+
+
+def create_experiment(experiment: str) -> Path:
+    """Create the experiment folder if missing (an existing one is left as it is)."""
+    path = experiment_path(experiment)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def create_run(experiment: str, run: str, config: dict[str, Any]) -> Path:
+    """Create a complete run folder with its subfolders and `config.json`, atomically.
+
+    The run is assembled in a hidden staging folder and renamed into place, so other processes
+    see no run or a complete one. The rename fails when the run exists (staging is never
+    empty), so of two processes creating the same run exactly one succeeds.
+    """
+    target = run_path(experiment, run)
+    if target.exists():
+        raise RunExistsError(_exists_message(experiment, run))
+    parent = create_experiment(experiment)
+    staging = Path(tempfile.mkdtemp(dir=parent, prefix=f".{run}.creating-"))
+    try:
+        for sub in RUN_SUBDIRS:
+            (staging / sub).mkdir()
+        save_config_file(staging / CONFIG_FILE, config)
+        try:
+            os.rename(staging, target)
+        except OSError:
+            raise RunExistsError(_exists_message(experiment, run)) from None
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return target
+
+
+def _exists_message(experiment: str, run: str) -> str:
+    return (
+        f"run {experiment}/{run} already exists at {run_path(experiment, run)}; "
+        "choose another run name (nothing was changed)"
+    )
+
+
+def require_run(experiment: str, run: str) -> Path:
+    """The run's folder, or `RunNotFoundError` naming how to create it."""
+    path = run_path(experiment, run)
+    if not (path / CONFIG_FILE).is_file():
+        raise RunNotFoundError(
+            f"run {experiment}/{run} does not exist at {path}; create it with "
+            f"`python src/01_initialize.py -e {experiment} -r {run}`"
+        )
+    return path
+
+
+def load_run_config(experiment: str, run: str) -> dict[str, Any]:
+    """The run's `config.json` as a dict."""
+    return load_config_file(require_run(experiment, run) / CONFIG_FILE)
+
+
+def save_run_config(experiment: str, run: str, config: dict[str, Any]) -> None:
+    """Replace the run's `config.json` atomically."""
+    save_config_file(require_run(experiment, run) / CONFIG_FILE, config)
+
+
+def _created(path: Path) -> str:
+    stamp = datetime.fromtimestamp(path.stat().st_mtime, tz=timezone.utc).astimezone()
+    return stamp.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _run_created(path: Path) -> str:
+    try:
+        meta = load_config_file(path / CONFIG_FILE).get("meta", {})
+        if isinstance(meta, dict) and isinstance(meta.get("created"), str):
+            return meta["created"]
+    except TemplateError:
+        pass
+    return _created(path)
+
+
+def list_experiments() -> list[str]:
+    """Names of the experiments under the root, sorted."""
+    root = experiments_root()
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def list_runs(experiment: str) -> list[RunInfo]:
+    """The runs of one experiment (folders holding a config.json), sorted by name."""
+    path = experiment_path(experiment)
+    if not path.is_dir():
+        choices = ", ".join(list_experiments()) or "none"
+        raise ExperimentNotFoundError(
+            f"experiment {experiment!r} does not exist at {path}; existing experiments: {choices}"
+        )
+    runs = [p for p in path.iterdir() if p.is_dir() and (p / CONFIG_FILE).is_file()]
+    return [RunInfo(experiment, p.name, _run_created(p)) for p in sorted(runs)]
+
+
+def list_all() -> list[RunInfo]:
+    """Every experiment with its runs; an experiment without runs gets a row with run None."""
+    rows: list[RunInfo] = []
+    for experiment in list_experiments():
+        runs = list_runs(experiment)
+        rows.extend(runs or [RunInfo(experiment, None, _created(experiment_path(experiment)))])
+    return rows
+
+
+def clear_run(experiment: str, run: str, parts: tuple[str, ...] = RUN_SUBDIRS) -> None:
+    """Empty the chosen subfolders of a run (never its config.json), keeping the folders."""
+    path = require_run(experiment, run)
+    for part in parts:
+        if part not in RUN_SUBDIRS:
+            raise InvalidNameError(f"cannot clear {part!r}: choose from {', '.join(RUN_SUBDIRS)}")
+        folder = path / part
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir()

@@ -1,0 +1,49 @@
+"""Shared fixtures: every test gets its own experiments root in tmp_path, W&B offline."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SRC = REPO_ROOT / "src"
+
+
+@pytest.fixture(autouse=True)
+def experiments_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Point the experiments root at a fresh temp folder so tests never touch the repo's."""
+    root = tmp_path / "experiments"
+    root.mkdir()
+    monkeypatch.setenv("EXPERIMENTS_ROOT", str(root))
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    monkeypatch.setenv("WANDB_DISABLE_GIT", "true")
+    monkeypatch.setenv("WANDB_CONFIG_DIR", str(tmp_path / "wandb-config"))
+    monkeypatch.setenv("WANDB_CACHE_DIR", str(tmp_path / "wandb-cache"))
+    monkeypatch.setenv("WANDB_DATA_DIR", str(tmp_path / "wandb-data"))
+    for name in ("WANDB_API_KEY", "RANK", "WORLD_SIZE", "LOCAL_RANK", "CURRENT_EXP", "CURRENT_RUN"):
+        monkeypatch.delenv(name, raising=False)
+    return root
+
+
+def subprocess_env(**extra: str) -> dict[str, str]:
+    """The current (fixture-patched) environment with `src` importable, plus `extra`."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(SRC) + os.pathsep + env.get("PYTHONPATH", "")
+    env.update(extra)
+    return env
+
+
+def run_script(script: str, *args: str, timeout: float = 120, **env: str) -> subprocess.CompletedProcess:
+    """Run `python src/<script> args...` bounded in time, capturing text output."""
+    return subprocess.run(
+        [sys.executable, str(SRC / script), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=subprocess_env(**env),
+        cwd=REPO_ROOT,
+        check=False,
+    )
