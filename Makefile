@@ -1,0 +1,41 @@
+# Two commands do all the set-up: `make train` and `make test` create .venv when missing,
+# install requirements.txt when it changed since the last install, then do their job.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-requirements
+# `make test PYTEST_ARGS="-k csv"` narrows the run; -n 2 uses both cores.
+PYTEST_ARGS ?=
+# `make train` trains a fresh run of the example each time: EXP/RUN can be overridden.
+EXP ?= example
+STAMP_NOW := $(shell date +%Y%m%d-%H%M%S)
+RUN ?= run-$(STAMP_NOW)
+TRAIN_ARGS ?=
+
+.PHONY: train test bench venv clean-venv
+
+venv: $(STAMP)
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+# The stamp is newer than requirements.txt after a successful install, so an unchanged
+# requirements.txt skips pip entirely.
+$(STAMP): requirements.txt | $(PY)
+	$(PY) -m pip install --disable-pip-version-check -q -r requirements.txt
+	touch $(STAMP)
+
+train: $(STAMP)
+	$(PY) src/01_initialize.py -e $(EXP) -r $(RUN)
+	$(PY) src/02_train.py -e $(EXP) -r $(RUN) $(TRAIN_ARGS)
+
+test: $(STAMP)
+	$(PY) -m pytest -n 2 $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	@set -e; for f in benchmarks/bench_*.py; do \
+		echo "=== $$f"; PYTHONPATH=src $(PY) $$f; \
+	done
+
+clean-venv:
+	rm -rf $(VENV)

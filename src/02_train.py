@@ -1,0 +1,72 @@
+"""Train a run of the worked example: `python src/02_train.py -e EXP -r RUN [--resume]`.
+
+Also runs unchanged under `torchrun --nproc_per_node=N`. Exit codes: 0 done, 2 usage error,
+130/143 stopped by SIGINT/SIGTERM after saving `last.pt` (resume with --resume).
+"""
+
+import argparse
+import sys
+
+from utils.errors import TemplateError
+from utils.management import apply_overrides, load_run_config
+
+EPILOG = """examples:
+  python src/02_train.py -e example -r first
+  python src/02_train.py -e example -r first --resume
+  python src/02_train.py -e example -r quick --set training.epochs=3 --device cpu
+  torchrun --standalone --nproc_per_node=2 src/02_train.py -e example -r ddp
+"""
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description="Train a run created by 01_initialize.py, from its config.json.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("-e", "--experiment", required=True, help="experiment name")
+    parser.add_argument("-r", "--run", required=True, help="run name")
+    parser.add_argument("--resume", action="store_true", help="continue from the newest valid checkpoint")
+    parser.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N")
+    parser.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        help="override a config key for this session only (repeatable)",
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        config = apply_overrides(load_run_config(args.experiment, args.run), args.overrides)
+        from training.session import run_session  # torch is imported only once the input is valid
+
+        result = run_session(args.experiment, args.run, config, args.device, args.resume)
+    except (TemplateError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print_summary(result, args)
+    return result.exit_code
+
+
+def print_summary(result, args: argparse.Namespace) -> None:
+    """A short report on rank 0: where the run is, best and test metrics, wall time."""
+    from utils.helper_functions import is_main_process
+
+    if not is_main_process():
+        return
+    state = "stopped by signal, resume with --resume" if result.exit_code else "finished"
+    lines = [f"run {args.experiment}/{args.run} {state} in {result.wall_time:.1f} s", f"  folder:      {result.run_dir}"]
+    if result.best_metric is not None:
+        lines.append(f"  best metric: {result.best_metric:.4f}")
+    lines += [f"  {name}: {value:.4f}" for name, value in result.test_metrics.items()]
+    lines += [
+        f"  metrics:     {result.run_dir / 'logs' / 'metrics.csv'}",
+        f"  plots:       {result.run_dir / 'plots'}",
+        f"  TensorBoard: tensorboard --logdir {result.run_dir.parent.parent} --host 127.0.0.1",
+    ]
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

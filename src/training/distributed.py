@@ -1,0 +1,50 @@
+"""Process-group set-up for torchrun and the collective helpers the loop needs.
+
+Without torchrun (no WORLD_SIZE > 1 in the environment) everything here is a no-op, so the
+same script runs on one CPU and on many GPUs.
+"""
+
+import os
+from datetime import timedelta
+
+import torch
+import torch.distributed as dist
+
+from utils.helper_functions import get_world_size, is_distributed, local_rank
+
+
+def init_distributed(device: torch.device) -> bool:
+    """Join the process group torchrun describes (NCCL on CUDA, gloo otherwise)."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or dist.is_initialized():
+        return dist.is_initialized()
+    backend = "nccl" if device.type == "cuda" else "gloo"
+    if device.type == "cuda":
+        torch.cuda.set_device(local_rank())
+    dist.init_process_group(backend=backend, timeout=timedelta(minutes=10))
+    return True
+
+
+def destroy_distributed() -> None:
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def all_reduce_sum(values: torch.Tensor) -> torch.Tensor:
+    """Sum a tensor over ranks (returned unchanged in a single process)."""
+    if is_distributed() and dist.is_initialized():
+        dist.all_reduce(values, op=dist.ReduceOp.SUM)
+    return values
+
+
+def all_reduce_mean(values: torch.Tensor) -> torch.Tensor:
+    """Average a tensor over ranks, for metrics logged by rank 0 on behalf of all."""
+    return all_reduce_sum(values) / get_world_size()
+
+
+def any_rank(flag: bool, device: torch.device) -> bool:
+    """True when `flag` is true on at least one rank (e.g. a stop signal reached one worker)."""
+    if not (is_distributed() and dist.is_initialized()):
+        return flag
+    value = torch.tensor([1.0 if flag else 0.0], device=device)
+    dist.all_reduce(value, op=dist.ReduceOp.MAX)
+    return bool(value.item())

@@ -1,0 +1,172 @@
+"""The example's training loop: epochs of steps, evaluation, checkpoints, graceful stop.
+
+Everything the loop needs is built by `training.session` and handed in; the loop itself only
+trains, evaluates, logs through LOGGER and checkpoints, so it reads top to bottom.
+"""
+
+import sys
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from data.digits import CLASS_NAMES, DigitsLoaders
+from training.distributed import all_reduce_mean, any_rank
+from training.evaluation import EvalResult, evaluate
+from training.signals import GracefulStop
+from utils.checkpoints import CheckpointManager, build_checkpoint
+from utils.helper_functions import barrier, is_main_process
+from utils.logging import LOGGER
+from utils.profiler import Profiler
+
+
+@dataclass
+class TrainState:
+    """Where the loop is: restored from a checkpoint on resume."""
+
+    epoch: int = 0  # completed epochs
+    batches_done: int = 0  # batches of the current (unfinished) epoch already trained
+    global_step: int = 0  # completed optimizer steps; the next step is logged at this index
+    best_metric: float | None = None
+    history: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class Trainer:
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler | None
+    loaders: DigitsLoaders
+    checkpoints: CheckpointManager
+    config: dict
+    device: torch.device
+    stop: GracefulStop
+    profiler: Profiler
+    state: TrainState = field(default_factory=TrainState)
+
+    def fit(self) -> None:
+        """Train until the configured number of epochs or a stop signal."""
+        epochs = self.config["training"]["epochs"]
+        while self.state.epoch < epochs:
+            finished = self.train_epoch()
+            if not finished:
+                self.save(epoch_end=False, result=None)
+                return
+            self.state.epoch += 1
+            self.state.batches_done = 0
+            result = self.maybe_evaluate()
+            self.save(epoch_end=True, result=result)
+
+    def train_epoch(self) -> bool:
+        """One epoch (or its remainder after a resume); False when a stop was requested."""
+        self.model.train()
+        self.loaders.train_sampler.set_epoch(self.state.epoch)
+        clip = self.config["training"]["grad_clip"]
+        epoch_totals = torch.zeros(3, device=self.device)  # loss sum, hits, count
+        progress = self._progress_bar()
+        batches = iter(self.loaders.train)
+        for index in range(len(self.loaders.train)):
+            with self.profiler.section("data"):
+                images, labels = next(batches)
+                if index < self.state.batches_done:
+                    continue  # already trained before the interruption
+                images, labels = images.to(self.device), labels.to(self.device)
+            with self.profiler.section("forward"):
+                with torch.autocast(self.device.type, enabled=self.scaler is not None):
+                    logits = self.model(images)  # (B, num_classes)
+                    loss = F.cross_entropy(logits, labels)
+            with self.profiler.section("backward"):
+                self.optimizer.zero_grad(set_to_none=True)
+                self._backward(loss)
+            with self.profiler.section("optimizer"):
+                self._optimizer_step(clip)
+            self.scheduler.step()
+            epoch_totals += torch.stack(
+                [loss.detach() * labels.numel(), (logits.argmax(1) == labels).sum(), torch.tensor(labels.numel(), device=self.device)]
+            ).float()
+            LOGGER.log({"train/loss": all_reduce_mean(loss.detach()), "lr": self.optimizer.param_groups[0]["lr"]}, self.state.global_step)
+            self.state.global_step += 1
+            self.state.batches_done = index + 1
+            progress.update(1)
+            self.profiler.step(self.state.global_step)
+            if any_rank(self.stop.requested, self.device):
+                self.stop.request(self.stop.signum or 15)
+                progress.close()
+                return False
+        progress.close()
+        loss_sum, hits, count = all_reduce_mean(epoch_totals).tolist()
+        LOGGER.log({"train/epoch_loss": loss_sum / count, "train/epoch_accuracy": hits / count, "epoch": self.state.epoch + 1}, self.state.global_step - 1)
+        return True
+
+    def _backward(self, loss: torch.Tensor) -> None:
+        if self.scaler is not None:
+            self.scaler.scale(loss).backward()
+        else:
+            loss.backward()
+
+    def _optimizer_step(self, clip: float | None) -> None:
+        if self.scaler is not None:
+            self.scaler.unscale_(self.optimizer)
+        if clip is not None:
+            nn.utils.clip_grad_norm_(self.model.parameters(), clip)
+        if self.scaler is not None:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            self.optimizer.step()
+
+    def _progress_bar(self):
+        from tqdm import tqdm
+
+        total = len(self.loaders.train)
+        return tqdm(
+            total=total, initial=self.state.batches_done, desc=f"epoch {self.state.epoch + 1}",
+            leave=False, disable=not (sys.stderr.isatty() and is_main_process()),
+        )
+
+    def maybe_evaluate(self) -> EvalResult | None:
+        """Validate every `eval_every` epochs and after the last one; log metrics and images."""
+        training = self.config["training"]
+        if self.state.epoch % training["eval_every"] and self.state.epoch != training["epochs"]:
+            return None
+        result = evaluate(self.model, self.loaders.val, self.device, len(CLASS_NAMES))
+        step = self.state.global_step - 1
+        metrics = {"val/loss": result.loss, "val/accuracy": result.accuracy}
+        self.state.history.update(metrics)
+        LOGGER.log(metrics, step)
+        log_evaluation_images("val", result, step, self.loaders)
+        return result
+
+    def save(self, *, epoch_end: bool, result: EvalResult | None) -> None:
+        """last.pt always; an epoch file every `checkpoint_every` epochs; best.pt on improvement."""
+        training = self.config["training"]
+        metric = None
+        if result is not None:
+            metric = self.state.history[training["best_metric"]]
+            if self.checkpoints.is_better(metric):
+                self.state.best_metric = metric
+        if is_main_process():
+            checkpoint = build_checkpoint(
+                model=self.model, optimizer=self.optimizer, scheduler=self.scheduler,
+                scaler=self.scaler, epoch=self.state.epoch, global_step=self.state.global_step,
+                best_metric=self.state.best_metric, logger_state=LOGGER.state_dict(),
+                extra={"batches_done": self.state.batches_done},
+            )
+            epoch_file = epoch_end and self.state.epoch % training["checkpoint_every"] == 0
+            self.checkpoints.save(checkpoint, epoch_file=epoch_file, metric=metric)
+        barrier()
+
+
+def log_evaluation_images(split: str, result: EvalResult, step: int, loaders: DigitsLoaders) -> None:
+    """The confusion matrix and a labelled grid of sample predictions, as images."""
+    from visualization.visualizations import plot_confusion_matrix, plot_prediction_grid
+
+    LOGGER.log_figure(f"{split}/confusion_matrix", plot_confusion_matrix(result.confusion.numpy(), CLASS_NAMES), step)
+    images = result.sample_images[:32] * loaders.std + loaders.mean  # un-normalise to [0, 1]
+    LOGGER.log_figure(
+        f"{split}/predictions",
+        plot_prediction_grid(images, result.sample_labels[:32], result.sample_predictions[:32], CLASS_NAMES),
+        step,
+    )
