@@ -107,7 +107,7 @@ def build_dataloaders(
 
     batch_size, workers = data_config["batch_size"], data_config["num_workers"]
     train_sampler = DistributedSampler(
-        datasets["train"], num_replicas=world_size, rank=rank, shuffle=True, seed=seed
+        datasets["train"], num_replicas=world_size, rank=rank, shuffle=True, seed=seed, drop_last=True
     )
     return DigitsLoaders(
         train=_loader(datasets["train"], train_sampler, batch_size, workers, seed),

@@ -1,0 +1,87 @@
+"""02_train.py end to end on the real digits data, and its bad-input table."""
+
+import json
+
+import pytest
+
+from conftest import run_script
+from train_support import make_run, read_metrics, tensorboard_steps, train
+from utils.checkpoints import load_checkpoint
+
+pytestmark = pytest.mark.slow
+
+
+def test_training_writes_every_output_of_a_run():
+    run_dir = make_run("exp", "full")
+    result = train("exp", "full")
+    assert result.returncode == 0, result.stderr
+    metrics = read_metrics(run_dir)
+    steps_per_epoch = 20  # 1,257 training images / batch 64, last partial batch kept
+    assert list(metrics["step"]) == list(range(3 * steps_per_epoch))
+    assert metrics["train/loss"].notna().all() and metrics["lr"].notna().all()
+    assert metrics["val/accuracy"].notna().sum() == 3
+    assert metrics["test/accuracy"].dropna().iloc[0] > 0.9
+    lrs = metrics["lr"].tolist()
+    assert lrs[0] < lrs[steps_per_epoch] and lrs[-1] < lrs[steps_per_epoch]  # warm-up then decay
+    checkpoints = {p.name for p in (run_dir / "checkpoints").iterdir()}
+    assert {"last.pt", "best.pt", "checkpoint_epoch_2.pt", "checkpoint_epoch_3.pt"} <= checkpoints
+    assert "checkpoint_epoch_1.pt" not in checkpoints  # keep_checkpoints=2
+    assert load_checkpoint(run_dir / "checkpoints" / "last.pt")["global_step"] == 3 * steps_per_epoch
+    assert any(run_dir.joinpath("plots").glob("*.png"))
+    assert any("confusion" in p.name for p in run_dir.joinpath("visualizations").rglob("*.png"))
+    assert tensorboard_steps(run_dir, "train/loss") == list(range(3 * steps_per_epoch))
+    assert (run_dir / "logs" / "architecture.txt").is_file()
+    assert "test/accuracy" in result.stdout and str(run_dir) in result.stdout
+    assert "tensorboard --logdir" in result.stdout
+
+
+def test_set_overrides_apply_to_the_session_only():
+    run_dir = make_run("exp", "short")
+    before = (run_dir / "config.json").read_bytes()
+    result = train("exp", "short", "--set", "training.epochs=1")
+    assert result.returncode == 0, result.stderr
+    assert read_metrics(run_dir)["val/accuracy"].notna().sum() == 1
+    assert (run_dir / "config.json").read_bytes() == before
+
+
+def _expect_usage_error(result, *words: str) -> None:
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:"), result.stderr
+    for word in words:
+        assert word in lines[0]
+
+
+def test_a_run_that_does_not_exist_names_the_initialize_command():
+    _expect_usage_error(run_script("02_train.py", "-e", "exp", "-r", "missing"), "does not exist", "01_initialize.py")
+
+
+def test_a_config_missing_a_required_key_names_the_key(experiments_root):
+    run_dir = make_run("exp", "broken")
+    config = json.loads((run_dir / "config.json").read_text())
+    del config["optimizer"]["lr"]
+    (run_dir / "config.json").write_text(json.dumps(config))
+    _expect_usage_error(run_script("02_train.py", "-e", "exp", "-r", "broken"), "optimizer.lr", "missing")
+
+
+def test_a_config_value_of_the_wrong_type_names_the_key():
+    make_run("exp", "typed", 'data.batch_size="64"')
+    _expect_usage_error(run_script("02_train.py", "-e", "exp", "-r", "typed"), "data.batch_size", "int")
+
+
+def test_resume_without_a_checkpoint_says_to_train_first():
+    make_run("exp", "fresh")
+    _expect_usage_error(run_script("02_train.py", "-e", "exp", "-r", "fresh", "--resume"), "no valid checkpoint")
+
+
+def test_an_unknown_device_lists_the_choices():
+    make_run("exp", "dev")
+    _expect_usage_error(run_script("02_train.py", "-e", "exp", "-r", "dev", "--device", "tpu"), "tpu", "cpu")
+
+
+def test_nothing_is_written_for_bad_input(experiments_root):
+    run_dir = make_run("exp", "untouched", 'data.batch_size="64"')
+    before = sorted(p.relative_to(experiments_root) for p in experiments_root.rglob("*"))
+    run_script("02_train.py", "-e", "exp", "-r", "untouched")
+    assert sorted(p.relative_to(experiments_root) for p in experiments_root.rglob("*")) == before
+    assert (run_dir / "config.json").is_file()

@@ -1,0 +1,70 @@
+"""Helpers shared by the training tests: tiny runs, training subprocesses, readers."""
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from conftest import REPO_ROOT, SRC, subprocess_env
+from utils.management import apply_overrides, create_run, load_config_template
+
+FAST = [
+    "training.epochs=3", "training.checkpoint_every=1", "logging.wandb=false",
+    "logging.tensorboard=true", "data.batch_size=64",
+]
+
+
+def make_run(exp: str, run: str, *overrides: str) -> Path:
+    """A run of the example config with FAST settings, then `overrides`."""
+    config = apply_overrides(load_config_template("default"), [*FAST, *overrides])
+    return create_run(exp, run, config)
+
+
+def train_command(exp: str, run: str, *args: str) -> list[str]:
+    return [sys.executable, str(SRC / "02_train.py"), "-e", exp, "-r", run, "--device", "cpu", *args]
+
+
+def train(exp: str, run: str, *args: str, timeout: float = 240) -> subprocess.CompletedProcess:
+    """Run 02_train.py to completion, bounded in time."""
+    return subprocess.run(
+        train_command(exp, run, *args), capture_output=True, text=True, timeout=timeout,
+        env=subprocess_env(), cwd=REPO_ROOT, check=False,
+    )
+
+
+def start_training(exp: str, run: str, *args: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        train_command(exp, run, *args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, env=subprocess_env(), cwd=REPO_ROOT,
+    )
+
+
+def wait_for(condition, process: subprocess.Popen, timeout: float = 120) -> None:
+    """Poll `condition()` until true; fail early when the process ends first."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if process.poll() is not None:
+            raise AssertionError(f"training ended (code {process.returncode}) first:\n{process.stderr.read()}")
+        if time.monotonic() > deadline:
+            process.kill()
+            raise AssertionError("condition not reached in time")
+        time.sleep(0.05)
+
+
+def read_metrics(run_dir: Path) -> pd.DataFrame:
+    return pd.read_csv(run_dir / "logs" / "metrics.csv")
+
+
+def tensorboard_steps(run_dir: Path, tag: str) -> list[int]:
+    """Steps of a scalar tag as TensorBoard's own reader sees them."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    steps: list[int] = []
+    for folder in sorted({p.parent for p in (run_dir / "logs").rglob("events.out.tfevents.*")}):
+        accumulator = EventAccumulator(str(folder), size_guidance={"scalars": 0})
+        accumulator.Reload()
+        if tag in accumulator.Tags()["scalars"]:
+            steps += [event.step for event in accumulator.Scalars(tag)]
+    return sorted(steps)
