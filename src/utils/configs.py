@@ -2,6 +2,7 @@
 
 import copy
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,9 @@ def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 def parse_json_strict(text: str, source: str) -> Any:
     """Parse strict JSON (no NaN/Infinity, no duplicate keys); errors name file, line, column."""
     try:
-        return json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_reject_duplicates)
+        return json.loads(
+            text, parse_constant=_reject_constant, object_pairs_hook=_reject_duplicates
+        )
     except json.JSONDecodeError as exc:
         raise ConfigSyntaxError(
             f"{source}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
@@ -87,7 +90,7 @@ def save_config_file(path: Path, config: dict[str, Any]) -> None:
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
-    """Split 'a.b=value' into (['a', 'b'], value); the value is JSON when it parses, else a string."""
+    """Split 'a.b=value' into (['a', 'b'], value); the value is JSON if it parses, else text."""
     if "=" not in text:
         raise ConfigKeyError(f"override {text!r} has no '=': write key.sub=value")
     key, raw = text.split("=", 1)
@@ -97,7 +100,9 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     try:
         value = json.loads(raw, parse_constant=_reject_constant)
     except ValueError:
-        value = raw
+        return parts, raw
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigValueError(f"override {text!r}: {raw} is out of range for a JSON number")
     return parts, value
 
 
@@ -106,7 +111,8 @@ def apply_overrides(
 ) -> dict[str, Any]:
     """Return a copy of `config` with each 'key.sub=value' applied.
 
-    An unknown key is an error unless `allow_new`, so that a typo never silently adds a key.
+    An unknown key is an error unless `allow_new`, so that a typo never silently adds a key;
+    a section cannot be replaced by a plain value or the reverse (ConfigValueError).
     """
     result = copy.deepcopy(config)
     for text in overrides:
@@ -126,8 +132,16 @@ def apply_overrides(
                 f"override {text!r}: unknown key {'.'.join(parts)!r}; {_choices(node)}"
                 " (pass --allow-new to add it)"
             )
+        if parts[-1] in node and isinstance(node[parts[-1]], dict) != isinstance(value, dict):
+            raise ConfigValueError(_shape_message(text, ".".join(parts), node[parts[-1]]))
         node[parts[-1]] = value
     return result
+
+
+def _shape_message(text: str, key: str, current: Any) -> str:
+    if isinstance(current, dict):
+        return f"override {text!r}: {key!r} is a section; set its keys one by one ({key}.sub=value)"
+    return f"override {text!r}: {key!r} is a plain value, not a section"
 
 
 def _choices(node: dict[str, Any]) -> str:

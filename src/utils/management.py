@@ -5,6 +5,7 @@ The experiments root is `<repo>/experiments`, or the folder named by the environ
 before anything is created.
 """
 
+import errno
 import os
 import shutil
 import tempfile
@@ -17,6 +18,7 @@ from utils.configs import (  # re-exported: the config half of management
     CONFIG_DIR,
     apply_overrides,
     available_templates,
+    dump_config,
     load_config_file,
     load_config_template,
     save_config_file,
@@ -29,13 +31,15 @@ from utils.errors import (
     RunNotFoundError,
     TemplateError,
 )
+from utils.fileio import atomic_write_text, fsync_directory
 from utils.names import validate_name
 
 __all__ = [
     "CONFIG_DIR", "RUN_SUBDIRS", "ROOT_ENV_VAR", "RunInfo", "apply_overrides",
     "available_templates", "clear_run", "create_experiment", "create_run", "experiment_path",
-    "experiments_root", "list_experiments", "list_runs", "load_config_template",
-    "load_run_config", "run_path", "save_run_config", "template_path",
+    "experiments_root", "list_all", "list_experiments", "list_runs", "load_config_template",
+    "load_run_config", "require_new_run", "require_run", "run_path", "save_run_config",
+    "template_path",
 ]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -90,27 +94,38 @@ def create_experiment(experiment: str) -> Path:
 def create_run(experiment: str, run: str, config: dict[str, Any]) -> Path:
     """Create a complete run folder with its subfolders and `config.json`, atomically.
 
-    The run is assembled in a hidden staging folder and renamed into place, so other processes
-    see no run or a complete one. The rename fails when the run exists (staging is never
-    empty), so of two processes creating the same run exactly one succeeds.
+    The config is serialised first, so a config that cannot be saved creates nothing. The run
+    is assembled in a hidden staging folder and renamed into place, so other processes see no
+    run or a complete one. The rename fails when the run exists (a run folder is never empty),
+    so of two processes creating the same run exactly one succeeds.
     """
-    target = run_path(experiment, run)
-    if target.exists():
-        raise RunExistsError(_exists_message(experiment, run))
+    target = require_new_run(experiment, run)
+    text = dump_config(config)
     parent = create_experiment(experiment)
     staging = Path(tempfile.mkdtemp(dir=parent, prefix=f".{run}.creating-"))
     try:
         for sub in RUN_SUBDIRS:
             (staging / sub).mkdir()
-        save_config_file(staging / CONFIG_FILE, config)
+        atomic_write_text(staging / CONFIG_FILE, text)
         try:
             os.rename(staging, target)
-        except OSError:
+        except OSError as exc:
+            if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+                raise
             raise RunExistsError(_exists_message(experiment, run)) from None
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    fsync_directory(parent)
     return target
+
+
+def require_new_run(experiment: str, run: str) -> Path:
+    """The path for a new run, or `RunExistsError` when that run already exists."""
+    path = run_path(experiment, run)
+    if path.exists():
+        raise RunExistsError(_exists_message(experiment, run))
+    return path
 
 
 def _exists_message(experiment: str, run: str) -> str:
@@ -143,7 +158,7 @@ def save_run_config(experiment: str, run: str, config: dict[str, Any]) -> None:
 
 def _created(path: Path) -> str:
     stamp = datetime.fromtimestamp(path.stat().st_mtime, tz=timezone.utc).astimezone()
-    return stamp.strftime("%Y-%m-%d %H:%M:%S")
+    return stamp.isoformat(timespec="seconds")
 
 
 def _run_created(path: Path) -> str:
@@ -172,7 +187,10 @@ def list_runs(experiment: str) -> list[RunInfo]:
         raise ExperimentNotFoundError(
             f"experiment {experiment!r} does not exist at {path}; existing experiments: {choices}"
         )
-    runs = [p for p in path.iterdir() if p.is_dir() and (p / CONFIG_FILE).is_file()]
+    runs = [  # hidden folders are runs still being staged by create_run
+        p for p in path.iterdir()
+        if p.is_dir() and not p.name.startswith(".") and (p / CONFIG_FILE).is_file()
+    ]
     return [RunInfo(experiment, p.name, _run_created(p)) for p in sorted(runs)]
 
 
@@ -186,11 +204,17 @@ def list_all() -> list[RunInfo]:
 
 
 def clear_run(experiment: str, run: str, parts: tuple[str, ...] = RUN_SUBDIRS) -> None:
-    """Empty the chosen subfolders of a run (never its config.json), keeping the folders."""
+    """Empty the chosen subfolders of a run (never its config.json), keeping the folders.
+
+    Every part is checked before anything is deleted, so a typo deletes nothing.
+    """
     path = require_run(experiment, run)
+    unknown = [part for part in parts if part not in RUN_SUBDIRS]
+    if unknown:
+        raise InvalidNameError(
+            f"cannot clear {', '.join(map(repr, unknown))}: choose from {', '.join(RUN_SUBDIRS)}"
+        )
     for part in parts:
-        if part not in RUN_SUBDIRS:
-            raise InvalidNameError(f"cannot clear {part!r}: choose from {', '.join(RUN_SUBDIRS)}")
         folder = path / part
         shutil.rmtree(folder, ignore_errors=True)
-        folder.mkdir()
+        folder.mkdir(exist_ok=True)

@@ -1,0 +1,273 @@
+"""01_initialize.py as a user runs it: real subprocesses, real files, the bad-input table."""
+
+import importlib.util
+import json
+import subprocess
+import sys
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from conftest import SRC, run_script, subprocess_env
+
+from utils.configs import load_config_template
+from utils.git_info import git_commit
+from utils.management import RUN_SUBDIRS
+
+SCRIPT = "01_initialize.py"
+
+
+def tree(folder: Path) -> set[str]:
+    """Every path below `folder` (relative), to compare before and after a command."""
+    return {str(p.relative_to(folder)) for p in folder.rglob("*")}
+
+
+def assert_one_error_line(result: subprocess.CompletedProcess, *fragments: str) -> None:
+    assert result.returncode == 2, result
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+def test_help_shows_examples() -> None:
+    result = run_script(SCRIPT, "--help", timeout=60)
+    assert result.returncode == 0
+    assert "examples:" in result.stdout
+    assert "python src/01_initialize.py -e baseline -r lr3e-3" in result.stdout
+    assert "--set" in result.stdout and "CURRENT_EXP" in result.stdout
+
+
+def test_experiment_only_creates_the_experiment_then_reports_it_exists(
+    experiments_root: Path,
+) -> None:
+    first = run_script(SCRIPT, "-e", "baseline", timeout=60)
+    assert first.returncode == 0, first.stderr
+    assert (experiments_root / "baseline").is_dir()
+    assert list((experiments_root / "baseline").iterdir()) == []
+    assert "-r RUN" in first.stdout
+    second = run_script(SCRIPT, "-e", "baseline", timeout=60)
+    assert second.returncode == 0
+    assert "already exists" in second.stdout
+
+
+def test_run_gets_folders_and_resolved_config_with_meta(experiments_root: Path) -> None:
+    args = ("-e", "exp", "-r", "run-1", "--set", "optimizer.lr=0.5", "--set", "model.name=tiny")
+    result = run_script(SCRIPT, *args, timeout=60)
+    assert result.returncode == 0, result.stderr
+    run = experiments_root / "exp" / "run-1"
+    assert sorted(p.name for p in run.iterdir()) == sorted([*RUN_SUBDIRS, "config.json"])
+    assert "python src/02_train.py -e exp -r run-1" in result.stdout
+    assert str(run) in result.stdout
+
+    config = json.loads((run / "config.json").read_text())
+    meta = config.pop("meta")
+    expected = load_config_template("default")
+    expected["optimizer"]["lr"] = 0.5
+    expected["model"]["name"] = "tiny"
+    assert config == expected
+    assert datetime.fromisoformat(meta["created"]).tzinfo is not None
+    assert meta["git"]["commit"] == git_commit()
+    assert meta["git"]["dirty"] in (True, False, None)
+    assert meta["command"].endswith("01_initialize.py " + " ".join(args))
+    assert meta["config_template"] == {
+        "name": "default", "path": str(SRC.parent / "config" / "default.json")
+    }
+    assert meta["overrides"] == ["optimizer.lr=0.5", "model.name=tiny"]
+    assert (meta["experiment"], meta["run"]) == ("exp", "run-1")
+
+
+def test_set_values_parse_as_json_else_stay_text(experiments_root: Path) -> None:
+    result = run_script(
+        SCRIPT, "-e", "exp", "-r", "r", "--allow-new",
+        "--set", "seed=7", "--set", "logging.wandb=false", "--set", "scheduler.name=null",
+        "--set", "model.channels=[8, 16]", "--set", "model.name=my net",
+        "--set", "logging.tags=[\"a\"]", "--set", "extra.deep.key=1.5",
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    config = json.loads((experiments_root / "exp" / "r" / "config.json").read_text())
+    assert config["seed"] == 7
+    assert config["logging"]["wandb"] is False
+    assert config["scheduler"]["name"] is None
+    assert config["model"]["channels"] == [8, 16]
+    assert config["model"]["name"] == "my net"
+    assert config["logging"]["tags"] == ["a"]
+    assert config["extra"] == {"deep": {"key": 1.5}}
+
+
+def test_config_given_as_a_path(tmp_path: Path, experiments_root: Path) -> None:
+    template = tmp_path / "small.json"
+    template.write_text('{"seed": 3, "model": {"hidden": 4}}')
+    result = run_script(SCRIPT, "-e", "e", "-r", "r", "-c", str(template), timeout=60)
+    assert result.returncode == 0, result.stderr
+    config = json.loads((experiments_root / "e" / "r" / "config.json").read_text())
+    assert config["model"] == {"hidden": 4}
+    assert config["meta"]["config_template"] == {"name": str(template), "path": str(template)}
+
+
+def test_names_fall_back_to_current_exp_and_current_run(experiments_root: Path) -> None:
+    result = run_script(SCRIPT, timeout=60, CURRENT_EXP="envexp", CURRENT_RUN="envrun")
+    assert result.returncode == 0, result.stderr
+    assert (experiments_root / "envexp" / "envrun" / "config.json").is_file()
+    explicit = run_script(SCRIPT, "-r", "cli", timeout=60, CURRENT_EXP="envexp")
+    assert explicit.returncode == 0, explicit.stderr
+    assert (experiments_root / "envexp" / "cli" / "config.json").is_file()
+
+
+def test_missing_experiment_name_is_a_usage_error(experiments_root: Path) -> None:
+    result = run_script(SCRIPT, "-r", "orphan", timeout=60)
+    assert result.returncode == 2
+    assert "CURRENT_EXP" in result.stderr
+    assert tree(experiments_root) == set()
+
+
+def test_list_shows_experiments_runs_and_times(experiments_root: Path) -> None:
+    empty = run_script(SCRIPT, "--list", timeout=60)
+    assert empty.returncode == 0 and "nothing under" in empty.stdout
+    for args in (("-e", "a", "-r", "r1"), ("-e", "a", "-r", "r2"), ("-e", "b")):
+        assert run_script(SCRIPT, *args, timeout=60).returncode == 0
+    listing = run_script(SCRIPT, "--list", timeout=60)
+    assert listing.returncode == 0
+    rows = [line.split() for line in listing.stdout.splitlines()]
+    assert rows[0] == ["EXPERIMENT", "RUN", "CREATED"]
+    assert [row[:2] for row in rows[1:]] == [["a", "r1"], ["a", "r2"], ["b", "-"]]
+    for row in rows[1:]:
+        assert datetime.fromisoformat(row[2]).tzinfo is not None
+    only_a = run_script(SCRIPT, "--list", "-e", "a", timeout=60)
+    assert [line.split()[1] for line in only_a.stdout.splitlines()[1:]] == ["r1", "r2"]
+    missing = run_script(SCRIPT, "--list", "-e", "zzz", timeout=60)
+    assert_one_error_line(missing, "'zzz'", "a, b")
+
+
+def test_start_up_imports_no_heavy_library(experiments_root: Path) -> None:
+    probe = (
+        "import importlib.util, json, sys\n"
+        f"spec = importlib.util.spec_from_file_location('init_cli', {str(SRC / SCRIPT)!r})\n"
+        "module = importlib.util.module_from_spec(spec)\n"
+        "spec.loader.exec_module(module)\n"
+        "code = module.main(['-e', 'light', '-r', 'run'])\n"
+        "heavy = ('torch', 'wandb', 'tensorboard', 'matplotlib')\n"
+        "print(json.dumps([code, sorted(m for m in heavy if m in sys.modules)]))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60,
+        env=subprocess_env(), check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.splitlines()[-1]) == [0, []]
+    assert (experiments_root / "light" / "run" / "config.json").is_file()
+
+
+# ---- the bad-input table: exit 2, one line, nothing created anywhere ----
+
+BAD_NAMES = {
+    "dotdot": "..",
+    "dotdot-slash": "../x",
+    "slash": "a/b",
+    "absolute": "<abs>",
+    "empty": "",
+    "space": " ",
+    "200-chars": "n" * 200,
+    "newline": "a\nb",
+}
+
+
+@pytest.mark.parametrize("flag", ["-e", "-r"])
+@pytest.mark.parametrize("label", list(BAD_NAMES))
+def test_bad_name_exits_2_and_creates_nothing(
+    label: str, flag: str, tmp_path: Path, experiments_root: Path
+) -> None:
+    name = str(tmp_path / "abs") if BAD_NAMES[label] == "<abs>" else BAD_NAMES[label]
+    args = ["-e", name, "-r", "run"] if flag == "-e" else ["-e", "exp", "-r", name]
+    before = tree(tmp_path)
+    result = run_script(SCRIPT, *args, timeout=60)
+    assert_one_error_line(result, "invalid", "name")
+    assert tree(tmp_path) == before
+
+
+def test_nul_in_a_name_exits_2_and_creates_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = importlib.util.spec_from_file_location("init_cli_nul", SRC / SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    before = tree(tmp_path)
+    assert module.main(["-e", "x\0y", "-r", "run"]) == 2
+    assert module.main(["-e", "exp", "-r", "x\0y"]) == 2
+    errors = capsys.readouterr().err.splitlines()
+    assert len(errors) == 2 and all(line.startswith("error: invalid") for line in errors)
+    assert tree(tmp_path) == before
+
+
+def test_missing_config_names_the_choices(tmp_path: Path) -> None:
+    before = tree(tmp_path)
+    result = run_script(SCRIPT, "-e", "exp", "-r", "run", "-c", "nosuch", timeout=60)
+    assert_one_error_line(result, "'nosuch'", "nosuch.json", "available templates: default")
+    assert tree(tmp_path) == before
+
+
+def test_invalid_json_config_names_file_line_and_column(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.json"
+    broken.write_text('{\n  "seed": 1,\n  "lr": ,\n}\n')
+    before = tree(tmp_path)
+    result = run_script(SCRIPT, "-e", "exp", "-r", "run", "-c", str(broken), timeout=60)
+    assert_one_error_line(result, str(broken), "line 3, column 9")
+    assert tree(tmp_path) == before
+
+
+@pytest.mark.parametrize(
+    ("override", "fragments"),
+    [
+        ("optimizer.lrr=0.1",
+         ("unknown key 'optimizer.lrr'", "lr, name, weight_decay", "--allow-new")),
+        ("nosection.x=1", ("'nosection' does not exist",)),
+        ("optimizer.lr", ("has no '='", "key.sub=value")),
+        ("=3", ("empty key",)),
+        ("model=3", ("'model' is a section",)),
+    ],
+)
+def test_bad_override_exits_2_and_creates_nothing(
+    override: str, fragments: tuple[str, ...], tmp_path: Path
+) -> None:
+    before = tree(tmp_path)
+    result = run_script(SCRIPT, "-e", "exp", "-r", "run", "--set", override, timeout=60)
+    assert_one_error_line(result, *fragments)
+    assert tree(tmp_path) == before
+
+
+def test_existing_run_is_left_byte_for_byte_unchanged(
+    tmp_path: Path, experiments_root: Path
+) -> None:
+    assert run_script(SCRIPT, "-e", "exp", "-r", "run", timeout=60).returncode == 0
+    config = experiments_root / "exp" / "run" / "config.json"
+    content, stamp = config.read_bytes(), config.stat().st_mtime_ns
+    (config.parent / "logs" / "log.txt").write_text("kept")
+    before = tree(tmp_path)
+    result = run_script(SCRIPT, "-e", "exp", "-r", "run", "--set", "seed=9", timeout=60)
+    assert_one_error_line(result, "already exists", "nothing was changed")
+    assert config.read_bytes() == content and config.stat().st_mtime_ns == stamp
+    assert (config.parent / "logs" / "log.txt").read_text() == "kept"
+    assert tree(tmp_path) == before
+
+
+def test_two_processes_creating_the_same_run_exactly_one_succeeds(experiments_root: Path) -> None:
+    command = [sys.executable, str(SRC / SCRIPT), "-e", "race", "-r", "same"]
+    procs = [
+        subprocess.Popen(
+            [*command, "--set", f"seed={i}"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True, env=subprocess_env(),
+        )
+        for i in range(2)
+    ]
+    outcomes = []
+    for proc in procs:
+        _, err = proc.communicate(timeout=60)
+        outcomes.append((proc.returncode, err))
+    assert sorted(code for code, _ in outcomes) == [0, 2]
+    loser = next(err for code, err in outcomes if code == 2)
+    assert "already exists" in loser and len(loser.splitlines()) == 1
+    winner_seed = next(i for i, (code, _) in enumerate(outcomes) if code == 0)
+    config = json.loads((experiments_root / "race" / "same" / "config.json").read_text())
+    assert config["seed"] == winner_seed
+    assert [p.name for p in (experiments_root / "race").iterdir()] == ["same"]

@@ -1,0 +1,209 @@
+"""Experiments and runs on disk: root, paths, atomic creation, listing, run configs, clearing."""
+
+import math
+import threading
+from pathlib import Path
+
+import pytest
+
+from utils import management
+from utils.errors import (
+    ConfigValueError,
+    ExperimentNotFoundError,
+    InvalidNameError,
+    RunExistsError,
+    RunNotFoundError,
+)
+from utils.management import (
+    RUN_SUBDIRS,
+    RunInfo,
+    clear_run,
+    create_experiment,
+    create_run,
+    experiment_path,
+    list_all,
+    list_experiments,
+    list_runs,
+    load_run_config,
+    require_new_run,
+    require_run,
+    run_path,
+    save_run_config,
+)
+
+CONFIG = {"seed": 1, "model": {"hidden": 8}}
+
+
+def test_root_comes_from_the_environment(experiments_root: Path) -> None:
+    assert management.experiments_root() == experiments_root.resolve()
+
+
+def test_root_defaults_to_the_repo_experiments_folder(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("EXPERIMENTS_ROOT")
+    assert management.experiments_root() == Path(__file__).resolve().parents[1] / "experiments"
+
+
+def test_paths_lie_under_the_root(experiments_root: Path) -> None:
+    assert experiment_path("e") == experiments_root / "e"
+    assert run_path("e", "r") == experiments_root / "e" / "r"
+
+
+@pytest.mark.parametrize("bad", ["..", "../x", "a/b", "/abs", "", " ", "x\0y", "a\nb", "n" * 200])
+def test_bad_names_never_become_paths(bad: str) -> None:
+    with pytest.raises(InvalidNameError, match="invalid experiment name"):
+        experiment_path(bad)
+    with pytest.raises(InvalidNameError, match="invalid run name"):
+        run_path("ok", bad)
+
+
+def test_symlinked_experiment_pointing_outside_is_refused(
+    tmp_path: Path, experiments_root: Path
+) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (experiments_root / "link").symlink_to(outside)
+    with pytest.raises(InvalidNameError, match="outside the experiments root"):
+        create_run("link", "r", CONFIG)
+    assert list(outside.iterdir()) == []
+
+
+def test_create_experiment_is_idempotent(experiments_root: Path) -> None:
+    path = create_experiment("e")
+    (path / "marker").write_text("x")
+    assert create_experiment("e") == path
+    assert (path / "marker").read_text() == "x"
+
+
+def test_create_run_builds_the_whole_folder(experiments_root: Path) -> None:
+    path = create_run("e", "r", CONFIG)
+    assert path == experiments_root / "e" / "r"
+    assert sorted(p.name for p in path.iterdir()) == sorted([*RUN_SUBDIRS, "config.json"])
+    assert load_run_config("e", "r") == CONFIG
+    assert [p.name for p in (experiments_root / "e").iterdir()] == ["r"]
+
+
+def test_create_run_never_overwrites(experiments_root: Path) -> None:
+    path = create_run("e", "r", CONFIG)
+    before = (path / "config.json").read_bytes()
+    with pytest.raises(RunExistsError, match="already exists .*nothing was changed"):
+        create_run("e", "r", {"seed": 2})
+    assert (path / "config.json").read_bytes() == before
+    with pytest.raises(RunExistsError):
+        require_new_run("e", "r")
+    assert require_new_run("e", "other") == experiments_root / "e" / "other"
+
+
+def test_unsaveable_config_creates_nothing(experiments_root: Path) -> None:
+    with pytest.raises(ConfigValueError):
+        create_run("e", "r", {"loss": math.nan})
+    assert list(experiments_root.iterdir()) == []
+
+
+def test_concurrent_creators_of_one_run_exactly_one_wins(experiments_root: Path) -> None:
+    workers = 8
+    barrier = threading.Barrier(workers)
+    outcomes: list[object] = [None] * workers
+
+    def create(index: int) -> None:
+        barrier.wait(timeout=30)
+        try:
+            create_run("race", "same", {"seed": index})
+            outcomes[index] = "created"
+        except RunExistsError:
+            outcomes[index] = "exists"
+
+    threads = [threading.Thread(target=create, args=(i,)) for i in range(workers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert sorted(outcomes) == ["created"] + ["exists"] * (workers - 1)
+    assert load_run_config("race", "same")["seed"] == outcomes.index("created")
+    assert [p.name for p in (experiments_root / "race").iterdir()] == ["same"]
+
+
+def test_require_run_says_how_to_create_it() -> None:
+    with pytest.raises(RunNotFoundError, match=r"01_initialize.py -e e -r r"):
+        require_run("e", "r")
+
+
+def test_save_run_config_replaces_the_file(experiments_root: Path) -> None:
+    create_run("e", "r", CONFIG)
+    save_run_config("e", "r", {"seed": 5})
+    assert load_run_config("e", "r") == {"seed": 5}
+    assert sorted(p.name for p in run_path("e", "r").iterdir()) == sorted(
+        [*RUN_SUBDIRS, "config.json"]
+    )
+    with pytest.raises(RunNotFoundError):
+        save_run_config("e", "missing", {})
+
+
+def test_listing_shows_runs_and_empty_experiments(experiments_root: Path) -> None:
+    create_run("b", "r2", {"meta": {"created": "2024-01-01T00:00:00+00:00"}})
+    create_run("b", "r1", CONFIG)
+    create_experiment("a")
+    (experiments_root / "b" / ".r3.creating-x").mkdir()  # a run still being staged
+    (experiments_root / "b" / ".r3.creating-x" / "config.json").write_text("{}")
+    (experiments_root / "b" / "not-a-run").mkdir()
+    assert list_experiments() == ["a", "b"]
+    assert [row.run for row in list_runs("b")] == ["r1", "r2"]
+    rows = list_all()
+    assert [(row.experiment, row.run) for row in rows] == [("a", None), ("b", "r1"), ("b", "r2")]
+    assert rows[2] == RunInfo("b", "r2", "2024-01-01T00:00:00+00:00")
+
+
+def test_listing_an_unknown_experiment_names_the_existing_ones() -> None:
+    create_experiment("alpha")
+    with pytest.raises(ExperimentNotFoundError, match="'beta' does not exist.*alpha"):
+        list_runs("beta")
+
+
+def test_listing_a_missing_root_is_empty(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("EXPERIMENTS_ROOT", str(tmp_path / "nowhere"))
+    assert list_all() == []
+
+
+def fill_run() -> Path:
+    path = create_run("e", "r", CONFIG)
+    for sub in RUN_SUBDIRS:
+        (path / sub / "nested").mkdir()
+        (path / sub / "nested" / "file.bin").write_bytes(b"data")
+        (path / sub / "top.txt").write_text(sub)
+    return path
+
+
+def test_clear_run_empties_only_the_chosen_parts(experiments_root: Path) -> None:
+    path = fill_run()
+    config = (path / "config.json").read_bytes()
+    clear_run("e", "r", ("logs", "plots"))
+    assert list((path / "logs").iterdir()) == [] and list((path / "plots").iterdir()) == []
+    assert (path / "checkpoints" / "top.txt").read_text() == "checkpoints"
+    assert (path / "visualizations" / "nested" / "file.bin").read_bytes() == b"data"
+    assert (path / "config.json").read_bytes() == config
+
+
+def test_clear_run_by_default_empties_all_parts_but_keeps_config(experiments_root: Path) -> None:
+    path = fill_run()
+    config = (path / "config.json").read_bytes()
+    clear_run("e", "r")
+    for sub in RUN_SUBDIRS:
+        assert (path / sub).is_dir() and list((path / sub).iterdir()) == []
+    assert (path / "config.json").read_bytes() == config
+
+
+def test_clear_run_with_an_unknown_part_deletes_nothing(experiments_root: Path) -> None:
+    path = fill_run()
+    with pytest.raises(InvalidNameError, match="'config.json'.*choose from checkpoints"):
+        clear_run("e", "r", ("logs", "config.json"))
+    assert (path / "logs" / "top.txt").read_text() == "logs"
+    assert (path / "config.json").is_file()
+
+
+def test_clear_run_needs_an_existing_run() -> None:
+    with pytest.raises(RunNotFoundError):
+        clear_run("e", "missing")
+
+
+def test_public_api_is_exported() -> None:
+    for name in management.__all__:
+        assert hasattr(management, name), name

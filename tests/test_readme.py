@@ -1,0 +1,117 @@
+"""Every command in the README is exercised: run here, or named with the test that runs it."""
+
+import re
+import shlex
+import socket
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO_ROOT, subprocess_env
+
+README = (REPO_ROOT / "README.md").read_text()
+
+# Commands whose real run lives in another test (too heavy or not runnable inside pytest).
+COVERED_ELSEWHERE = {
+    "make train": "tests/test_make.py::test_make_train_initializes_and_trains_a_fresh_run",
+    "make test": "CI: .ci/run runs it; tests/test_make.py checks the stamp logic",
+    "torchrun --standalone --nproc_per_node=2 src/02_train.py -e mnist -r ddp":
+        "tests/test_train_torchrun.py",
+    "torchrun --nnodes=2 --node_rank=0 --nproc_per_node=8 --rdzv_backend=c10d "
+    "--rdzv_endpoint=HOST:29500 src/02_train.py -e mnist -r big":
+        "needs two machines; its single-node form is tests/test_train_torchrun.py",
+    # keep_exp.sh works on the repository's own folders, which tests never write into
+    "./keep_exp.sh --dry-run": "tests/test_keep_exp.py (on a copy of the layout)",
+    "./keep_exp.sh": "tests/test_keep_exp.py (on a copy of the layout)",
+}
+
+
+def bash_blocks() -> list[list[str]]:
+    return [
+        [line.strip() for line in block.splitlines() if line.strip()]
+        for block in re.findall(r"```bash\n(.*?)```", README, flags=re.S)
+    ]
+
+
+def test_the_readme_starts_with_the_two_commands():
+    assert bash_blocks()[0] == ["make train", "make test"]
+
+
+def test_every_readme_command_is_run_here_or_covered_elsewhere():
+    commands = {command for block in bash_blocks() for command in block}
+    runnable = set(WORKFLOW) | set(HELPERS)
+    assert commands - runnable - set(COVERED_ELSEWHERE) == set()
+
+
+def _bash(script: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["bash", "-c", script], capture_output=True, text=True, timeout=timeout,
+        cwd=REPO_ROOT, env=subprocess_env(), check=False,
+    )
+
+
+WORKFLOW = bash_blocks()[1]
+HELPERS = bash_blocks()[3]
+
+
+@pytest.mark.slow
+def test_the_workflow_block_runs_as_written(experiments_root):
+    commands = [c for c in WORKFLOW if not c.startswith("tensorboard ")]
+    result = _bash("set -e\n" + "\n".join(commands))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (experiments_root / "mnist" / "baseline" / "checkpoints" / "best.pt").is_file()
+    assert (experiments_root / "mnist" / "wide" / "config.json").is_file()
+    assert "baseline" in result.stdout and "wide" in result.stdout
+    assert list((experiments_root / "mnist").glob("*.png")), "03_compare writes its plot"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _serves(command: str, port: int) -> bool:
+    """Start `command` (a TensorBoard server), wait until it answers on `port`, stop it."""
+    process = subprocess.Popen(["bash", "-c", f"exec {command}"], cwd=REPO_ROOT, env=subprocess_env(),
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and process.poll() is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as response:
+                    return response.status == 200
+            except OSError:
+                time.sleep(0.2)
+        return False
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.mark.slow
+def test_the_tensorboard_command_serves_the_experiments(experiments_root):
+    command = next(c for c in WORKFLOW if c.startswith("tensorboard "))
+    port = _free_port()
+    assert _serves(command.replace("experiments", shlex.quote(str(experiments_root))) + f" --port {port}", port)
+
+
+def test_the_env_sh_block_runs_as_written(experiments_root):
+    script = "\n".join(c for c in HELPERS if c not in COVERED_ELSEWHERE and not c.startswith("tboard"))
+    result = _bash("set -e\n" + script, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert (experiments_root / "mnist" / "baseline" / "config.json").is_file()
+    assert "mnist" in result.stdout and "baseline" in result.stdout
+
+
+@pytest.mark.slow
+def test_tboard_serves_on_the_given_port():
+    port = _free_port()
+    assert _serves(f"bash -c 'source env.sh && tboard {port}'", port)
