@@ -34,7 +34,8 @@ def run_shell(
 
 def parse_env(raw: str) -> dict[str, str]:
     pairs = (item.split("=", 1) for item in raw.split("\0") if "=" in item)
-    return {key: value for key, value in pairs if key != "_"}
+    # `_` and SHLVL describe how the shell ran `env` (zsh execs the last command), not env.sh
+    return {key: value for key, value in pairs if key not in ("_", "SHLVL")}
 
 
 @pytest.mark.parametrize("shell", SHELLS)
