@@ -7,6 +7,7 @@ torch is imported inside the functions that need it, so that importing this modu
 import os
 import random
 import sys
+from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -79,7 +80,10 @@ def move_to_device(data: Any, device: "torch.device | str", non_blocking: bool =
     if isinstance(data, torch.Tensor):
         return data.to(device, non_blocking=non_blocking)
     if isinstance(data, Mapping):
-        return type(data)({k: move_to_device(v, device, non_blocking) for k, v in data.items()})
+        moved = {k: move_to_device(v, device, non_blocking) for k, v in data.items()}
+        if isinstance(data, defaultdict):  # its constructor takes the default factory first
+            return type(data)(data.default_factory, moved)
+        return type(data)(moved)
     if isinstance(data, tuple) and hasattr(data, "_fields"):  # namedtuple
         return type(data)(*(move_to_device(v, device, non_blocking) for v in data))
     if isinstance(data, Sequence) and not isinstance(data, (str, bytes)):
