@@ -1,0 +1,190 @@
+"""Training curves and run comparisons from the Logger's `metrics.csv`, saved as PNG.
+
+The CSV is wide: a `step` column, then one column per metric in first-seen order; a cell is
+empty where a metric was not logged at that step (metrics that start mid-run, validation every
+N epochs) and may hold `nan` or `inf`. Only finite values are drawn. pandas and matplotlib are
+imported on use, so importing this module at the top of a training script costs nothing.
+"""
+
+import io
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from utils.fileio import atomic_write_bytes
+from utils.names import sanitize_name
+
+STEP_COLUMN = "step"
+# Series with at most this many points (e.g. validation every N epochs) are drawn raw with
+# markers: smoothing a handful of points would only make them lag.
+MARKER_LIMIT = 40
+
+
+@dataclass(frozen=True)
+class MetricSummary:
+    """Best and final finite values of one metric in one run, with their steps."""
+
+    best: float
+    best_step: int
+    final: float
+    final_step: int
+    points: int
+
+
+def read_metrics(csv_path: Path | str) -> "pd.DataFrame":  # noqa: F821
+    """The CSV as a float frame indexed by step; missing or empty file -> empty frame.
+
+    Rows are sorted by step, a repeated step keeps its last row, non-numeric cells become NaN,
+    and a half-written last line (after a crash) is tolerated.
+    """
+    import pandas as pd
+
+    path = Path(csv_path)
+    try:
+        frame = pd.read_csv(path, on_bad_lines="skip")
+    except (FileNotFoundError, pd.errors.EmptyDataError):
+        return pd.DataFrame(index=pd.Index([], name=STEP_COLUMN, dtype="int64"))
+    if STEP_COLUMN not in frame.columns:
+        raise ValueError(f"{path} has no {STEP_COLUMN!r} column: expected a metrics.csv written by the Logger")
+    frame = frame.apply(pd.to_numeric, errors="coerce")
+    frame = frame.dropna(subset=[STEP_COLUMN])
+    frame[STEP_COLUMN] = frame[STEP_COLUMN].astype("int64")
+    frame = frame.drop_duplicates(STEP_COLUMN, keep="last").set_index(STEP_COLUMN).sort_index()
+    return frame.astype("float64")
+
+
+def finite_series(frame: "pd.DataFrame", metric: str) -> "pd.Series":  # noqa: F821
+    """The finite values of one metric, indexed by step (empty when it was never logged)."""
+    import numpy as np
+
+    column = frame[metric]
+    return column[np.isfinite(column)]
+
+
+def plotted_metrics(frame: "pd.DataFrame") -> list[str]:  # noqa: F821
+    """Metric columns holding at least one finite value, in CSV (first-seen) order."""
+    return [name for name in frame.columns if len(finite_series(frame, name)) > 0]
+
+
+def summarize_metric(frame: "pd.DataFrame", metric: str, mode: str) -> MetricSummary | None:  # noqa: F821
+    """Best (`mode` 'max' or 'min') and last finite values of `metric`; None if it has none."""
+    if mode not in ("max", "min"):
+        raise ValueError(f"mode={mode!r}: use 'max' or 'min'")
+    series = finite_series(frame, metric) if metric in frame.columns else None
+    if series is None or series.empty:
+        return None
+    best_step = int(series.idxmax() if mode == "max" else series.idxmin())
+    return MetricSummary(float(series[best_step]), best_step, float(series.iloc[-1]), int(series.index[-1]), len(series))
+
+
+def group_metrics(metrics: Iterable[str]) -> dict[str, list[str]]:
+    """Group names by their last '/' part, so train/loss and val/loss share one set of axes."""
+    groups: dict[str, list[str]] = {}
+    for name in metrics:
+        groups.setdefault(name.rsplit("/", 1)[-1], []).append(name)
+    return groups
+
+
+def smooth(values: Sequence[float], weight: float) -> list[float]:
+    """Exponential moving average with bias correction (as TensorBoard's slider); 0 = raw."""
+    if not 0.0 <= weight < 1.0:
+        raise ValueError(f"smoothing={weight} must be in [0, 1)")
+    smoothed, average = [], 0.0
+    for count, value in enumerate(values, start=1):
+        average = weight * average + (1.0 - weight) * value
+        smoothed.append(average / (1.0 - weight**count))
+    return smoothed
+
+
+def plot_training_curves(
+    csv_path: Path | str,
+    out_dir: Path | str,
+    metrics: Sequence[str] | None = None,
+    smoothing: float = 0.0,
+) -> list[Path]:
+    """One PNG per metric group (e.g. `loss.png` with train/loss and val/loss) in `out_dir`.
+
+    `metrics=None` plots every column with a finite value; empty and all-NaN columns are
+    skipped, so a missing or empty CSV gives no files. Named metrics must exist in the CSV.
+    """
+    frame = read_metrics(csv_path)
+    available = plotted_metrics(frame)
+    if metrics is None:
+        chosen = available
+    else:
+        unknown = [name for name in metrics if name not in frame.columns]
+        if unknown:
+            raise ValueError(
+                f"metric(s) {', '.join(unknown)} not in {csv_path}; available: {', '.join(available) or 'none'}"
+            )
+        chosen = [name for name in metrics if name in available]
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for group, names in group_metrics(chosen).items():
+        series = {name: finite_series(frame, name) for name in names}
+        title = group if len(names) > 1 else names[0]  # a lone metric keeps its full name
+        path = out_dir / f"{sanitize_name(group)}.png"
+        _save_figure(_draw_series(series, title=title, ylabel=group, smoothing=smoothing), path)
+        written.append(path)
+    return written
+
+
+def plot_run_comparison(
+    run_csvs: dict[str, Path], metric: str, out_path: Path | str, smoothing: float = 0.0
+) -> Path:
+    """One metric of several runs on shared axes; runs without the metric are left out.
+
+    Raises ValueError when no run has a finite value of `metric`.
+    """
+    series = {}
+    for run, csv_path in run_csvs.items():
+        frame = read_metrics(csv_path)
+        if metric in frame.columns and len(finite_series(frame, metric)) > 0:
+            series[run] = finite_series(frame, metric)
+    if not series:
+        raise ValueError(f"no run among {', '.join(run_csvs)} has values for metric {metric!r}")
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    _save_figure(_draw_series(series, title=f"{metric} by run", ylabel=metric, smoothing=smoothing), out_path)
+    return out_path
+
+
+def _draw_series(series: dict[str, "pd.Series"], title: str, ylabel: str, smoothing: float) -> "Figure":  # noqa: F821
+    """Lines on one set of axes; a legend (for 2+ lines) sits outside so it never hides a curve."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7.5, 4.2), dpi=100, layout="constrained")
+    ax = fig.add_subplot()
+    for index, (label, values) in enumerate(series.items()):
+        color = f"C{index % 10}"
+        steps, ys = values.index.to_numpy(), values.to_numpy()
+        sparse = len(ys) <= MARKER_LIMIT
+        if smoothing > 0 and not sparse:
+            ax.plot(steps, ys, color=color, alpha=0.25, linewidth=1)
+            ax.plot(steps, smooth(ys, smoothing), color=color, label=label, linewidth=1.6)
+        else:
+            ax.plot(steps, ys, color=color, label=label, marker="o" if sparse else None, markersize=3, linewidth=1.4)
+    ax.set_title(title + (f" (smoothing {smoothing:g})" if smoothing > 0 else ""))
+    ax.set_xlabel("step")
+    ax.set_ylabel(ylabel)
+    ax.grid(True, alpha=0.3)
+    if _spans_decades([v for values in series.values() for v in values.to_numpy()]):
+        ax.set_yscale("log")
+    if len(series) > 1:
+        ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, fontsize=9)
+    return fig
+
+
+def _spans_decades(values: list[float]) -> bool:
+    """Positive data over more than two decades reads better on a log axis (losses, lr)."""
+    if not values or min(values) <= 0:
+        return False
+    return math.log10(max(values) / min(values)) > 2
+
+
+def _save_figure(fig: "Figure", path: Path) -> None:  # noqa: F821
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    atomic_write_bytes(path, buffer.getvalue())

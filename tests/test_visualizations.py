@@ -1,0 +1,176 @@
+"""Figures in visualization.visualizations: what they draw, read back from the figure and pixels."""
+
+import numpy as np
+import pytest
+import torch
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.colors import to_hex
+from sklearn.metrics import confusion_matrix as sklearn_confusion_matrix
+
+from visualization.helper_functions import figure_to_array
+from visualization.visualizations import (
+    RIGHT_COLOR,
+    WRONG_COLOR,
+    class_colors,
+    confusion_matrix,
+    overlay_mask,
+    plot_confusion_matrix,
+    plot_feature_maps,
+    plot_prediction_grid,
+    plot_segmentation,
+)
+
+KNOWN_MATRIX = np.array([[50, 0, 0], [3, 40, 7], [0, 10, 0]])  # the last class is never predicted right
+
+
+def _render(fig) -> tuple[np.ndarray, FigureCanvasAgg]:
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    return np.asarray(canvas.buffer_rgba())[..., :3], canvas
+
+
+def _pixel_at(fig, pixels: np.ndarray, ax, x: float, y: float) -> np.ndarray:
+    """The rendered colour at data coordinates (x, y) of `ax`."""
+    px, py = ax.transData.transform((x, y))
+    return pixels[int(round(pixels.shape[0] - py)), int(round(px))].astype(int)
+
+
+def test_confusion_matrix_counts_match_sklearn():
+    rng = np.random.default_rng(0)
+    targets, predictions = rng.integers(0, 5, 200), rng.integers(0, 5, 200)
+    expected = sklearn_confusion_matrix(targets, predictions, labels=range(5))
+    assert np.array_equal(confusion_matrix(torch.tensor(targets), predictions, 5), expected)
+
+
+def test_confusion_matrix_figure_draws_the_known_matrix():
+    fig = plot_confusion_matrix(KNOWN_MATRIX, ["cat", "dog", "bird"])
+    ax = fig.axes[0]
+    assert np.array_equal(ax.images[0].get_array(), KNOWN_MATRIX)
+    assert [t.get_text() for t in ax.texts] == [str(v) for v in KNOWN_MATRIX.flatten()]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["cat", "dog", "bird"]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["cat", "dog", "bird"]
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("predicted", "true")
+    assert "n=110" in ax.get_title()
+    pixels, _ = _render(fig)
+    # beside each cell's number: the 50-count cell is dark blue, a 0-count cell almost white
+    dark = _pixel_at(fig, pixels, ax, 0.35, 0.35)
+    light = _pixel_at(fig, pixels, ax, 2.35, 0.35)
+    assert dark.sum() < 200 and dark[2] > dark[0]
+    assert light.min() > 230
+
+
+def test_confusion_matrix_normalised_rows_and_empty_rows():
+    matrix = np.array([[2, 2], [0, 0]])
+    fig = plot_confusion_matrix(matrix, normalize=True)
+    ax = fig.axes[0]
+    assert np.allclose(ax.images[0].get_array(), [[0.5, 0.5], [0.0, 0.0]])
+    assert [t.get_text() for t in ax.texts] == ["0.50", "0.50", "0.00", "0.00"]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["0", "1"]
+    assert "row-normalised" in ax.get_title()
+
+
+def test_confusion_matrix_many_classes_skips_cell_numbers():
+    fig = plot_confusion_matrix(np.eye(40, dtype=int))
+    assert len(fig.axes[0].texts) == 0
+    assert figure_to_array(fig).shape[2] == 3
+
+
+def test_confusion_matrix_rejects_non_square():
+    with pytest.raises(ValueError, match=r"must be square \(K, K\), got shape \(2, 3\)"):
+        plot_confusion_matrix(np.zeros((2, 3)))
+
+
+def test_prediction_grid_marks_right_and_wrong():
+    images = torch.rand(10, 1, 8, 8)
+    labels = torch.arange(10) % 3
+    predictions = labels.clone()
+    predictions[[1, 4]] = (predictions[[1, 4]] + 1) % 3
+    fig = plot_prediction_grid(images, labels, predictions, ["a", "b", "c"], ncols=4)
+    drawn = [ax for ax in fig.axes if ax.images]
+    assert len(drawn) == 10 and len(fig.axes) == 12  # 3 rows of 4, two empty slots
+    colors = [to_hex(ax.title.get_color()) for ax in drawn]
+    assert colors.count(WRONG_COLOR) == 2 and colors.count(RIGHT_COLOR) == 8
+    assert to_hex(drawn[1].title.get_color()) == WRONG_COLOR
+    assert drawn[1].get_title() == "c / b"  # prediction / truth with class names
+    assert to_hex(drawn[1].spines["top"].get_edgecolor()) == WRONG_COLOR
+    assert "8 of 10 right" in fig.get_suptitle()
+    assert figure_to_array(fig).ndim == 3
+
+
+def test_prediction_grid_without_predictions_shows_labels():
+    fig = plot_prediction_grid(np.random.rand(3, 4, 4, 3), [0, 1, 2], class_names=["x", "y", "z"])
+    assert [ax.get_title() for ax in fig.axes] == ["x", "y", "z"]
+    assert fig.get_suptitle() == ""
+
+
+def test_prediction_grid_rejects_mismatched_lengths():
+    with pytest.raises(ValueError, match="got 3 images but 2 labels"):
+        plot_prediction_grid(np.zeros((3, 1, 4, 4)), [0, 1], [0, 1, 1])
+
+
+def test_overlay_mask_blends_colours_and_leaves_ignored_pixels():
+    image = np.full((2, 2, 3), 100, dtype=np.uint8)
+    mask = np.array([[0, 1], [255, -1]])
+    colors = np.array([[255, 0, 0], [0, 0, 255]], dtype=np.uint8)
+    out = overlay_mask(image, mask, colors, alpha=0.5)
+    assert out[0, 0].tolist() == [178, 50, 50]  # 0.5 * 100 + 0.5 * 255 = 177.5 -> 178
+    assert out[0, 1].tolist() == [50, 50, 178]
+    assert out[1, 0].tolist() == [100, 100, 100] and out[1, 1].tolist() == [100, 100, 100]
+
+
+@pytest.mark.parametrize("count", [3, 15, 60])
+def test_class_colors_are_distinct_for_any_number_of_classes(count):
+    colors = class_colors(count)
+    assert colors.shape == (count, 3) and colors.dtype == np.uint8
+    assert len({tuple(c) for c in colors}) == count
+
+
+def test_segmentation_panels_legend_outside_and_present_classes():
+    image = torch.rand(3, 16, 16)
+    prediction = torch.zeros(16, 16, dtype=torch.long)
+    prediction[:, 8:] = 2
+    target = torch.zeros(16, 16, dtype=torch.long)
+    target[8:, :] = 3
+    names = ["background", "road", "car", "person"]
+    fig = plot_segmentation(image, prediction, target, names)
+    assert [ax.get_title() for ax in fig.axes] == ["image", "prediction", "ground truth"]
+    legend = fig.legends[0]
+    assert [t.get_text() for t in legend.get_texts()] == ["background", "car", "person"]
+    colors = class_colors(4)
+    overlay = fig.axes[1].images[0].get_array()
+    expected = overlay_mask(np.asarray(fig.axes[0].images[0].get_array()), prediction.numpy(), colors)
+    assert np.array_equal(overlay, expected)
+    _, canvas = _render(fig)
+    renderer = canvas.get_renderer()
+    legend_box = legend.get_window_extent(renderer)
+    for ax in fig.axes:
+        assert not legend_box.overlaps(ax.get_window_extent(renderer))  # legend never covers a panel
+
+
+def test_segmentation_many_classes_without_names_or_target():
+    mask = (np.arange(30 * 30).reshape(30, 30) // 30) % 25  # 25 classes, one per row band
+    fig = plot_segmentation(np.random.rand(30, 30), mask, num_classes=25)
+    assert len(fig.axes) == 2
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == [str(k) for k in range(25)]
+    assert figure_to_array(fig).shape[2] == 3
+
+
+def test_segmentation_rejects_mask_of_other_size():
+    with pytest.raises(ValueError, match=r"prediction mask has shape \(4, 4\) but the image is \(8, 8\)"):
+        plot_segmentation(np.zeros((8, 8)), np.zeros((4, 4), dtype=int))
+
+
+def test_feature_maps_one_tile_per_channel_up_to_the_limit():
+    maps = torch.randn(1, 6, 5, 5)
+    maps[0, 2] = 0.0  # a dead channel must still draw (flat) without errors
+    fig = plot_feature_maps(maps, max_maps=4, ncols=2, title="conv1")
+    drawn = [ax for ax in fig.axes if ax.images]
+    assert len(drawn) == 4
+    assert np.allclose(drawn[1].images[0].get_array(), maps[0, 1].numpy())
+    assert fig.get_suptitle() == "conv1 (first 4 of 6 channels)"
+    assert figure_to_array(fig).ndim == 3
+
+
+def test_feature_maps_reject_other_shapes():
+    with pytest.raises(ValueError, match=r"\(C, H, W\) or \(1, C, H, W\), got shape \(2, 3, 4, 4\)"):
+        plot_feature_maps(np.zeros((2, 3, 4, 4)))
