@@ -4,6 +4,12 @@ import os
 import tempfile
 from pathlib import Path
 
+# mkstemp creates files readable by the owner only; give the final file the mode a plain
+# open() would (0o666 minus the umask). Read once at import, while still single-threaded.
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+FILE_MODE = 0o666 & ~_UMASK
+
 
 def fsync_directory(directory: Path) -> None:
     """Make a rename inside `directory` durable (no-op where directories cannot be opened)."""
@@ -27,6 +33,7 @@ def atomic_write_bytes(path: Path | str, data: bytes) -> None:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
+            os.fchmod(handle.fileno(), FILE_MODE)
             os.fsync(handle.fileno())
         os.replace(tmp_name, path)
     except BaseException:
