@@ -9,6 +9,8 @@ from utils.fileio import FILE_MODE, atomic_write_bytes, atomic_write_text
 
 
 def test_a_write_replaces_the_file_with_the_mode_open_would_give(tmp_path):
+    tmp_path = tmp_path / "folder"
+    tmp_path.mkdir()
     target = tmp_path / "config.json"
     target.write_text("old")
     atomic_write_text(target, "new")
@@ -19,6 +21,8 @@ def test_a_write_replaces_the_file_with_the_mode_open_would_give(tmp_path):
 
 
 def test_a_failed_write_keeps_the_old_file_and_leaves_no_temp_file(tmp_path):
+    tmp_path = tmp_path / "folder"
+    tmp_path.mkdir()
     target = tmp_path / "metrics.csv"
     target.write_bytes(b"step,a\n0,1\n")
 
