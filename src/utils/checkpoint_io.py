@@ -1,0 +1,245 @@
+"""Checkpoint files: build, save atomically, load safely, restore; plus the random states.
+
+Import these from `utils.checkpoints`, which adds `CheckpointManager` (which files to keep).
+
+A checkpoint is a plain dict that `torch.load(..., weights_only=True)` can read: no pickled
+NumPy arrays or custom classes, so loading never runs code from the file. Saving checks
+this up front, so a bad value fails at save time with its key named, not at resume time.
+
+torch and numpy are imported inside the functions, so importing this module stays cheap.
+"""
+
+import random
+from collections import Counter, OrderedDict
+from pathlib import Path
+from typing import Any
+
+from utils.errors import CheckpointError
+from utils.fileio import atomic_open
+
+FORMAT_VERSION = 1
+REQUIRED_KEYS = (
+    "format_version", "model", "optimizer", "scheduler", "scaler", "rng",
+    "epoch", "global_step", "best_metric", "logger_state", "extra",
+)
+_SCALAR_TYPES = (type(None), bool, int, float, complex, str, bytes, bytearray)
+
+
+def capture_rng_state() -> dict[str, Any]:
+    """Python, NumPy, torch CPU and every CUDA device's random state, as weights_only types."""
+    import numpy as np
+    import torch
+
+    py_version, py_internal, py_gauss = random.getstate()
+    np_name, np_keys, np_pos, np_has_gauss, np_gauss = np.random.get_state(legacy=True)
+    return {
+        "python": {
+            "version": int(py_version),
+            "internal": torch.tensor(py_internal, dtype=torch.int64),  # (625,)
+            "gauss_next": None if py_gauss is None else float(py_gauss),
+        },
+        "numpy": {
+            "name": str(np_name),
+            "keys": torch.from_numpy(np_keys.astype(np.int64)),  # (624,) uint32 values
+            "pos": int(np_pos),
+            "has_gauss": int(np_has_gauss),
+            "cached_gaussian": float(np_gauss),
+        },
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+
+
+def restore_rng_state(state: dict[str, Any]) -> None:
+    """Undo `capture_rng_state`: the next random draws equal those made after the capture.
+
+    CUDA states are restored for the devices this machine has (the first N of the saved ones).
+    """
+    import numpy as np
+    import torch
+
+    py = state["python"]
+    internal = tuple(int(x) for x in py["internal"].tolist())
+    random.setstate((py["version"], internal, py["gauss_next"]))
+    npy = state["numpy"]
+    keys = npy["keys"].cpu().numpy().astype(np.uint32)
+    np.random.set_state((npy["name"], keys, npy["pos"], npy["has_gauss"], npy["cached_gaussian"]))
+    # map_location may have moved the states to a GPU; the setters want CPU byte tensors.
+    torch.set_rng_state(state["torch"].cpu())
+    if torch.cuda.is_available():
+        for index, cuda_state in enumerate(state["cuda"][: torch.cuda.device_count()]):
+            torch.cuda.set_rng_state(cuda_state.cpu(), device=index)
+
+
+def unwrap_model(model: "torch.nn.Module") -> "torch.nn.Module":  # noqa: F821
+    """The bare model inside DDP / DataParallel / torch.compile wrappers (in any nesting).
+
+    Saving and loading through the bare model keeps state-dict keys free of `module.` and
+    `_orig_mod.` prefixes, so wrapped and unwrapped runs share checkpoints.
+    """
+    import torch
+
+    wrappers = (torch.nn.parallel.DistributedDataParallel, torch.nn.DataParallel)
+    while True:
+        if isinstance(model, wrappers):
+            model = model.module
+        elif isinstance(getattr(model, "_orig_mod", None), torch.nn.Module):
+            model = model._orig_mod
+        else:
+            return model
+
+
+def build_checkpoint(
+    *,
+    model: "torch.nn.Module",  # noqa: F821
+    optimizer: "torch.optim.Optimizer | None" = None,  # noqa: F821
+    scheduler: Any | None = None,
+    scaler: Any | None = None,
+    epoch: int,
+    global_step: int,
+    best_metric: float | None = None,
+    logger_state: dict | None = None,
+    extra: dict | None = None,
+) -> dict[str, Any]:
+    """Everything needed to continue training exactly: states, counters, random states.
+
+    `epoch` is the number of completed epochs and `global_step` the number of completed
+    optimizer steps, so a resumed loop starts at `epoch` and counts on from `global_step`.
+    """
+    return {
+        "format_version": FORMAT_VERSION,
+        "model": unwrap_model(model).state_dict(),
+        "optimizer": None if optimizer is None else optimizer.state_dict(),
+        "scheduler": None if scheduler is None else scheduler.state_dict(),
+        "scaler": None if scaler is None else scaler.state_dict(),
+        "rng": capture_rng_state(),
+        "epoch": int(epoch),
+        "global_step": int(global_step),
+        "best_metric": None if best_metric is None else float(best_metric),
+        "logger_state": logger_state,
+        "extra": extra,
+    }
+
+
+def check_weights_only_loadable(value: Any, where: str = "checkpoint") -> None:
+    """Raise TypeError naming the first value `torch.load(weights_only=True)` would refuse.
+
+    Exact types are checked: a NumPy float is a `float` subclass but is pickled as a NumPy
+    object, which weights_only loading rejects.
+    """
+    import torch
+
+    if isinstance(value, torch.Tensor) and type(value) in (torch.Tensor, torch.nn.Parameter):
+        return
+    if type(value) in _SCALAR_TYPES or isinstance(value, (torch.dtype, torch.device)):
+        return
+    if type(value) in (dict, OrderedDict, Counter):
+        for key, item in value.items():
+            check_weights_only_loadable(key, f"{where} key")
+            check_weights_only_loadable(item, f"{where}[{key!r}]")
+        return
+    if type(value) in (list, tuple, set, torch.Size):
+        for index, item in enumerate(value):
+            check_weights_only_loadable(item, f"{where}[{index}]")
+        return
+    kind = f"{type(value).__module__}.{type(value).__qualname__}"
+    raise TypeError(
+        f"{where} is a {kind}, which torch.load(weights_only=True) cannot read; store it as a "
+        "Python number/str/list/dict or a tensor (e.g. float(x), x.tolist(), torch.as_tensor(x))"
+    )
+
+
+def save_checkpoint(path: Path, checkpoint: dict[str, Any]) -> Path:
+    """Write `checkpoint` to `path` atomically: a kill at any moment leaves the old file intact.
+
+    The data goes to a hidden temp file beside `path` (`.<name>.<random>.tmp`, which no
+    `*.pt` pattern matches), is flushed and fsynced, then `os.replace`d over `path`, and the
+    directory is fsynced. On any error the temp file is removed and the error re-raised.
+    """
+    import torch
+
+    path = Path(path)
+    check_weights_only_loadable(checkpoint)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_open(path) as handle:
+        torch.save(checkpoint, handle)
+    return path
+
+
+def load_checkpoint(path: Path, map_location: Any = "cpu") -> dict[str, Any]:
+    """Read a checkpoint with `weights_only=True`, its tensors mapped to `map_location`.
+
+    There is no fallback to unsafe loading. A missing, truncated or corrupt file, or one that
+    is not a checkpoint of this template, raises CheckpointError naming the file.
+    """
+    return _load(Path(path), map_location=map_location, mmap=False)
+
+
+def peek_checkpoint(path: Path) -> dict[str, Any]:
+    """`load_checkpoint` on the CPU with tensor data memory-mapped, not read: cheap for
+    looking at counters and metrics of large checkpoints. Same errors as `load_checkpoint`.
+    """
+    return _load(Path(path), map_location="cpu", mmap=True)
+
+
+def _load(path: Path, *, map_location: Any, mmap: bool) -> dict[str, Any]:
+    """`load_checkpoint` with torch.load's `mmap` option exposed."""
+    import torch
+
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist; check the path or the run name")
+    try:
+        checkpoint = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
+    except Exception as error:  # torch raises RuntimeError, EOFError, UnpicklingError, ...
+        raise CheckpointError(
+            f"checkpoint {path} is truncated or corrupt ({_first_line(error)}); "
+            "delete it or resume from another checkpoint"
+        ) from error
+    if not isinstance(checkpoint, dict):
+        raise CheckpointError(f"{path} is not a checkpoint of this template (holds a {type(checkpoint).__name__})")
+    missing = [key for key in REQUIRED_KEYS if key not in checkpoint]
+    if missing:
+        raise CheckpointError(f"{path} is not a checkpoint of this template (missing keys: {', '.join(missing)})")
+    if checkpoint["format_version"] > FORMAT_VERSION:
+        raise CheckpointError(
+            f"checkpoint {path} has format version {checkpoint['format_version']}, newer than "
+            f"this code's {FORMAT_VERSION}; update the code to load it"
+        )
+    return checkpoint
+
+
+def _first_line(error: BaseException) -> str:
+    """A one-line summary of `error` (torch's messages span many lines)."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
+
+
+def restore_checkpoint(
+    checkpoint: dict[str, Any],
+    *,
+    model: "torch.nn.Module",  # noqa: F821
+    optimizer: "torch.optim.Optimizer | None" = None,  # noqa: F821
+    scheduler: Any | None = None,
+    scaler: Any | None = None,
+    restore_rng: bool = True,
+) -> None:
+    """Load the checkpoint's states into the given objects (the model through `unwrap_model`).
+
+    Raises CheckpointError when the model does not fit the stored weights or a requested
+    state (optimizer, scheduler, scaler) was not saved.
+    """
+    try:
+        unwrap_model(model).load_state_dict(checkpoint["model"])
+    except RuntimeError as error:
+        raise CheckpointError(
+            f"checkpoint weights do not fit the model ({_first_line(error)}); "
+            "resume with the config the checkpoint was trained with"
+        ) from error
+    for name, target in (("optimizer", optimizer), ("scheduler", scheduler), ("scaler", scaler)):
+        if target is None:
+            continue
+        if checkpoint[name] is None:
+            raise CheckpointError(f"checkpoint has no {name} state; it was saved without a {name}")
+        target.load_state_dict(checkpoint[name])
+    if restore_rng:
+        restore_rng_state(checkpoint["rng"])

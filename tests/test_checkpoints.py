@@ -1,0 +1,367 @@
+"""Checkpoints: exact round trips, safe loading, corrupt files, the manager's files, DDP, kills."""
+
+import contextlib
+import errno
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.distributed as dist
+from conftest import subprocess_env
+from torch.nn.parallel import DistributedDataParallel
+
+from utils.checkpoints import (
+    CheckpointManager,
+    build_checkpoint,
+    capture_rng_state,
+    load_checkpoint,
+    restore_checkpoint,
+    restore_rng_state,
+    save_checkpoint,
+    unwrap_model,
+)
+from utils.errors import CheckpointError
+
+INPUTS = torch.linspace(-1, 1, 24).reshape(6, 4)  # (B, features)
+TARGETS = torch.tensor([0, 1, 2, 0, 1, 2])  # (B,)
+
+
+def make_training_objects(seed: int) -> dict:
+    """A tiny model with Adam, a step scheduler and a CPU grad scaler that grows every step."""
+    torch.manual_seed(seed)
+    model = torch.nn.Linear(4, 3)
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.1)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=2, gamma=0.5)
+    scaler = torch.amp.GradScaler("cpu", init_scale=1024.0, growth_interval=1)
+    return {"model": model, "optimizer": optimizer, "scheduler": scheduler, "scaler": scaler}
+
+
+def train_steps(objects: dict, steps: int) -> None:
+    """Scaled-loss optimizer steps on fixed data, stepping the scheduler each time."""
+    for _ in range(steps):
+        objects["optimizer"].zero_grad()
+        loss = torch.nn.functional.cross_entropy(objects["model"](INPUTS), TARGETS)
+        objects["scaler"].scale(loss).backward()
+        objects["scaler"].step(objects["optimizer"])
+        objects["scaler"].update()
+        objects["scheduler"].step()
+
+
+def draw_random_numbers() -> tuple:
+    """One draw from each generator a training loop uses."""
+    return random.random(), np.random.rand(3).tolist(), torch.rand(3).tolist()
+
+
+def scramble_rng() -> None:
+    """Move every generator somewhere else, so a restore has something to undo."""
+    random.seed(12345)
+    np.random.seed(12345)
+    torch.manual_seed(12345)
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    """An empty checkpoints folder (tmp_path itself also holds the fixture's experiments root)."""
+    path = tmp_path / "checkpoints"
+    path.mkdir()
+    return path
+
+
+def tiny_checkpoint(epoch: int, global_step: int) -> dict:
+    """A complete checkpoint of a small model (for the manager tests)."""
+    return build_checkpoint(model=torch.nn.Linear(2, 2), epoch=epoch, global_step=global_step)
+
+
+def test_round_trip_restores_training_state_and_random_draws(folder: Path) -> None:
+    original = make_training_objects(seed=0)
+    train_steps(original, 3)
+    checkpoint = build_checkpoint(**original, epoch=1, global_step=3, best_metric=0.5,
+                                  logger_state={"step": 3}, extra={"note": "x"})
+    path = save_checkpoint(folder / "ckpt.pt", checkpoint)
+    draws_after_capture = draw_random_numbers()
+    train_steps(original, 2)
+
+    scramble_rng()
+    restored = make_training_objects(seed=1)
+    loaded = load_checkpoint(path)
+    restore_checkpoint(loaded, **restored)
+
+    assert draw_random_numbers() == draws_after_capture
+    assert restored["scaler"].get_scale() == 1024.0 * 2**3
+    assert restored["scheduler"].state_dict() == checkpoint["scheduler"]
+    assert (loaded["epoch"], loaded["global_step"], loaded["best_metric"]) == (1, 3, 0.5)
+    assert (loaded["logger_state"], loaded["extra"]) == ({"step": 3}, {"note": "x"})
+    train_steps(restored, 2)  # continuing from the restore must retrace the original run
+    for name, tensor in original["model"].state_dict().items():
+        torch.testing.assert_close(restored["model"].state_dict()[name], tensor, rtol=0, atol=0)
+    assert restored["optimizer"].param_groups[0]["lr"] == original["optimizer"].param_groups[0]["lr"]
+
+
+def test_rng_state_restores_without_a_file() -> None:
+    state = capture_rng_state()
+    expected = draw_random_numbers()
+    scramble_rng()
+    restore_rng_state(state)
+    assert draw_random_numbers() == expected
+
+
+def test_saved_file_loads_with_plain_weights_only_torch_load(folder: Path) -> None:
+    objects = make_training_objects(seed=0)
+    train_steps(objects, 1)
+    path = save_checkpoint(folder / "ckpt.pt", build_checkpoint(**objects, epoch=0, global_step=1))
+    raw = torch.load(path, weights_only=True)
+    assert isinstance(raw["rng"]["numpy"]["keys"], torch.Tensor)
+    assert raw["rng"]["numpy"]["keys"].shape == (624,)
+    assert set(raw["model"]) == {"weight", "bias"}
+
+
+def test_save_rejects_values_weights_only_cannot_load(folder: Path) -> None:
+    checkpoint = build_checkpoint(model=torch.nn.Linear(2, 2), epoch=0, global_step=0,
+                                  extra={"accuracy": np.float64(0.9)})
+    with pytest.raises(TypeError, match=r"checkpoint\['extra'\]\['accuracy'\] is a numpy.float64"):
+        save_checkpoint(folder / "ckpt.pt", checkpoint)
+    assert list(folder.iterdir()) == []
+
+
+def test_failed_save_removes_its_temp_file_and_keeps_the_old_file(
+    folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = save_checkpoint(folder / "last.pt", tiny_checkpoint(epoch=1, global_step=1))
+
+    def fail_like_a_full_disk(fd: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with monkeypatch.context() as patch, pytest.raises(OSError, match="No space left"):
+        patch.setattr(os, "fsync", fail_like_a_full_disk)
+        save_checkpoint(path, tiny_checkpoint(epoch=2, global_step=2))
+    assert [p.name for p in folder.iterdir()] == ["last.pt"]
+    assert load_checkpoint(path)["global_step"] == 1
+
+
+def write_truncated(path: Path) -> None:
+    save_checkpoint(path, tiny_checkpoint(epoch=1, global_step=1))
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def write_random_bytes(path: Path) -> None:
+    path.write_bytes(np.random.default_rng(0).bytes(4096))
+
+
+def write_foreign_dict(path: Path) -> None:
+    torch.save({"weights": torch.zeros(2)}, path)
+
+
+@pytest.mark.parametrize(
+    ("write", "problem"),
+    [
+        (write_truncated, "truncated or corrupt"),
+        (write_random_bytes, "truncated or corrupt"),
+        (write_foreign_dict, "not a checkpoint of this template"),
+        (lambda path: None, "does not exist"),
+    ],
+    ids=["truncated", "random-bytes", "foreign-dict", "missing"],
+)
+def test_unusable_file_raises_checkpoint_error_naming_file(folder: Path, write, problem: str) -> None:
+    path = folder / "last.pt"
+    write(path)
+    with pytest.raises(CheckpointError, match=problem) as caught:
+        load_checkpoint(path)
+    assert str(path) in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+def test_file_with_unsafe_pickled_object_is_refused(folder: Path) -> None:
+    path = folder / "last.pt"
+    checkpoint = tiny_checkpoint(epoch=1, global_step=1)
+    checkpoint["extra"] = {"array": np.zeros(3)}
+    torch.save(checkpoint, path)  # bypasses save_checkpoint's check, like a foreign writer
+    with pytest.raises(CheckpointError, match="truncated or corrupt"):
+        load_checkpoint(path)
+
+
+def test_resume_falls_back_to_newest_valid_epoch_file_and_reports_skipped(folder: Path) -> None:
+    manager = CheckpointManager(folder, keep_last=3)
+    for epoch in (1, 2, 3):
+        manager.save(tiny_checkpoint(epoch=epoch, global_step=10 * epoch), epoch_file=True)
+    write_truncated(folder / "last.pt")
+    write_random_bytes(folder / "checkpoint_epoch_3.pt")
+
+    path, checkpoint = manager.find_resume_checkpoint()
+
+    assert path == folder / "checkpoint_epoch_2.pt"
+    assert checkpoint["global_step"] == 20
+    assert [skipped for skipped, _ in manager.skipped] == [folder / "last.pt", folder / "checkpoint_epoch_3.pt"]
+    assert all("truncated or corrupt" in reason for _, reason in manager.skipped)
+
+
+def test_resume_prefers_highest_global_step_and_last_on_ties(folder: Path) -> None:
+    manager = CheckpointManager(folder, keep_last=3)
+    manager.save(tiny_checkpoint(epoch=2, global_step=20), epoch_file=True)
+    assert manager.find_resume_checkpoint()[0] == folder / "last.pt"
+    save_checkpoint(manager.epoch_path(3), tiny_checkpoint(epoch=3, global_step=30))  # killed before last.pt
+    path, checkpoint = manager.find_resume_checkpoint()
+    assert (path, checkpoint["global_step"]) == (folder / "checkpoint_epoch_3.pt", 30)
+    assert manager.skipped == []
+
+
+def test_resume_without_valid_checkpoint_says_how_to_fix(folder: Path) -> None:
+    manager = CheckpointManager(folder)
+    with pytest.raises(CheckpointError, match="no valid checkpoint in .*train without --resume first"):
+        manager.find_resume_checkpoint()
+    write_random_bytes(folder / "last.pt")
+    with pytest.raises(CheckpointError, match=r"\(1 unreadable file\(s\) skipped\)"):
+        manager.find_resume_checkpoint()
+
+
+def test_keep_last_prunes_old_epoch_files_only(folder: Path) -> None:
+    manager = CheckpointManager(folder, keep_last=2)
+    for epoch in range(1, 6):
+        written = manager.save(tiny_checkpoint(epoch=epoch, global_step=epoch), epoch_file=True)
+        assert written == {"last": folder / "last.pt", "epoch": folder / f"checkpoint_epoch_{epoch}.pt"}
+    assert manager.save(tiny_checkpoint(epoch=6, global_step=6), epoch_file=False) == {"last": folder / "last.pt"}
+    assert sorted(p.name for p in folder.iterdir()) == ["checkpoint_epoch_4.pt", "checkpoint_epoch_5.pt", "last.pt"]
+    assert load_checkpoint(folder / "last.pt")["global_step"] == 6
+
+
+@pytest.mark.parametrize(
+    ("mode", "metrics", "improving", "beats_best", "misses_best"),
+    [
+        ("max", [0.5, 0.4, 0.7, 0.7, 0.6], [True, False, True, False, False], 0.71, 0.7),
+        ("min", [0.5, 0.6, 0.3, 0.3, 0.4], [True, False, True, False, False], 0.29, 0.3),
+    ],
+)
+def test_best_written_only_on_improvement_and_recovered(
+    folder: Path, mode: str, metrics: list, improving: list, beats_best: float, misses_best: float
+) -> None:
+    manager = CheckpointManager(folder, metric_mode=mode)
+    for epoch, metric in enumerate(metrics, start=1):
+        written = manager.save(tiny_checkpoint(epoch=epoch, global_step=epoch), epoch_file=False, metric=metric)
+        assert ("best" in written) == improving[epoch - 1]
+    best = load_checkpoint(folder / "best.pt")
+    assert (best["epoch"], best["best_metric"]) == (3, metrics[2])
+    assert load_checkpoint(folder / "last.pt")["best_metric"] == metrics[2]
+
+    resumed = CheckpointManager(folder, metric_mode=mode)
+    assert resumed.best_metric == metrics[2]
+    assert not resumed.is_better(misses_best)
+    assert resumed.is_better(beats_best)
+    assert not resumed.is_better(float("nan"))
+
+
+def test_invalid_options_are_named(folder: Path) -> None:
+    with pytest.raises(ValueError, match="metric_mode"):
+        CheckpointManager(folder, metric_mode="maximum")
+    with pytest.raises(ValueError, match="keep_last"):
+        CheckpointManager(folder, keep_last=0)
+
+
+def test_manager_ignores_and_removes_stale_temp_files(folder: Path) -> None:
+    save_checkpoint(folder / "last.pt", tiny_checkpoint(epoch=1, global_step=1))
+    stale = [folder / ".last.pt.a1b2c3.tmp", folder / ".checkpoint_epoch_2.pt.d4e5.tmp"]
+    for path in stale:
+        path.write_bytes(b"half a checkpoint")
+    manager = CheckpointManager(folder)
+    assert not any(path.exists() for path in stale)
+    assert manager.find_resume_checkpoint()[0] == folder / "last.pt"
+
+
+def test_unwrap_model_removes_data_parallel() -> None:
+    model = torch.nn.Linear(2, 2)
+    assert unwrap_model(torch.nn.DataParallel(model)) is model
+    assert unwrap_model(model) is model
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning")
+def test_unwrap_model_removes_torch_compile_and_nested_wrappers() -> None:
+    model = torch.nn.Linear(2, 2)
+    assert unwrap_model(torch.nn.DataParallel(torch.compile(model))) is model
+
+
+def test_ddp_wrapped_model_saves_plain_keys_and_loads_either_way(tmp_path: Path) -> None:
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path}/pg", rank=0, world_size=1)
+    try:
+        torch.manual_seed(0)
+        wrapped = DistributedDataParallel(torch.nn.Linear(4, 3))
+        path = save_checkpoint(tmp_path / "ckpt.pt", build_checkpoint(model=wrapped, epoch=0, global_step=0))
+        saved = load_checkpoint(path)
+        assert set(saved["model"]) == {"weight", "bias"}
+
+        torch.manual_seed(1)
+        plain, other_wrapped = torch.nn.Linear(4, 3), DistributedDataParallel(torch.nn.Linear(4, 3))
+        restore_checkpoint(saved, model=plain, restore_rng=False)
+        restore_checkpoint(saved, model=other_wrapped, restore_rng=False)
+        for model in (plain, other_wrapped.module):
+            torch.testing.assert_close(model.weight, wrapped.module.weight, rtol=0, atol=0)
+    finally:
+        dist.destroy_process_group()
+
+
+def test_restore_into_a_different_model_raises_checkpoint_error(folder: Path) -> None:
+    saved = load_checkpoint(save_checkpoint(folder / "c.pt", tiny_checkpoint(epoch=0, global_step=0)))
+    with pytest.raises(CheckpointError, match="do not fit the model"):
+        restore_checkpoint(saved, model=torch.nn.Linear(3, 3))
+    with pytest.raises(CheckpointError, match="no optimizer state"):
+        model = torch.nn.Linear(2, 2)
+        restore_checkpoint(saved, model=model, optimizer=torch.optim.SGD(model.parameters(), lr=0.1))
+
+
+SAVE_LOOP = """
+import sys
+from pathlib import Path
+import torch
+from utils.checkpoints import build_checkpoint, save_checkpoint
+
+model = torch.nn.Linear(2000, 2000)  # about 16 MB, so each save takes a while
+for step in range(1, 100_000):
+    with torch.no_grad():
+        model.bias[0] = step
+    save_checkpoint(Path(sys.argv[1]), build_checkpoint(model=model, epoch=step, global_step=step))
+    print("saved", step, flush=True)
+"""
+
+
+def wait_for_save_in_progress(folder: Path, child: subprocess.Popen, deadline_s: float = 30) -> None:
+    """Poll until a temp file beside last.pt has data in it, i.e. a save is being written."""
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline and child.poll() is None:
+        for path in folder.glob(".last.pt.*.tmp"):
+            with contextlib.suppress(FileNotFoundError):
+                if path.stat().st_size > 0:
+                    return
+        time.sleep(0.001)
+    pytest.fail("saw no save in progress (no non-empty .last.pt.*.tmp beside last.pt)")
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_sigkill_during_save_leaves_previous_checkpoint_loadable(tmp_path: Path) -> None:
+    last = tmp_path / "checkpoints" / "last.pt"
+    complete_saves = random.randint(1, 3)
+    child = subprocess.Popen([sys.executable, "-c", SAVE_LOOP, str(last)], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, env=subprocess_env())
+    try:
+        reported = [child.stdout.readline().strip() for _ in range(complete_saves)]
+        wait_for_save_in_progress(last.parent, child)
+        os.kill(child.pid, signal.SIGKILL)
+    finally:
+        child.kill()
+        _, stderr = child.communicate(timeout=60)
+    assert reported == [f"saved {step}" for step in range(1, complete_saves + 1)], stderr
+    assert child.returncode == -signal.SIGKILL
+
+    checkpoint = load_checkpoint(last)
+    assert checkpoint["global_step"] >= complete_saves
+    assert checkpoint["model"]["bias"][0].item() == checkpoint["global_step"]
+    assert [path.name for path in last.parent.glob("*.pt")] == ["last.pt"]
+    manager = CheckpointManager(last.parent)
+    assert manager.find_resume_checkpoint()[0] == last
+    assert [path.name for path in last.parent.iterdir()] == ["last.pt"]
