@@ -1,0 +1,153 @@
+"""Tensor statistics and the per-layer summary table of the model debugger.
+
+Statistics are computed on the tensor's own device and kept there as one small vector per
+tensor (in `STAT_NAMES` order), so capturing them never synchronises a GPU; they become Python
+floats only when read (`to_floats`), in a single transfer.
+"""
+
+import math
+from collections.abc import Mapping, Sequence
+
+import torch
+from torch import Tensor
+
+STAT_NAMES = ("mean", "std", "min", "max", "abs_mean", "norm", "zero_frac", "nan_count", "inf_count")
+_AFFINE_CACHE: dict[tuple[int, torch.device], tuple[Tensor, Tensor]] = {}
+
+
+def _affine(n: int, device: torch.device) -> tuple[Tensor, Tensor]:
+    """Per-size (offset, scale) turning raw sums into statistics, cached so no host-to-device
+    copy happens per call (a model's tensor sizes repeat every step)."""
+    key = (n, device)
+    if key not in _AFFINE_CACHE:
+        if len(_AFFINE_CACHE) > 4096:
+            _AFFINE_CACHE.clear()
+        offset = torch.tensor([0, 0, 0, 0, 0, 0, 1, 0, 0], dtype=torch.float32, device=device)
+        scale = torch.tensor([1, n**-0.5, 1, 1, 1 / n, 1, -1 / n, 1, 1], dtype=torch.float32, device=device)
+        _AFFINE_CACHE[key] = (offset, scale)
+    return _AFFINE_CACHE[key]
+
+
+def compute_stats(tensor: Tensor) -> Tensor:
+    """Statistics of `tensor` as a (len(STAT_NAMES),) float32 tensor on its device.
+
+    Nothing synchronises a GPU. `std` is the population standard deviation (correction 0,
+    two-pass, so a large mean does not drown it); NaNs propagate into the value statistics and
+    are counted in `nan_count` (and as non-zero in `zero_frac`). An empty tensor gives NaN
+    statistics and zero counts.
+    """
+    x = tensor.detach().reshape(-1)  # (N,)
+    if x.dtype != torch.float32 and x.dtype != torch.float64:
+        x = x.float()
+    if x.numel() == 0:
+        return torch.tensor([float("nan")] * 7 + [0.0, 0.0], device=x.device)
+    if x.device.type == "cpu":
+        stats = _finite_cpu_stats(x)
+        if stats is not None:
+            return stats
+    return _device_stats(x)
+
+
+def _finite_cpu_stats(x: Tensor) -> Tensor | None:
+    """Fast path for a finite CPU tensor, where reading a value costs nothing: the extremes
+    decide which full passes are needed (a ReLU output needs no pass for |x| or zero counting,
+    and no NaN/Inf counting is needed once the mean is finite). None if not all finite."""
+    n = x.numel()
+    mean_t = x.mean()
+    low_t, high_t = torch.aminmax(x)
+    mean, low, high = mean_t.item(), low_t.item(), high_t.item()
+    if not math.isfinite(mean):
+        return None
+    if low >= 0:
+        magnitude, abs_mean = x, mean  # |x| is x itself: no pass needed
+    elif high <= 0:
+        magnitude, abs_mean = -x, -mean
+    else:
+        magnitude = x.abs()  # (N,)
+        abs_mean = magnitude.sum().item() / n
+    zeros = 0.0 if low > 0 or high < 0 else n - torch.sign(magnitude).sum().item()
+    std = torch.linalg.vector_norm(x - mean_t).item() / math.sqrt(n)
+    norm = torch.linalg.vector_norm(x).item()
+    return torch.tensor([mean, std, low, high, abs_mean, norm, zeros / n, 0.0, 0.0], dtype=torch.float32)
+
+
+def _device_stats(x: Tensor) -> Tensor:
+    """General path: every statistic as device ops, with no host read (no GPU synchronisation)."""
+    n = x.numel()
+    mean = x.mean()
+    low, high = torch.aminmax(x)
+    nan_count, inf_count = torch.isnan(x).sum(), torch.isinf(x).sum()
+    nonzero = torch.sign(x).abs_().nansum() + nan_count  # NaN has no sign but is not zero
+    raw = torch.stack([
+        mean,
+        torch.linalg.vector_norm(x - mean),
+        low,
+        high,
+        x.abs().sum(),
+        torch.linalg.vector_norm(x),
+        nonzero,
+        nan_count,
+        inf_count,
+    ]).float()  # (S,)
+    offset, scale = _affine(n, x.device)
+    return torch.addcmul(offset, raw, scale)
+
+
+def to_floats(stats: Mapping[str, Mapping[str, Tensor]]) -> dict[str, dict[str, dict[str, float]]]:
+    """Python floats from on-device statistics vectors (layer -> kind -> (S,) tensor).
+
+    One device-to-host transfer per device holding statistics, however many there are.
+    """
+    keys = [(layer, kind) for layer, kinds in stats.items() for kind in kinds]
+    by_device: dict[torch.device, list[int]] = {}
+    for index, (layer, kind) in enumerate(keys):
+        by_device.setdefault(stats[layer][kind].device, []).append(index)
+    rows: list[list[float]] = [[] for _ in keys]
+    for indices in by_device.values():
+        stacked = torch.stack([stats[keys[i][0]][keys[i][1]] for i in indices])  # (K, S)
+        for i, row in zip(indices, stacked.tolist(), strict=True):
+            rows[i] = row
+    nested: dict[str, dict[str, dict[str, float]]] = {}
+    for (layer, kind), row in zip(keys, rows, strict=True):
+        nested.setdefault(layer, {})[kind] = dict(zip(STAT_NAMES, row, strict=True))
+    return nested
+
+
+def format_number(value: float) -> str:
+    """Compact fixed-width rendering for table cells (scientific for very large or small)."""
+    if value != value or value in (float("inf"), float("-inf")):
+        return str(value)
+    if value == 0 or 1e-3 <= abs(value) < 1e5:
+        return f"{value:.4f}"
+    return f"{value:.3e}"
+
+
+def format_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """Left-aligned text table with a rule under the header."""
+    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows, strict=True)]
+    lines = ["  ".join(str(cell).ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
+             for line in (header, *rows)]
+    lines.insert(1, "  ".join("-" * width for width in widths))
+    return "\n".join(lines) + "\n"
+
+
+def format_summary(
+    layers: Sequence[tuple[str, str, str, int]],
+    stats: Mapping[str, Mapping[str, Mapping[str, float]]],
+) -> str:
+    """The summary table: one row per (layer, captured kind), layers in model order.
+
+    `layers` holds (name, type, output shape, trainable parameters); `stats` maps
+    layer -> kind ("output", "grad", "weight", "weight_grad", ...) -> statistic -> value.
+    A layer with nothing captured yet still gets one row so the table lists the whole selection.
+    """
+    header = ["layer", "type", "output shape", "params", "kind", *STAT_NAMES]
+    rows = []
+    for name, type_name, shape, params in layers:
+        kinds = stats.get(name, {})
+        if not kinds:
+            rows.append([name, type_name, shape, str(params), "-", *(["-"] * len(STAT_NAMES))])
+        for kind, values in kinds.items():
+            cells = [format_number(values[stat]) for stat in STAT_NAMES]
+            rows.append([name, type_name, shape, str(params), kind, *cells])
+    return format_table(header, rows)
