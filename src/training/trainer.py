@@ -86,11 +86,12 @@ class Trainer:
             epoch_totals += torch.stack(
                 [loss.detach() * labels.numel(), (logits.argmax(1) == labels).sum(), torch.tensor(labels.numel(), device=self.device)]
             ).float()
-            LOGGER.log({"train/loss": all_reduce_mean(loss.detach()), "lr": self.optimizer.param_groups[0]["lr"]}, self.state.global_step)
+            step = self.state.global_step
+            LOGGER.log({"train/loss": all_reduce_mean(loss.detach()), "lr": self.optimizer.param_groups[0]["lr"]}, step)
+            self.profiler.step(step)  # every `log_every` steps: time/<section> means
             self.state.global_step += 1
             self.state.batches_done = index + 1
             progress.update(1)
-            self.profiler.step(self.state.global_step)
             if any_rank(self.stop.requested, self.device):
                 self.stop.request(self.stop.signum or 15)
                 progress.close()

@@ -1,0 +1,90 @@
+"""The run's plain files the Logger writes on the caller's thread: run folder, log.txt,
+architecture.txt and the git record. (Metrics and media go through utils.log_writers.)
+"""
+
+import logging
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from utils.errors import RunExistsError
+from utils.fileio import atomic_write_text
+from utils.management import RUN_SUBDIRS, create_run, load_config_template
+
+LINE_FORMAT = "%(asctime)s %(levelname)s %(message)s"
+
+
+def ensure_run(exp_name: str, run_name: str, path: Path) -> None:
+    """Create the run like `01_initialize.py` would; an existing config.json is never touched."""
+    if not (path / "config.json").is_file():
+        from utils.git_info import git_summary
+
+        config = load_config_template("default")
+        config["meta"] = {
+            "created": datetime.now().astimezone().strftime("%Y-%m-%d %H:%M:%S"),
+            "template": "default",
+            "git": git_summary(),
+            "command": " ".join(sys.argv),
+            "created_by": "utils.logging.Logger",
+        }
+        try:
+            create_run(exp_name, run_name, config)
+        except RunExistsError:
+            pass  # created meanwhile by another process: use it as it is
+    for sub in RUN_SUBDIRS:
+        (path / sub).mkdir(parents=True, exist_ok=True)
+
+
+class _ConsoleHandler(logging.StreamHandler):
+    """Writes to whatever `sys.stderr` is at the time, so redirection and capture work."""
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
+def open_text_log(path: Path) -> logging.Logger:
+    """A private stdlib logger: lines `<time> <LEVEL> <message>` to stderr and appended to `path`."""
+    text = logging.Logger(f"utils.logging:{path}", logging.INFO)  # not in the global registry
+    formatter = logging.Formatter(LINE_FORMAT)
+    for handler in (_ConsoleHandler(), logging.FileHandler(path, mode="a", encoding="utf-8")):
+        handler.setFormatter(formatter)
+        text.addHandler(handler)
+    return text
+
+
+def close_text_log(text: logging.Logger) -> None:
+    """Close and detach the handlers of a logger made by `open_text_log`."""
+    for handler in list(text.handlers):
+        handler.close()
+        text.removeHandler(handler)
+
+
+def describe_architecture(model: Any) -> str:
+    """The model's repr, then one line per module: name, type, parameters (own subtree)."""
+    lines = [repr(model), "", f"{'module':<48} {'type':<24} {'parameters':>14} {'trainable':>14}"]
+    for name, module in model.named_modules():
+        params = list(module.parameters())
+        total = sum(p.numel() for p in params)
+        trainable = sum(p.numel() for p in params if p.requires_grad)
+        kind = type(module).__name__
+        lines.append(f"{name or '(model)':<48} {kind:<24} {total:>14,} {trainable:>14,}")
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    lines += ["", f"total parameters: {total:,}", f"trainable parameters: {trainable:,}", ""]
+    return "\n".join(lines)
+
+
+def write_git_record(log_dir: Path) -> dict[str, object]:
+    """`git.txt` (commit, dirty flag) and `git_diff.patch` (uncommitted diff) in `log_dir`."""
+    from utils.git_info import git_diff, git_summary
+
+    summary = git_summary()
+    atomic_write_text(log_dir / "git.txt", f"commit: {summary['commit']}\ndirty: {summary['dirty']}\n")
+    atomic_write_text(log_dir / "git_diff.patch", git_diff())
+    return summary

@@ -1,0 +1,27 @@
+"""Logged images as PNG files: `visualizations/<sanitised name>_step<step>.png`."""
+
+from pathlib import Path
+
+import numpy as np
+
+from utils.log_writers.base import Writer
+from utils.names import sanitize_name
+
+
+def image_file_name(name: str, step: int) -> str:
+    """'val/samples', 120 -> 'val_samples_step00000120.png' (sorts by step in a file browser)."""
+    return f"{sanitize_name(name)}_step{step:08d}.png"
+
+
+class PngWriter(Writer):
+    """Saves every logged image (and figure) atomically under one folder."""
+
+    name = "png"
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = Path(folder)
+
+    def write_image(self, name: str, image: np.ndarray, step: int) -> None:
+        from visualization.helper_functions import save_png
+
+        save_png(self.folder / image_file_name(name, step), image)

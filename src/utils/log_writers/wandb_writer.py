@@ -1,0 +1,115 @@
+"""Weights & Biases: offline unless credentials exist, never prompts, resumable by stored id.
+
+Mode: a `mode=` argument wins, then `WANDB_MODE`; otherwise online when an API key is found
+(`WANDB_API_KEY` or a netrc entry for the W&B host), else offline. An online start that fails
+or exceeds `init_timeout` seconds falls back to offline with a warning. The run lives in
+`logs/wandb/`; its id is kept in `logs/wandb_run_id.txt` so a resumed Logger continues it.
+An online W&B run ignores steps at or below the last step it already has; to rewind it to the
+resume step pass `resume_from=f"{run_id}?_step={T}"` through `initialize_wandb(**kwargs)`.
+"""
+
+import html
+import netrc
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import numpy as np
+
+from utils.fileio import atomic_write_text
+from utils.log_writers.base import Writer
+
+RUN_ID_FILE = "wandb_run_id.txt"
+INSTALL_HINT = "wandb is not installed: `pip install wandb` (see requirements.txt)"
+DEFAULT_INIT_TIMEOUT = 30.0
+
+
+def has_wandb_credentials() -> bool:
+    """True when an API key is available without asking: env var or netrc entry for the host."""
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    host = urlparse(os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")).hostname or ""
+    path = os.environ.get("NETRC") or os.path.expanduser("~/.netrc")
+    try:
+        return netrc.netrc(path).authenticators(host) is not None
+    except (OSError, netrc.NetrcParseError):
+        return False
+
+
+def choose_mode(kwargs: dict[str, Any]) -> str | None:
+    """The mode to pass to `wandb.init` (None lets wandb read `WANDB_MODE`)."""
+    if "mode" in kwargs:
+        return kwargs.pop("mode")
+    if os.environ.get("WANDB_MODE"):
+        return None
+    return "online" if has_wandb_credentials() else "offline"
+
+
+def read_run_id(log_dir: Path) -> str | None:
+    """The W&B run id stored by an earlier start of this run, if any."""
+    path = log_dir / RUN_ID_FILE
+    if not path.is_file():
+        return None
+    return path.read_text(encoding="utf-8").strip() or None
+
+
+def start_wandb_run(
+    project: str, log_dir: Path, resume: bool, warn: Callable[[str], None], **kwargs: Any
+) -> Any:
+    """`wandb.init` with our defaults; returns the run and stores its id in `log_dir`."""
+    try:
+        import wandb
+    except ImportError as exc:
+        raise ImportError(f"{INSTALL_HINT} ({exc})") from exc
+    mode = choose_mode(kwargs)
+    (log_dir / "wandb").mkdir(parents=True, exist_ok=True)
+    kwargs.setdefault("dir", str(log_dir))
+    kwargs.setdefault("reinit", "create_new")
+    stored_id = read_run_id(log_dir) if resume else None
+    if stored_id and "id" not in kwargs:
+        kwargs.update(id=stored_id, resume="allow")
+    if "settings" not in kwargs:
+        kwargs["settings"] = wandb.Settings(init_timeout=DEFAULT_INIT_TIMEOUT, console="off")
+    try:
+        run = wandb.init(project=project, mode=mode, **kwargs)
+    except Exception as exc:  # wandb raises several types for network and auth problems
+        if mode == "offline" or os.environ.get("WANDB_MODE") == "offline":
+            raise
+        warn(f"W&B could not start online ({type(exc).__name__}: {exc}); logging offline instead")
+        run = wandb.init(project=project, mode="offline", **kwargs)
+    atomic_write_text(log_dir / RUN_ID_FILE, run.id + "\n")
+    return run
+
+
+class WandbWriter(Writer):
+    """Feeds one W&B run; media are wrapped in W&B's own types."""
+
+    name = "wandb"
+
+    def __init__(self, run: Any) -> None:
+        import wandb
+
+        self._wandb = wandb
+        self.run = run
+
+    def write_scalars(self, step: int, metrics: dict[str, float | int]) -> None:
+        self.run.log(metrics, step=step)
+
+    def write_image(self, name: str, image: np.ndarray, step: int) -> None:
+        self.run.log({name: self._wandb.Image(image)}, step=step)
+
+    def write_histogram(self, name: str, values: np.ndarray, step: int) -> None:
+        finite = values[np.isfinite(values)]
+        if finite.size:
+            self.run.log({name: self._wandb.Histogram(finite)}, step=step)
+
+    def write_text(self, name: str, text: str, step: int) -> None:
+        self.run.log({name: self._wandb.Html(f"<pre>{html.escape(text)}</pre>")}, step=step)
+
+    def write_config(self, config: dict[str, Any]) -> None:
+        self.run.config.update(config, allow_val_change=True)
+
+    def close(self) -> None:
+        self.run.finish()

@@ -1,0 +1,291 @@
+"""The run's logger: one object every training script talks to, reachable anywhere as `LOGGER`.
+
+    logger = Logger("mnist", "baseline")      # binds to experiments/mnist/baseline/
+    logger.initialize_csv(); logger.initialize_tensorboard(); logger.initialize_wandb("proj")
+    LOGGER.log({"train/loss": loss}, step)    # validates, enqueues, returns (a few us)
+    LOGGER.finish()                           # also runs at interpreter exit
+
+`log` is off the hot path: a background thread (utils.log_queue) converts values and feeds the
+writers (utils.log_writers). Only global rank 0 writes; on other ranks every call is a no-op.
+Resume: save `LOGGER.state_dict()` in the checkpoint and create `Logger(exp, run,
+resume_step=T)` with T the first step that will be logged again: metrics at steps >= T are
+removed from the CSV and TensorBoard, and W&B continues the stored run id.
+"""
+
+import atexit
+import json
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from utils.helper_functions import get_rank
+from utils.log_files import (
+    close_text_log,
+    describe_architecture,
+    ensure_run,
+    open_text_log,
+    write_git_record,
+)
+from utils.log_queue import CONFIG, HISTOGRAM, IMAGE, SCALARS, TEXT, LogWorker, WriterError
+from utils.log_values import check_image, check_step, key_error, snapshot, to_number
+from utils.log_writers.base import Writer
+from utils.log_writers.png_writer import PngWriter
+from utils.management import run_path
+from utils.metric_tracker import AverageMeter, MetricTracker, RunningAverage
+
+__all__ = ["LOGGER", "AverageMeter", "Logger", "MetricTracker", "RunningAverage", "WriterError"]
+
+PATH_KINDS = {
+    "log": "logs", "plot": "plots", "checkpoint": "checkpoints", "visualization": "visualizations",
+}
+_NUMBER_TYPES = (int, float)
+_active: list["Logger"] = []  # loggers created and not finished; LOGGER uses the last
+
+
+class Logger:
+    """Binds to `experiments/<exp>/<run>/` (created from config/default.json when missing)."""
+
+    def __init__(self, exp_name: str, run_name: str, *, resume_step: int | None = None) -> None:
+        self.exp_name, self.run_name = exp_name, run_name
+        self.path = run_path(exp_name, run_name)
+        if resume_step is not None:
+            resume_step = check_step(resume_step, "resume_step")
+        self.resume_step = resume_step
+        self._last_step = resume_step - 1 if resume_step else None  # T - 1 may still be amended
+        self._enabled = get_rank() == 0
+        self._finished = False
+        self._lock = threading.Lock()
+        self._wandb_run_id: str | None = None
+        if self._enabled:
+            ensure_run(exp_name, run_name, self.path)
+            self._text = open_text_log(self.get_path("log") / "log.txt")
+            self._worker = LogWorker()
+            self._put = self._worker.put
+            self._errors = self._worker.errors
+            self._worker.add_writer(PngWriter(self.get_path("visualization")))
+            atexit.register(self.finish)
+            resumed = f" (resuming at step {resume_step})" if resume_step is not None else ""
+            self.info(f"logging run {exp_name}/{run_name} to {self.path}{resumed}")
+        _active.append(self)
+
+    # -- writers ---------------------------------------------------------------------------
+    def initialize_csv(self, file_name: str = "metrics.csv") -> None:
+        """Write scalars to `logs/<file_name>` (wide: one row per step)."""
+        if self._enabled:
+            from utils.log_writers.csv_writer import CsvWriter
+
+            self._add_writer(CsvWriter(self.get_path("log") / file_name, self.resume_step))
+
+    def initialize_tensorboard(self, **kwargs: Any) -> None:
+        """Write TensorBoard events into `logs/`; kwargs go to `SummaryWriter`."""
+        if self._enabled:
+            from utils.log_writers.tensorboard_writer import TensorBoardWriter
+
+            log_dir = self.get_path("log")
+            self._add_writer(TensorBoardWriter(log_dir, purge_step=self.resume_step, **kwargs))
+
+    def initialize_wandb(self, project_name: str, **kwargs: Any) -> None:
+        """Start a W&B run in `logs/wandb/` (offline without credentials); kwargs go to `wandb.init`."""
+        if self._enabled:
+            from utils.log_writers.wandb_writer import WandbWriter, start_wandb_run
+
+            resume = self.resume_step is not None
+            run = start_wandb_run(project_name, self.get_path("log"), resume, self.warning, **kwargs)
+            self._wandb_run_id = run.id
+            self._add_writer(WandbWriter(run))
+            atexit.unregister(self.finish)  # re-register so our finish runs before wandb's hooks
+            atexit.register(self.finish)
+
+    def _add_writer(self, writer: Writer) -> None:
+        self._check_open()
+        self._worker.add_writer(writer)
+
+    # -- hot path --------------------------------------------------------------------------
+    def log(self, data: Mapping[str, Any], step: int) -> None:
+        """Log scalars (numbers or one-element tensors) at `step`; returns without waiting."""
+        if not self._enabled:
+            return
+        if self._errors or self._finished:
+            self._check_open()
+        if type(data) is not dict and not isinstance(data, Mapping):
+            raise TypeError(f"log() takes a dict of metrics, got {type(data).__name__}")
+        metrics = {}
+        deferred = False
+        for key, value in data.items():
+            if type(key) is not str or not key:
+                raise key_error(key)
+            if type(value) not in _NUMBER_TYPES:
+                value = to_number(key, value)
+                deferred = deferred or type(value) not in _NUMBER_TYPES
+            metrics[key] = value
+        if not metrics:
+            raise ValueError("log() got an empty dict: pass at least one metric")
+        if type(step) is not int or step < 0:
+            step = check_step(step, "step")
+        with self._lock:
+            last = self._last_step
+            if last is not None and step < last:
+                raise ValueError(
+                    f"step {step} is smaller than the last logged step {last}; steps must not decrease"
+                )
+            self._put((SCALARS, step, metrics, deferred))
+            self._last_step = step
+
+    # -- media -----------------------------------------------------------------------------
+    def log_image(self, name: str, image: Any, step: int, **options: Any) -> None:
+        """Log an image (HW, CHW, HWC, or a batch -> grid; float in [0, 1] or uint8).
+
+        Saved as `visualizations/<name>_step<step>.png` and sent to TensorBoard and W&B.
+        `options` (mean, std, value_range) go to `visualization.helper_functions.to_uint8_image`.
+        """
+        if self._enabled:
+            step = self._check_media(name, step)
+            if not hasattr(image, "shape"):
+                image = snapshot(image)
+            check_image(name, image)
+            self._put((IMAGE, name, snapshot(image), step, options))
+
+    def log_figure(self, name: str, figure: Any, step: int) -> None:
+        """Log a matplotlib figure as an image; the figure is closed afterwards.
+
+        The figure is rendered on the calling thread because matplotlib is not thread-safe.
+        """
+        if self._enabled:
+            from visualization.helper_functions import figure_to_array
+
+            step = self._check_media(name, step)
+            self._put((IMAGE, name, figure_to_array(figure), step, {}))
+
+    def log_histogram(self, name: str, values: Any, step: int) -> None:
+        """Log the distribution of a tensor or array to TensorBoard and W&B."""
+        if self._enabled:
+            step = self._check_media(name, step)
+            self._put((HISTOGRAM, name, snapshot(values), step))
+
+    def log_text(self, name: str, text: str, step: int) -> None:
+        """Log a piece of text to TensorBoard and W&B."""
+        if self._enabled:
+            step = self._check_media(name, step)
+            self._put((TEXT, name, str(text), step))
+
+    def _check_media(self, name: str, step: Any) -> int:
+        self._check_open()
+        if type(name) is not str or not name:
+            raise key_error(name)
+        return check_step(step, f"step of {name!r}")
+
+    # -- run information -------------------------------------------------------------------
+    def log_config(self, config: Mapping[str, Any]) -> None:
+        """Config to log.txt, W&B config and TensorBoard hparams (written at `finish()`)."""
+        if self._enabled:
+            self._check_open()
+            plain = json.loads(json.dumps(dict(config), default=str))  # a copy with JSON types only
+            self.info("config:\n" + json.dumps(plain, indent=2))
+            self._put((CONFIG, plain))
+
+    def log_architecture(self, model: Any) -> None:
+        """Write `logs/architecture.txt`: the module tree, parameters per module and the total."""
+        if self._enabled:
+            path = self.get_path("log") / "architecture.txt"
+            path.write_text(describe_architecture(model), encoding="utf-8")
+            total = sum(p.numel() for p in model.parameters())
+            self.info(f"model with {total:,} parameters; architecture written to {path}")
+
+    def log_git_hash(self) -> None:
+        """Commit and dirty flag to `logs/git.txt`, the uncommitted diff to `logs/git_diff.patch`."""
+        if self._enabled:
+            summary = write_git_record(self.get_path("log"))
+            self.info(f"git commit {summary['commit']} (dirty: {summary['dirty']})")
+
+    # -- text log --------------------------------------------------------------------------
+    def info(self, message: str) -> None:
+        """A line with timestamp and level on stderr and in `logs/log.txt`."""
+        if self._enabled and not self._finished:
+            self._text.info(message)
+
+    def warning(self, message: str) -> None:
+        """Like `info`, at level WARNING."""
+        if self._enabled and not self._finished:
+            self._text.warning(message)
+
+    def error(self, message: str) -> None:
+        """Like `info`, at level ERROR."""
+        if self._enabled and not self._finished:
+            self._text.error(message)
+
+    # -- state -----------------------------------------------------------------------------
+    @property
+    def last_step(self) -> int | None:
+        """The last step logged (resume_step - 1 right after a resume), None before any."""
+        return self._last_step
+
+    def state_dict(self) -> dict[str, Any]:
+        """What a checkpoint stores to resume logging: last step and W&B run id."""
+        return {"last_step": self._last_step, "wandb_run_id": self._wandb_run_id}
+
+    def get_path(self, kind: str) -> Path:
+        """The run's folder for 'log', 'plot', 'checkpoint' or 'visualization' (also on rank != 0)."""
+        if kind not in PATH_KINDS:
+            raise ValueError(f"unknown path kind {kind!r}: choose from {', '.join(PATH_KINDS)}")
+        return self.path / PATH_KINDS[kind]
+
+    def flush(self) -> None:
+        """Block until everything logged so far is in every output; raise a writer's failure."""
+        if self._enabled:
+            self._check_open()
+            self._worker.flush()
+            self._worker.raise_pending_error()
+
+    def finish(self) -> None:
+        """Flush and close every writer and stop the thread; idempotent, also run at exit.
+
+        LOGGER then forwards to the previously created logger that is still open, if any.
+        """
+        if self._finished:
+            return
+        self._finished = True
+        if self in _active:
+            _active.remove(self)
+        if not self._enabled:
+            return
+        atexit.unregister(self.finish)
+        try:
+            self._worker.close()
+            self._worker.raise_pending_error()
+        finally:
+            close_text_log(self._text)
+
+    def _check_open(self) -> None:
+        if self._finished:
+            raise RuntimeError(
+                f"the Logger of {self.exp_name}/{self.run_name} is finished; create a new Logger"
+            )
+        self._worker.raise_pending_error()
+
+    def __repr__(self) -> str:
+        state = "active" if self._enabled else f"no-op on rank {get_rank()}"
+        state = "finished" if self._finished else state
+        return f"Logger({self.exp_name!r}, {self.run_name!r}, {state})"
+
+
+class _LoggerProxy:
+    """`LOGGER`: forwards every attribute to the active Logger (the last created, not finished)."""
+
+    __slots__ = ()
+
+    def __getattr__(self, name: str) -> Any:
+        if _active:
+            return getattr(_active[-1], name)
+        if name.startswith("__"):
+            raise AttributeError(name)
+        raise RuntimeError(
+            f"LOGGER.{name}: no Logger is active; create one first with "
+            "`Logger(exp_name, run_name)` (from utils.logging import Logger)"
+        )
+
+    def __repr__(self) -> str:
+        return f"LOGGER -> {_active[-1]!r}" if _active else "LOGGER -> (no active Logger)"
+
+
+LOGGER: Any = _LoggerProxy()

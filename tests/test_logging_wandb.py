@@ -1,0 +1,154 @@
+"""W&B through the Logger: offline runs read back from their .wandb file with W&B's protobufs."""
+
+import json
+import struct
+import time
+from pathlib import Path
+
+import pytest
+
+import utils.logging as ulog
+from utils.log_writers.wandb_writer import RUN_ID_FILE, choose_mode
+from utils.logging import Logger
+
+BLOCK = 32768  # the .wandb file is a leveldb-style log: 32 KiB blocks of framed records
+HEADER = 7  # ":W&B", magic (2 bytes), version (1 byte); records follow in the same block
+FULL, FIRST, MIDDLE, LAST = 1, 2, 3, 4
+
+
+@pytest.fixture(autouse=True)
+def finish_loggers():
+    yield
+    for logger in list(ulog._active):
+        logger.finish()
+
+
+def read_wandb_records(path: Path) -> list:
+    """Every `Record` protobuf in a .wandb file, in order (checksums not verified)."""
+    from wandb.proto import wandb_internal_pb2
+
+    data = path.read_bytes()
+    assert data[:4] == b":W&B", f"{path} is not a W&B transaction log"
+    position, payloads, parts = HEADER, [], []
+    while position + 7 <= len(data):
+        room = BLOCK - position % BLOCK
+        if room < 7:  # a block trailer too short for a record header: zero padding
+            position += room
+            continue
+        _checksum, length, kind = struct.unpack("<IHB", data[position:position + 7])
+        chunk = data[position + 7:position + 7 + length]
+        position += 7 + length
+        if kind == FULL:
+            payloads.append(chunk)
+        elif kind == FIRST:
+            parts = [chunk]
+        elif kind == MIDDLE:
+            parts.append(chunk)
+        elif kind == LAST:
+            payloads.append(b"".join(parts + [chunk]))
+        elif kind == 0 and length == 0:  # the rest of this block is padding
+            position += BLOCK - position % BLOCK if position % BLOCK else 0
+    records = []
+    for payload in payloads:
+        record = wandb_internal_pb2.Record()
+        record.ParseFromString(payload)
+        records.append(record)
+    return records
+
+
+def wandb_file(log_dir: Path, run_id: str) -> Path:
+    """The run's newest .wandb file, once W&B's service process has written its exit record.
+
+    The service writes the file asynchronously; under heavy load its last writes may land a
+    moment after `run.finish()` returns, so this polls (bounded) for the final record.
+    """
+    path = sorted((log_dir / "wandb").glob(f"offline-run-*-{run_id}/run-{run_id}.wandb"))[-1]  # newest
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        records = read_wandb_records(path)
+        if records and records[-1].WhichOneof("record_type") == "exit":
+            return path
+        time.sleep(0.1)
+    raise AssertionError(f"{path} ({path.stat().st_size} bytes) has no exit record after 30 s")
+
+
+def wandb_history(path: Path) -> list[dict]:
+    """The logged history rows of a run: {key: value} with W&B's own `_step`."""
+    rows = []
+    for record in read_wandb_records(path):
+        if record.WhichOneof("record_type") == "history":
+            row: dict = {}
+            for item in record.history.item:
+                *parents, leaf = [item.key] if item.key else list(item.nested_key)
+                node = row
+                for parent in parents:  # media values arrive as nested keys ("img", "width")
+                    node = node.setdefault(parent, {})
+                node[leaf] = json.loads(item.value_json)
+            rows.append(row)
+    return rows
+
+
+def test_offline_run_history_holds_every_step_and_value():
+    logger = Logger("exp", "wb")
+    logger.initialize_wandb("template-tests")
+    for step in range(30):
+        logger.log({"train/loss": 1.0 / (step + 1)}, step=step)
+        logger.log({"train/acc": step / 30}, step=step)
+    logger.log_config({"optimizer": {"lr": 0.003}})
+    logger.finish()
+    run_id = logger.state_dict()["wandb_run_id"]
+    log_dir = logger.get_path("log")
+    assert (log_dir / RUN_ID_FILE).read_text().strip() == run_id
+    records = read_wandb_records(wandb_file(log_dir, run_id))
+    kinds = [record.WhichOneof("record_type") for record in records]
+    assert kinds.count("run") == 1 and kinds[-1] == "exit"
+    history = wandb_history(wandb_file(log_dir, run_id))
+    assert [row["_step"] for row in history] == list(range(30))
+    assert [row["train/loss"] for row in history] == [1.0 / (s + 1) for s in range(30)]
+    assert [row["train/acc"] for row in history] == [s / 30 for s in range(30)]
+    config = {item.key: json.loads(item.value_json) for record in records
+              if record.WhichOneof("record_type") == "config" for item in record.config.update}
+    assert config["optimizer"] == {"lr": 0.003}
+
+
+def test_images_and_histograms_reach_the_run_history():
+    import numpy as np
+
+    logger = Logger("exp", "wbmedia")
+    logger.initialize_wandb("template-tests")
+    logger.log_image("samples", np.zeros((4, 4, 3), dtype=np.uint8), step=2)
+    logger.log_histogram("weights", np.arange(10.0), step=2)
+    logger.finish()
+    (row,) = wandb_history(wandb_file(logger.get_path("log"), logger.state_dict()["wandb_run_id"]))
+    assert row["_step"] == 2
+    image = row["samples"]
+    assert image["_type"] == "image-file" and (image["width"], image["height"]) == (4, 4)
+    assert row["weights"]["_type"] == "histogram" and sum(row["weights"]["values"]) == 10
+
+
+def test_mode_is_offline_without_credentials_and_online_with_a_netrc_entry(monkeypatch, tmp_path):
+    monkeypatch.delenv("WANDB_MODE")
+    monkeypatch.setenv("NETRC", str(tmp_path / "netrc"))
+    assert choose_mode({}) == "offline"
+    (tmp_path / "netrc").write_text("machine api.wandb.ai\n  login user\n  password " + "k" * 40 + "\n")
+    assert choose_mode({}) == "online"
+    assert choose_mode({"mode": "disabled"}) == "disabled"
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    assert choose_mode({}) is None  # wandb reads WANDB_MODE itself
+
+
+@pytest.mark.slow
+def test_an_unreachable_server_falls_back_to_offline_with_a_warning(monkeypatch):
+    import wandb
+
+    monkeypatch.delenv("WANDB_MODE")
+    monkeypatch.setenv("WANDB_API_KEY", "k" * 40)
+    monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:9")  # nothing listens on port 9
+    logger = Logger("exp", "unreachable")
+    logger.initialize_wandb("template-tests", settings=wandb.Settings(init_timeout=3, console="off"))
+    logger.log({"loss": 0.5}, step=0)
+    logger.finish()
+    log_text = (logger.get_path("log") / "log.txt").read_text()
+    assert "WARNING W&B could not start online" in log_text and "logging offline instead" in log_text
+    run_id = logger.state_dict()["wandb_run_id"]
+    assert wandb_history(wandb_file(logger.get_path("log"), run_id))[0]["loss"] == 0.5
