@@ -100,7 +100,8 @@ def _serves(command: str, port: int) -> bool:
 def test_the_tensorboard_command_serves_the_experiments(experiments_root):
     command = next(c for c in WORKFLOW if c.startswith("tensorboard "))
     port = _free_port()
-    assert _serves(command.replace("experiments", shlex.quote(str(experiments_root))) + f" --port {port}", port)
+    command = command.replace("experiments", shlex.quote(str(experiments_root))) + f" --port {port}"
+    assert _serves(f"bash -c 'source env.sh && exec {command}'", port)  # as after the block's first line
 
 
 def test_the_env_sh_block_runs_as_written(experiments_root):
