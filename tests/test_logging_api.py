@@ -1,6 +1,7 @@
 """The Logger's public API: LOGGER proxy, run binding, bad input, text log, errors, threads, rank."""
 
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -227,6 +228,30 @@ def test_finish_is_idempotent_and_a_finished_logger_refuses_to_log():
     assert not logger_threads()
     with pytest.raises(RuntimeError, match="is finished"):
         logger.log({"loss": 1.0}, step=0)
+
+
+def test_a_forked_child_gets_a_clear_error_instead_of_a_queue_without_a_thread():
+    logger = Logger("exp", "forked")
+    logger.initialize_csv()
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child, like a forked DataLoader worker
+        message = b"logged"
+        try:
+            LOGGER.log({"loss": 1.0}, step=0)
+        except RuntimeError as exc:
+            message = str(exc).encode()
+        os.write(write_end, message)
+        os._exit(0)
+    os.close(write_end)
+    _, status = os.waitpid(pid, 0)
+    with os.fdopen(read_end, "rb") as pipe:
+        message = pipe.read().decode()
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert "forked child" in message and "DataLoader worker" in message
+    LOGGER.log({"loss": 2.0}, step=1)  # the parent's logger is unaffected
+    logger.finish()
+    assert pd.read_csv(logger.get_path("log") / "metrics.csv")["loss"].tolist() == [2.0]
 
 
 def test_on_rank_one_the_logger_writes_nothing_and_starts_no_thread(monkeypatch):

@@ -14,6 +14,7 @@ removed from the CSV and TensorBoard, and W&B continues the stored run id.
 
 import atexit
 import json
+import os
 import threading
 from collections.abc import Mapping
 from pathlib import Path
@@ -55,6 +56,8 @@ class Logger:
         self._last_step = resume_step - 1 if resume_step else None  # T - 1 may still be amended
         self._enabled = get_rank() == 0
         self._finished = False
+        self._forked = False  # set in a forked child, whose copy has no writer thread
+        self._pid = os.getpid()
         self._lock = threading.Lock()
         self._wandb_run_id: str | None = None
         if self._enabled:
@@ -257,6 +260,12 @@ class Logger:
             close_text_log(self._text)
 
     def _check_open(self) -> None:
+        if self._forked:
+            raise RuntimeError(
+                f"the Logger of {self.exp_name}/{self.run_name} belongs to process {self._pid}; a "
+                "forked child (e.g. a DataLoader worker) cannot log: return the values to the "
+                "main process and log them there"
+            )
         if self._finished:
             raise RuntimeError(
                 f"the Logger of {self.exp_name}/{self.run_name} is finished; create a new Logger"
@@ -267,6 +276,15 @@ class Logger:
         state = "active" if self._enabled else f"no-op on rank {get_rank()}"
         state = "finished" if self._finished else state
         return f"Logger({self.exp_name!r}, {self.run_name!r}, {state})"
+
+
+def _close_in_forked_child() -> None:
+    """A forked child inherits the loggers but not their thread: make its copies refuse calls."""
+    for logger in _active:
+        logger._forked = logger._finished = True
+
+
+os.register_at_fork(after_in_child=_close_in_forked_child)
 
 
 class _LoggerProxy:

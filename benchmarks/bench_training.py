@@ -1,0 +1,171 @@
+"""Training throughput of the example with per-step logging, and `make train`'s time to 97%.
+
+    PYTHONPATH=src .venv/bin/python benchmarks/bench_training.py
+
+Part 1 runs the example's training step (digits CNN, batch 64, AdamW, cosine schedule, grad
+clipping) in one process, in interleaved rounds, with four ways of logging the loss and the
+learning rate every step: not at all; our `LOGGER.log` with CSV + TensorBoard + W&B (offline);
+the same values through TensorBoard's `SummaryWriter.add_scalar` and a W&B offline
+`run.log` called directly. It prints steps per second (median over rounds) and the ratio of
+each to logging off. Target: ours >= 0.97 of logging off.
+
+Part 2 runs what `make train` runs (01_initialize + 02_train, default config) as
+subprocesses and prints the wall time, the epoch at which validation accuracy first reached
+97%, and the final test accuracy. Everything is written to a temp folder.
+"""
+
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SCRATCH = Path(tempfile.mkdtemp(prefix="bench_training_"))
+os.environ.update(
+    EXPERIMENTS_ROOT=str(SCRATCH / "experiments"), WANDB_MODE="offline", WANDB_SILENT="true",
+    WANDB_DISABLE_GIT="true", WANDB_CONFIG_DIR=str(SCRATCH / "wandb-config"),
+    WANDB_CACHE_DIR=str(SCRATCH / "wandb-cache"), WANDB_DATA_DIR=str(SCRATCH / "wandb-data"),
+)
+sys.path.insert(0, str(REPO / "src"))
+
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+from data.digits import build_dataloaders  # noqa: E402
+from models.digits_cnn import build_model  # noqa: E402
+from training.optim import build_optimizer, build_scheduler  # noqa: E402
+from utils.configs import load_config_template  # noqa: E402
+
+ROUNDS = 5
+EPOCHS_PER_ROUND = 3
+CONFIG = load_config_template("default")
+
+
+def make_training():
+    """A fresh model, optimizer, schedule and loader, seeded the same for every mode."""
+    torch.manual_seed(0)
+    loaders = build_dataloaders(CONFIG["data"], CONFIG["seed"])
+    model = build_model(CONFIG["model"])
+    optimizer = build_optimizer(model, CONFIG["optimizer"])
+    scheduler = build_scheduler(optimizer, CONFIG["scheduler"], len(loaders.train), EPOCHS_PER_ROUND)
+    return model, optimizer, scheduler, loaders
+
+
+def steps_per_second(log_step) -> float:
+    """Train EPOCHS_PER_ROUND epochs, calling `log_step(loss, lr, step)` after every step."""
+    model, optimizer, scheduler, loaders = make_training()
+    clip = CONFIG["training"]["grad_clip"]
+    step = 0
+    start = time.perf_counter()
+    for epoch in range(EPOCHS_PER_ROUND):
+        loaders.train_sampler.set_epoch(epoch)
+        for images, labels in loaders.train:
+            loss = F.cross_entropy(model(images), labels)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+            optimizer.step()
+            scheduler.step()
+            log_step(loss.detach(), optimizer.param_groups[0]["lr"], step)
+            step += 1
+    return step / (time.perf_counter() - start)
+
+
+def no_logging(loss, lr, step) -> None:
+    pass
+
+
+def make_ours(round_index: int):
+    from utils.logging import LOGGER, Logger
+
+    logger = Logger("bench", f"ours-{round_index}")
+    logger.initialize_csv()
+    logger.initialize_tensorboard()
+    logger.initialize_wandb("bench-training")
+
+    def log_step(loss, lr, step):
+        LOGGER.log({"train/loss": loss, "lr": lr}, step)
+
+    return log_step, logger.finish
+
+
+def make_direct(round_index: int):
+    import wandb
+    from torch.utils.tensorboard import SummaryWriter
+
+    folder = SCRATCH / f"direct-{round_index}"
+    writer = SummaryWriter(str(folder))
+    run = wandb.init(project="bench-training", dir=str(folder), mode="offline")
+
+    def log_step(loss, lr, step):
+        value = loss.item()
+        writer.add_scalar("train/loss", value, step)
+        writer.add_scalar("lr", lr, step)
+        run.log({"train/loss": value, "lr": lr}, step=step)
+
+    def close():
+        writer.close()
+        run.finish()
+
+    return log_step, close
+
+
+def bench_throughput() -> None:
+    results: dict[str, list[float]] = {"logging off": [], "ours: LOGGER.log (CSV+TB+W&B)": [],
+                                       "SummaryWriter.add_scalar + W&B run.log": []}
+    steps_per_second(no_logging)  # warm-up: allocator, thread pools, data set load
+    for round_index in range(ROUNDS):  # interleaved, so drift in machine load hits every mode
+        results["logging off"].append(steps_per_second(no_logging))
+        log_step, close = make_ours(round_index)
+        results["ours: LOGGER.log (CSV+TB+W&B)"].append(steps_per_second(log_step))
+        close()
+        log_step, close = make_direct(round_index)
+        results["SummaryWriter.add_scalar + W&B run.log"].append(steps_per_second(log_step))
+        close()
+    off = statistics.median(results["logging off"])
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; "
+          f"{ROUNDS} rounds x {EPOCHS_PER_ROUND} epochs of the example (batch 64)")
+    print(f"{'loop':42s} {'steps/s':>9s} {'min':>8s} {'max':>8s} {'vs off':>7s}")
+    for name, samples in results.items():
+        median = statistics.median(samples)
+        print(f"{name:42s} {median:9.1f} {min(samples):8.1f} {max(samples):8.1f} {median / off:7.3f}")
+    ours = statistics.median(results["ours: LOGGER.log (CSV+TB+W&B)"])
+    print(f"target: ours >= 0.97 of logging off: {'met' if ours / off >= 0.97 else 'missed'} ({ours / off:.3f})")
+
+
+def bench_make_train() -> None:
+    env = dict(os.environ, PYTHONPATH=str(REPO / "src"))
+    python = sys.executable
+    start = time.perf_counter()
+    subprocess.run([python, "src/01_initialize.py", "-e", "bench", "-r", "make-train"],
+                   cwd=REPO, env=env, check=True, capture_output=True, timeout=60)
+    subprocess.run([python, "src/02_train.py", "-e", "bench", "-r", "make-train"],
+                   cwd=REPO, env=env, check=True, capture_output=True, timeout=900)
+    wall = time.perf_counter() - start
+    import pandas as pd
+
+    run_dir = SCRATCH / "experiments" / "bench" / "make-train"
+    metrics = pd.read_csv(run_dir / "logs" / "metrics.csv")
+    epochs = metrics.dropna(subset=["val/accuracy"])
+    reached = epochs[epochs["val/accuracy"] >= 0.97]
+    first = int(reached["epoch"].iloc[0]) if len(reached) else None
+    test_accuracy = float(metrics["test/accuracy"].dropna().iloc[-1])
+    config = json.loads((run_dir / "config.json").read_text())
+    print(f"make train (default config, {config['training']['epochs']} epochs, W&B offline): "
+          f"{wall:.1f} s wall for initialize + train")
+    print(f"  validation accuracy first >= 97% after epoch {first}; "
+          f"test accuracy {test_accuracy:.4f} ({'>= 97%' if test_accuracy >= 0.97 else 'below 97%'})")
+
+
+if __name__ == "__main__":
+    try:
+        bench_throughput()
+        print()
+        bench_make_train()
+    finally:
+        shutil.rmtree(SCRATCH, ignore_errors=True)
