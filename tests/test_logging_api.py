@@ -60,6 +60,8 @@ def test_missing_run_is_created_from_the_default_template_with_meta():
     logger = Logger("exp", "fresh")
     config = load_run_config("exp", "fresh")
     assert config["meta"]["created_by"] == "utils.logging.Logger"
+    assert config["meta"]["config_template"]["name"] == "default"  # the same meta as the CLI's
+    assert {"created", "git", "command", "overrides"} <= config["meta"].keys()
     assert {k: v for k, v in config.items() if k != "meta"} == load_config_template("default")
     for kind, folder in [("log", "logs"), ("plot", "plots"), ("checkpoint", "checkpoints"),
                          ("visualization", "visualizations")]:

@@ -3,14 +3,14 @@ architecture.txt and the git record. (Metrics and media go through utils.log_wri
 """
 
 import logging
+import shlex
 import sys
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from utils.errors import RunExistsError
 from utils.fileio import atomic_write_text
-from utils.management import RUN_SUBDIRS, create_run, load_config_template
+from utils.management import RUN_SUBDIRS, create_run
 
 LINE_FORMAT = "%(asctime)s %(levelname)s %(message)s"
 
@@ -18,16 +18,10 @@ LINE_FORMAT = "%(asctime)s %(levelname)s %(message)s"
 def ensure_run(exp_name: str, run_name: str, path: Path) -> None:
     """Create the run like `01_initialize.py` would; an existing config.json is never touched."""
     if not (path / "config.json").is_file():
-        from utils.git_info import git_summary
+        from utils.initialization import resolve_run_config
 
-        config = load_config_template("default")
-        config["meta"] = {
-            "created": datetime.now().astimezone().strftime("%Y-%m-%d %H:%M:%S"),
-            "template": "default",
-            "git": git_summary(),
-            "command": " ".join(sys.argv),
-            "created_by": "utils.logging.Logger",
-        }
+        config = resolve_run_config(exp_name, run_name, command=shlex.join(sys.argv))
+        config["meta"]["created_by"] = "utils.logging.Logger"
         try:
             create_run(exp_name, run_name, config)
         except RunExistsError:
