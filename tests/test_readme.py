@@ -4,6 +4,7 @@ import re
 import shlex
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -116,3 +117,23 @@ def test_the_env_sh_block_runs_as_written(experiments_root):
 def test_tboard_serves_on_the_given_port():
     port = _free_port()
     assert _serves(f"bash -c 'source env.sh && tboard {port}'", port)
+
+
+def python_blocks() -> list[str]:
+    return re.findall(r"```python\n(.*?)```", README, flags=re.S)
+
+
+@pytest.mark.parametrize("index", range(len(python_blocks())))
+def test_every_python_block_runs_as_written(index, experiments_root):
+    result = subprocess.run(
+        [sys.executable, "-c", python_blocks()[index]], capture_output=True, text=True, timeout=180,
+        cwd=REPO_ROOT, env=subprocess_env(), check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    if "logging-demo" in python_blocks()[index]:
+        import pandas as pd
+
+        metrics = pd.read_csv(experiments_root / "mnist" / "logging-demo" / "logs" / "metrics.csv")
+        assert list(metrics["step"]) == list(range(100))
+    else:
+        assert "features" in result.stdout and "forward" in result.stdout
