@@ -1,7 +1,9 @@
 """Every command in the README is exercised: run here, or named with the test that runs it."""
 
+import os
 import re
 import shlex
+import signal
 import socket
 import subprocess
 import sys
@@ -77,8 +79,9 @@ def _free_port() -> int:
 
 def _serves(command: str, port: int) -> bool:
     """Start `command` (a TensorBoard server), wait until it answers on `port`, stop it."""
+    # its own session, so that stopping it also stops what the shell function started
     process = subprocess.Popen(["bash", "-c", f"exec {command}"], cwd=REPO_ROOT, env=subprocess_env(),
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline and process.poll() is None:
@@ -89,12 +92,27 @@ def _serves(command: str, port: int) -> bool:
                 time.sleep(0.2)
         return False
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        _stop_group(process)
+
+
+def _group_alive(process: subprocess.Popen) -> bool:
+    process.poll()  # reap the leader so that a zombie does not count
+    try:
+        os.killpg(process.pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _stop_group(process: subprocess.Popen) -> None:
+    """SIGTERM the whole process group, SIGKILL it if anything is left after 10 s."""
+    os.killpg(process.pid, signal.SIGTERM)
+    deadline = time.monotonic() + 10
+    while _group_alive(process) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if _group_alive(process):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
 
 
 @pytest.mark.slow
