@@ -30,7 +30,7 @@ train: $(STAMP)
 	$(PY) src/02_train.py -e $(EXP) -r $(RUN) $(TRAIN_ARGS)
 
 test: $(STAMP)
-	$(PY) -m pytest -n 2 $(PYTEST_ARGS)
+	$(PY) -m pytest -n 2 --durations=10 $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	@set -e; for f in benchmarks/bench_*.py; do \
