@@ -15,7 +15,14 @@ from models.digits_cnn import build_model
 from utils.logging import Logger
 from utils.model_debugger import ModelDebugger, NonFiniteError
 from utils.model_debugger_layers import select_layers
-from utils.model_debugger_stats import STAT_NAMES, _device_stats, _finite_cpu_stats, compute_stats, to_floats
+from utils.model_debugger_stats import (
+    STAT_NAMES,
+    _device_stats,
+    _finite_cpu_stats,
+    compute_stats,
+    compute_stats_many,
+    to_floats,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BREAKS: list[dict] = []
@@ -153,6 +160,21 @@ def test_device_path_matches_the_fast_cpu_path(transform) -> None:
     assert fast.tolist() == pytest.approx(general.tolist(), rel=1e-5, abs=1e-6)
 
 
+def test_batched_statistics_equal_one_by_one_statistics() -> None:
+    torch.manual_seed(0)
+    tensors = [torch.randn(288), torch.ones(32), torch.zeros(7), torch.relu(torch.randn(64)), torch.randn(3, 4) * 5 + 100,
+               torch.tensor([1.0, float("nan"), 0.0, float("inf"), -float("inf"), 0.0]), torch.randn(9000),
+               torch.empty(0), torch.arange(6), torch.randn(5).double()]
+    for tensor, batched in zip(tensors, compute_stats_many(tensors), strict=True):
+        assert torch.allclose(batched, compute_stats(tensor), rtol=1e-5, atol=1e-6, equal_nan=True), tensor
+
+
+def test_std_falls_back_to_two_passes_when_the_mean_dominates() -> None:
+    values = torch.full((4096,), 3.0) + torch.linspace(-1e-3, 1e-3, 4096)
+    std = dict(zip(STAT_NAMES, _finite_cpu_stats(values).tolist(), strict=True))["std"]
+    assert std == pytest.approx(values.double().std(correction=0).item(), rel=1e-3)
+
+
 def test_to_floats_nests_layer_kind_stat() -> None:
     nested = to_floats({"a": {"output": compute_stats(torch.tensor([2.0, -2.0]))}})
     assert nested["a"]["output"]["mean"] == 0.0
@@ -210,6 +232,19 @@ def test_captured_gradients_equal_autograd_grad() -> None:
     assert torch.equal(debugger.tensors("head", "bias")[-1], model.head.bias.detach())
     grad_mean = debugger.stats()["head"]["grad"]["mean"]
     assert grad_mean == pytest.approx(expected[3].mean().item(), abs=1e-7)
+
+
+def test_parameter_statistics_are_those_of_the_weights_the_forward_used() -> None:
+    torch.manual_seed(4)
+    model = SmallNet()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
+    with ModelDebugger(model, keep="both") as debugger:
+        used = model.head.weight.detach().clone()
+        train_step(model, torch.randn(2, 2, 6, 6))
+        optimizer.step()
+    assert not torch.equal(model.head.weight, used)
+    assert torch.equal(debugger.tensors("head", "weight")[-1], used)
+    assert debugger.stats()["head"]["weight"] == pytest.approx(to_floats({"h": {"w": compute_stats(used)}})["h"]["w"])
 
 
 def test_tensor_buffer_keeps_only_the_latest_captures() -> None:

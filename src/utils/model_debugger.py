@@ -21,7 +21,7 @@ from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
 from utils.model_debugger_layers import Selector, first_tensor, select_layers
-from utils.model_debugger_stats import STAT_NAMES, compute_stats, format_summary, to_floats
+from utils.model_debugger_stats import STAT_NAMES, compute_stats, compute_stats_many, format_summary, to_floats
 
 CAPTURE_KINDS = ("output", "grad", "params", "param_grads")
 MODES = ("once", "every", "always")
@@ -195,6 +195,8 @@ class ModelDebugger:
         self._forward_done = False
         if self._capturing and self.log_stats:
             self._unlogged_step = self._current_step
+        if self._capturing and "params" in self.capture:
+            self._record_params()
 
     def _on_step_end(self, module: nn.Module, args: Any, output: Any) -> None:
         self._forward_done = True
@@ -209,9 +211,6 @@ class ModelDebugger:
             self._shapes[name] = tuple(tensor.shape)
         if capturing and "output" in self.capture:
             self._record(name, "output", tensor)
-        if capturing and "params" in self.capture:
-            for pname, param in module.named_parameters():
-                self._record(name, pname, param)
         if self.guard != "off":
             self._check_finite(name, module, tensor, "forward", step, args)
         for direction, condition in self._breaks.get(name, ()):
@@ -258,6 +257,22 @@ class ModelDebugger:
         if self.keep != "stats":
             buffer = self._buffers.setdefault((name, kind), deque(maxlen=self.buffer_size))
             buffer.append(tensor.detach().clone())
+
+    def _record_params(self) -> None:
+        """The debugged layers' parameters as this forward is about to use them (an optimizer
+        step after the backward cannot alter what is captured)."""
+        self._record_many([(name, pname, param) for name, module in self.layers.items()
+                           for pname, param in module.named_parameters()])
+
+    def _record_many(self, items: Sequence[tuple[str, str, Tensor]]) -> None:
+        """`_record` for many tensors, with the statistics of the small ones batched."""
+        if self.keep != "tensors":
+            for (name, kind, _), stats in zip(items, compute_stats_many([t for *_, t in items]), strict=True):
+                self._stats.setdefault(name, {})[kind] = stats
+        if self.keep != "stats":
+            for name, kind, tensor in items:
+                buffer = self._buffers.setdefault((name, kind), deque(maxlen=self.buffer_size))
+                buffer.append(tensor.detach().clone())
 
     def _check_finite(self, name: str, module: nn.Module, tensor: Tensor, direction: str, step: int,
                       inputs: Any) -> None:

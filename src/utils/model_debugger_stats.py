@@ -12,6 +12,9 @@ import torch
 from torch import Tensor
 
 STAT_NAMES = ("mean", "std", "min", "max", "abs_mean", "norm", "zero_frac", "nan_count", "inf_count")
+SMALL = 4096  # tensors up to this size are batched by compute_stats_many
+_CANCELLATION = 0.05  # below this share of E[x^2], the variance is recomputed two-pass
+_MASK_CACHE: dict[tuple[tuple[int, ...], torch.device], tuple[Tensor, Tensor]] = {}
 _AFFINE_CACHE: dict[tuple[int, torch.device], tuple[Tensor, Tensor]] = {}
 
 
@@ -50,25 +53,29 @@ def compute_stats(tensor: Tensor) -> Tensor:
 
 def _finite_cpu_stats(x: Tensor) -> Tensor | None:
     """Fast path for a finite CPU tensor, where reading a value costs nothing: the extremes
-    decide which full passes are needed (a ReLU output needs no pass for |x| or zero counting,
-    and no NaN/Inf counting is needed once the mean is finite). None if not all finite."""
+    decide which full passes are needed (a ReLU output needs no pass for |x|, a tensor without
+    a zero crossing none for counting zeros, and no NaN/Inf counting is needed once the mean and
+    the sum of squares are finite). None if not all finite."""
     n = x.numel()
     mean_t = x.mean()
     low_t, high_t = torch.aminmax(x)
-    mean, low, high = mean_t.item(), low_t.item(), high_t.item()
-    if not math.isfinite(mean):
+    squares_t = torch.dot(x, x)  # sum of squares in one BLAS pass
+    mean, low, high, squares = mean_t.item(), low_t.item(), high_t.item(), squares_t.item()
+    if not (math.isfinite(mean) and math.isfinite(squares)):
         return None
     if low >= 0:
         magnitude, abs_mean = x, mean  # |x| is x itself: no pass needed
     elif high <= 0:
-        magnitude, abs_mean = -x, -mean
+        magnitude, abs_mean = x, -mean  # signs all <= 0: their summed magnitude counts non-zeros
     else:
         magnitude = x.abs()  # (N,)
         abs_mean = magnitude.sum().item() / n
-    zeros = 0.0 if low > 0 or high < 0 else n - torch.sign(magnitude).sum().item()
-    std = torch.linalg.vector_norm(x - mean_t).item() / math.sqrt(n)
-    norm = torch.linalg.vector_norm(x).item()
-    return torch.tensor([mean, std, low, high, abs_mean, norm, zeros / n, 0.0, 0.0], dtype=torch.float32)
+    zeros = 0.0 if low > 0 or high < 0 else n - abs(torch.sign(magnitude).sum().item())
+    variance = squares / n - mean * mean
+    if variance < _CANCELLATION * squares / n:  # mean dominates: E[x^2] - mean^2 lost its digits
+        variance = torch.dot(centered := x - mean_t, centered).item() / n
+    return torch.tensor([mean, math.sqrt(max(variance, 0.0)), low, high, abs_mean, math.sqrt(squares), zeros / n,
+                         0.0, 0.0], dtype=torch.float32)
 
 
 def _device_stats(x: Tensor) -> Tensor:
@@ -91,6 +98,61 @@ def _device_stats(x: Tensor) -> Tensor:
     ]).float()  # (S,)
     offset, scale = _affine(n, x.device)
     return torch.addcmul(offset, raw, scale)
+
+
+def compute_stats_many(tensors: Sequence[Tensor]) -> list[Tensor]:
+    """`compute_stats` of each tensor, with the small ones done together in a few batched ops.
+
+    Small float tensors on one device (biases, norm weights, ...) are padded into one (K, L)
+    float64 matrix whose row statistics cost about as much as one tensor's; the rest go one by
+    one. Nothing synchronises a GPU.
+    """
+    results: list[Tensor | None] = [None] * len(tensors)
+    groups: dict[torch.device, list[int]] = {}
+    for index, tensor in enumerate(tensors):
+        if 0 < tensor.numel() <= SMALL and tensor.is_floating_point():
+            groups.setdefault(tensor.device, []).append(index)
+        else:
+            results[index] = compute_stats(tensor)
+    for indices in groups.values():
+        if len(indices) == 1:
+            results[indices[0]] = compute_stats(tensors[indices[0]])
+            continue
+        rows = _padded_stats([tensors[i].detach().reshape(-1) for i in indices])  # (K, S)
+        for i, row in zip(indices, rows.unbind(), strict=True):
+            results[i] = row
+    return results  # type: ignore[return-value]
+
+
+def _padded_stats(flats: list[Tensor]) -> Tensor:
+    """Row statistics (K, S) of K small 1-d tensors, padded with zeros that the mask discounts."""
+    device = flats[0].device
+    lengths = [flat.numel() for flat in flats]
+    key = (tuple(lengths), device)
+    if key not in _MASK_CACHE:
+        if len(_MASK_CACHE) > 256:
+            _MASK_CACHE.clear()
+        n = torch.tensor(lengths, dtype=torch.float64, device=device)  # (K,)
+        mask = torch.arange(max(lengths), device=device) < n.unsqueeze(1)  # (K, L)
+        _MASK_CACHE[key] = (n, mask)
+    n, mask = _MASK_CACHE[key]
+    x = torch.nn.utils.rnn.pad_sequence([f.double() for f in flats], batch_first=True)  # (K, L), zero padded
+    mean = x.sum(1) / n  # (K,)
+    centered = (x - mean.unsqueeze(1)) * mask  # (K, L)
+    nan_count, inf_count = torch.isnan(x).sum(1), torch.isinf(x).sum(1)
+    nonzero = torch.count_nonzero(x, 1)  # NaN counts as non-zero, padding as zero
+    raw = torch.stack([
+        mean,
+        torch.linalg.vector_norm(centered, dim=1) / n.sqrt(),
+        torch.where(mask, x, torch.inf).amin(1),
+        torch.where(mask, x, -torch.inf).amax(1),
+        x.abs().sum(1) / n,
+        torch.linalg.vector_norm(x, dim=1),
+        1 - nonzero / n,
+        nan_count,
+        inf_count,
+    ], 1)  # (K, S)
+    return raw.float()
 
 
 def to_floats(stats: Mapping[str, Mapping[str, Tensor]]) -> dict[str, dict[str, dict[str, float]]]:
