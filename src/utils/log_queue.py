@@ -3,7 +3,10 @@
 The caller only validates and enqueues; this thread turns accelerator tensors into numbers
 (one transfer per device and dtype per batch of records, so a GPU is synchronised here and
 never on the training thread), turns images into uint8 arrays and calls the writers. It also
-flushes the writers about once a second. A full queue blocks the caller (nothing is dropped).
+flushes the writers about once a second. It wakes every `tick` seconds (or at once for a flush,
+a close or a full queue), not at every record: a wake-up per training step would take the
+GIL and a core from the training loop fifty times a second for no gain. A full queue blocks
+the caller (nothing is dropped).
 A writer that raises is taken out of service and its error is handed to the caller at the
 next `raise_pending_error()`.
 """
@@ -29,28 +32,40 @@ class WriterError(RuntimeError):
 class LogWorker:
     """One daemon thread and its bounded queue; `put` is the only call on the hot path."""
 
-    def __init__(self, maxsize: int = 10_000, flush_seconds: float = 1.0) -> None:
+    def __init__(self, maxsize: int = 10_000, flush_seconds: float = 1.0, tick: float = 0.2) -> None:
         self._queue: queue.Queue = queue.Queue(maxsize)
-        self.put = self._queue.put
-        self._flush_seconds = flush_seconds
+        self._wake = threading.Event()
+        self._flush_seconds, self._tick = flush_seconds, tick
+        self._maxsize = maxsize
         self._writers: list[Writer] = []
         self.errors: list[WriterError] = []  # read by the Logger to skip checks when empty
         self._thread = threading.Thread(target=self._run, name="utils.logging", daemon=True)
         self._thread.start()
 
+    def put(self, item: tuple) -> None:
+        """Enqueue a record; wakes the thread early only when the queue is half full."""
+        self._queue.put(item)
+        if self._queue.qsize() > self._maxsize // 2:
+            self._wake.set()
+
+    def _put_now(self, item: tuple) -> None:
+        """Enqueue a control record and wake the thread at once."""
+        self._queue.put(item)
+        self._wake.set()
+
     def add_writer(self, writer: Writer) -> None:
         """Start feeding `writer` with everything enqueued from now on."""
-        self.put((ADD_WRITER, writer))
+        self._put_now((ADD_WRITER, writer))
 
     def flush(self) -> None:
         """Block until everything enqueued so far is written and flushed by every writer."""
         done = threading.Event()
-        self.put((FLUSH, done))
+        self._put_now((FLUSH, done))
         done.wait()
 
     def close(self) -> None:
         """Write and flush everything, close every writer, stop the thread."""
-        self.put((CLOSE, None))
+        self._put_now((CLOSE, None))
         self._thread.join()
 
     def raise_pending_error(self) -> None:
@@ -62,15 +77,16 @@ class LogWorker:
     def _run(self) -> None:
         next_flush = time.monotonic() + self._flush_seconds
         while True:
-            try:
-                batch = [self._queue.get(timeout=max(0.0, next_flush - time.monotonic()))]
-            except queue.Empty:
-                batch = []
-            while batch and len(batch) < MAX_BATCH:
+            self._wake.wait(timeout=max(0.0, min(self._tick, next_flush - time.monotonic())))
+            self._wake.clear()
+            batch = []
+            while len(batch) < MAX_BATCH:
                 try:
                     batch.append(self._queue.get_nowait())
                 except queue.Empty:
                     break
+            if len(batch) == MAX_BATCH:
+                self._wake.set()  # more is waiting: come straight back
             try:
                 if not self._process(batch):
                     return

@@ -17,10 +17,10 @@ WRONG_COLOR = "#d7191c"
 MAX_ANNOTATED_CLASSES = 30
 
 
-def _new_figure(width: float, height: float) -> "Figure":  # noqa: F821
+def _new_figure(width: float, height: float, layout: str | None = "constrained") -> "Figure":  # noqa: F821
     from matplotlib.figure import Figure
 
-    return Figure(figsize=(width, height), dpi=100, layout="constrained")
+    return Figure(figsize=(width, height), dpi=100, layout=layout)
 
 
 def _name(index: int, class_names: Sequence[str] | None) -> str:
@@ -42,7 +42,9 @@ def plot_prediction_grid(
     """A grid of images (N, C, H, W) or (N, H, W, C) titled with their labels.
 
     With `predictions`, each title reads `pred / true` and the image gets a green frame when
-    right and a red one when wrong, so mistakes stand out at a glance.
+    right and a red one when wrong, so mistakes stand out at a glance. The grid is one image
+    on one axes (a subplot per image costs ~30 ms each in matplotlib; this is called at every
+    evaluation).
     """
     labels = to_numpy(labels).reshape(-1).astype(int)
     preds = None if predictions is None else to_numpy(predictions).reshape(-1).astype(int)
@@ -51,29 +53,55 @@ def plot_prediction_grid(
     if len(labels) != count or (preds is not None and len(preds) != count):
         shown = "no" if preds is None else len(preds)
         raise ValueError(f"got {count} images but {len(labels)} labels and {shown} predictions")
+    tiles = [to_uint8_image(image, mean=mean, std=std) for image in batch]  # each (H, W, 3)
+    colors = [
+        None if preds is None else (RIGHT_COLOR if preds[i] == labels[i] else WRONG_COLOR)
+        for i in range(count)
+    ]
+    titles = [
+        _name(labels[i], class_names) if preds is None
+        else f"{_name(preds[i], class_names)} / {_name(labels[i], class_names)}"
+        for i in range(count)
+    ]
     cols = max(1, min(ncols, count))
     rows = -(-count // cols)
-    fig = _new_figure(1.3 * cols, 1.45 * rows)
-    axes = fig.subplots(rows, cols, squeeze=False).reshape(-1)
-    for index, ax in enumerate(axes):
-        ax.set_xticks([])
-        ax.set_yticks([])
-        if index >= count:
-            ax.set_axis_off()
-            continue
-        ax.imshow(to_uint8_image(batch[index], mean=mean, std=std), interpolation="nearest")
-        true_name = _name(labels[index], class_names)
-        if preds is None:
-            ax.set_title(true_name, fontsize=9)
-            continue
-        color = RIGHT_COLOR if preds[index] == labels[index] else WRONG_COLOR
-        ax.set_title(f"{_name(preds[index], class_names)} / {true_name}", fontsize=9, color=color)
-        for spine in ax.spines.values():
-            spine.set_edgecolor(color)
-            spine.set_linewidth(3)
+    canvas, centers = _framed_grid(tiles, colors, cols)
+    fig = _new_figure(1.3 * cols, 1.45 * rows + 0.3, layout=None)
+    ax = fig.add_axes((0.0, 0.0, 1.0, 1.0 - 0.3 / (1.45 * rows + 0.3)))
+    ax.imshow(canvas, interpolation="nearest")
+    ax.set_axis_off()
+    for (x, y), title, color in zip(centers, titles, colors):
+        ax.text(x, y, title, ha="center", va="center", fontsize=9, color=color or "black")
     if preds is not None:
         fig.suptitle(f"prediction / truth: {int((preds == labels).sum())} of {count} right", fontsize=10)
     return fig
+
+
+def _framed_grid(
+    tiles: list[np.ndarray], colors: list[str | None], cols: int
+) -> tuple[np.ndarray, list[tuple[float, float]]]:
+    """One white RGB canvas holding every tile in a coloured frame, with a band for its title.
+
+    Returns the canvas and, per tile, the (x, y) pixel centre of its title band.
+    """
+    from matplotlib.colors import to_rgb
+
+    height = max(t.shape[0] for t in tiles)
+    width = max(t.shape[1] for t in tiles)
+    frame = max(1, round(max(height, width) / 16))
+    band = max(3, round(0.35 * (height + 2 * frame)))  # room for the title above each tile
+    cell_h, cell_w = band + height + 2 * frame, width + 2 * frame + 2 * frame
+    rows = -(-len(tiles) // cols)
+    canvas = np.full((rows * cell_h, cols * cell_w, 3), 255, dtype=np.uint8)
+    centers = []
+    for index, (tile, color) in enumerate(zip(tiles, colors)):
+        top, left = (index // cols) * cell_h + band, (index % cols) * cell_w + frame
+        if color is not None:
+            rgb = (np.array(to_rgb(color)) * 255).round().astype(np.uint8)
+            canvas[top : top + height + 2 * frame, left : left + width + 2 * frame] = rgb
+        canvas[top + frame : top + frame + tile.shape[0], left + frame : left + frame + tile.shape[1]] = tile
+        centers.append((left + frame + width / 2 - 0.5, top - band / 2 - 0.5))
+    return canvas, centers
 
 
 def confusion_matrix(targets: Any, predictions: Any, num_classes: int) -> np.ndarray:
