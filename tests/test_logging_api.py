@@ -180,12 +180,15 @@ def test_log_txt_has_timestamped_levelled_lines_also_on_stderr_and_is_appended(c
     assert "ERROR second message" in capsys.readouterr().err
 
 
-def test_log_config_goes_to_log_txt():
+def test_log_config_goes_to_log_txt_and_only_a_pointer_to_the_console(capsys):
     logger = Logger("exp", "cfg")
     logger.log_config({"optimizer": {"lr": 0.001}})
     logger.finish()
     text = (logger.get_path("log") / "log.txt").read_text()
     assert json.dumps({"optimizer": {"lr": 0.001}}, indent=2) in text
+    console = capsys.readouterr().err
+    assert "config logged to" in console and "log.txt" in console
+    assert '"lr"' not in console
 
 
 def test_log_architecture_lists_parameters_per_module_and_total():

@@ -43,10 +43,15 @@ class _ConsoleHandler(logging.StreamHandler):
 
 
 def open_text_log(path: Path) -> logging.Logger:
-    """A private stdlib logger: lines `<time> <LEVEL> <message>` to stderr and appended to `path`."""
+    """A private stdlib logger: lines `<time> <LEVEL> <message>` to stderr and appended to `path`.
+
+    A record logged with `extra={"file_only": True}` goes to the file only (e.g. a whole config).
+    """
     text = logging.Logger(f"utils.logging:{path}", logging.INFO)  # not in the global registry
     formatter = logging.Formatter(LINE_FORMAT)
-    for handler in (_ConsoleHandler(), logging.FileHandler(path, mode="a", encoding="utf-8")):
+    console = _ConsoleHandler()
+    console.addFilter(lambda record: not getattr(record, "file_only", False))
+    for handler in (console, logging.FileHandler(path, mode="a", encoding="utf-8")):
         handler.setFormatter(formatter)
         text.addHandler(handler)
     return text

@@ -184,7 +184,8 @@ class Logger:
         if self._enabled:
             self._check_open()
             plain = json.loads(json.dumps(dict(config), default=str))  # a copy with JSON types only
-            self.info("config:\n" + json.dumps(plain, indent=2))
+            self._text.info("config:\n" + json.dumps(plain, indent=2), extra={"file_only": True})
+            self.info(f"config logged to {self.get_path('log') / 'log.txt'}")  # console: one line
             self._put((CONFIG, plain))
 
     def log_architecture(self, model: Any) -> None:
