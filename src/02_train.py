@@ -39,17 +39,29 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         config = apply_overrides(load_run_config(args.experiment, args.run), args.overrides)
-        from training.session import run_session  # torch is imported only once the input is valid
+        device = _device(args.device)
+        from training.session import run_session
 
-        result = run_session(args.experiment, args.run, config, args.device, args.resume)
-    except (TemplateError, ValueError) as exc:
+        result = run_session(args.experiment, args.run, config, device, args.resume)
+    except TemplateError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print_summary(result, args)
     return result.exit_code
 
 
-def print_summary(result, args: argparse.Namespace) -> None:
+def _device(name: str):
+    """The torch device for --device, or a usage error naming the choices."""
+    from utils.errors import ConfigValueError
+    from utils.helper_functions import select_device  # imports torch: only once the run is known
+
+    try:
+        return select_device(name)
+    except ValueError as exc:
+        raise ConfigValueError(f"--device: {exc}") from None
+
+
+def print_summary(result: "SessionResult", args: argparse.Namespace) -> None:  # noqa: F821
     """A short report on rank 0: where the run is, best and test metrics, wall time."""
     from utils.helper_functions import is_main_process
 

@@ -31,7 +31,7 @@ SCHEMA: dict[str, Check] = {
     "data.test_fraction": _rule(_NUMBER, _FRACTION),
     "data.batch_size": _rule((int,), _POSITIVE),
     "data.num_workers": _rule((int,), _NON_NEGATIVE),
-    "model.name": _rule((str,)),
+    "model.name": _rule((str,), (lambda v: v == "digits_cnn", "'digits_cnn' (see models/digits_cnn.py)")),
     "model.channels": _rule((list,), (lambda v: len(v) == 2 and all(isinstance(c, int) and c > 0 for c in v), "two positive integers")),
     "model.hidden": _rule((int,), _POSITIVE),
     "model.dropout": _rule(_NUMBER, (lambda v: 0 <= v < 1, "in [0, 1)")),
@@ -68,4 +68,4 @@ def validate_config(config: dict[str, Any], source: str = "config") -> None:
             names = " or ".join("null" if t is type(None) else t.__name__ for t in types)
             raise ConfigValueError(f"{source}: {key}={value!r} has type {type(value).__name__}; expected {names}")
         if predicate is not None and not predicate(value):
-            raise ConfigValueError(f"{source}: {key}={value!r} is out of range; expected {expected}")
+            raise ConfigValueError(f"{source}: {key}={value!r} is not valid; expected {expected}")

@@ -19,7 +19,7 @@ from training.signals import GracefulStop
 from training.trainer import Trainer, TrainState, log_evaluation_images
 from utils.checkpoints import CheckpointManager, load_checkpoint, restore_checkpoint, unwrap_model
 from utils.errors import CheckpointError
-from utils.helper_functions import barrier, get_rank, get_world_size, is_main_process, select_device, set_seed
+from utils.helper_functions import barrier, get_rank, get_world_size, is_main_process, set_seed
 from utils.logging import LOGGER, Logger
 from utils.management import require_run
 from utils.profiler import Profiler
@@ -37,12 +37,11 @@ class SessionResult:
     exit_code: int
 
 
-def run_session(exp: str, run: str, config: dict, device_name: str, resume: bool) -> SessionResult:
+def run_session(exp: str, run: str, config: dict, device: torch.device, resume: bool) -> SessionResult:
     """Train the run; returns exit code 0, or 143/130 after a graceful stop on a signal."""
     started = time.perf_counter()
     run_dir = require_run(exp, run)
     validate_config(config, f"{run_dir / 'config.json'}")
-    device = select_device(device_name)
     stop = GracefulStop().install()
     init_distributed(device)
     logger: Logger | None = None
