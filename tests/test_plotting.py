@@ -109,8 +109,16 @@ def test_training_curves_of_missing_or_header_only_csv_write_nothing(tmp_path):
 
 
 def test_group_metrics_by_last_name_part_in_first_seen_order():
-    groups = group_metrics(["train/loss", "lr", "val/loss", "val/accuracy", "time/data"])
-    assert groups == {"loss": ["train/loss", "val/loss"], "lr": ["lr"], "accuracy": ["val/accuracy"], "data": ["time/data"]}
+    groups = group_metrics(["train/loss", "lr", "val/loss", "val/accuracy", "debug/fc/mean", "debug/conv/mean"])
+    assert groups == {
+        "loss": ["train/loss", "val/loss"], "lr": ["lr"], "accuracy": ["val/accuracy"],
+        "mean": ["debug/fc/mean", "debug/conv/mean"],
+    }
+
+
+def test_profiler_sections_share_one_plot():
+    groups = group_metrics(["time/data", "train/loss", "time/forward", "time/forward/conv", "time"])
+    assert groups == {"time": ["time/data", "time/forward", "time/forward/conv", "time"], "loss": ["train/loss"]}
 
 
 def test_smooth_is_a_bias_corrected_moving_average():

@@ -78,11 +78,18 @@ def summarize_metric(frame: "pd.DataFrame", metric: str, mode: str) -> MetricSum
     return MetricSummary(float(series[best_step]), best_step, float(series.iloc[-1]), int(series.index[-1]), len(series))
 
 
+# Namespaces whose metrics share one unit and belong on one set of axes, with that unit's label.
+SHARED_AXES_NAMESPACES = {"time": "time (ms)"}  # the profiler's section means
+
+
 def group_metrics(metrics: Iterable[str]) -> dict[str, list[str]]:
-    """Group names by their last '/' part, so train/loss and val/loss share one set of axes."""
+    """Group names by their last '/' part, so train/loss and val/loss share one set of axes;
+    names in a `SHARED_AXES_NAMESPACES` namespace (time/forward, time/backward) share one too."""
     groups: dict[str, list[str]] = {}
     for name in metrics:
-        groups.setdefault(name.rsplit("/", 1)[-1], []).append(name)
+        namespace, _, _ = name.partition("/")
+        key = namespace if namespace in SHARED_AXES_NAMESPACES and "/" in name else name.rsplit("/", 1)[-1]
+        groups.setdefault(key, []).append(name)
     return groups
 
 
@@ -126,7 +133,7 @@ def plot_training_curves(
         series = {name: finite_series(frame, name) for name in names}
         title = group if len(names) > 1 else names[0]  # a lone metric keeps its full name
         path = out_dir / f"{sanitize_name(group)}.png"
-        _save_figure(_draw_series(series, title=title, ylabel=group, smoothing=smoothing), path)
+        _save_figure(_draw_series(series, title=title, ylabel=SHARED_AXES_NAMESPACES.get(group, group), smoothing=smoothing), path)
         written.append(path)
     return written
 

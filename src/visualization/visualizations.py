@@ -133,7 +133,7 @@ def plot_confusion_matrix(
         totals = counts.sum(axis=1, keepdims=True)
         counts = np.divide(counts, totals, out=np.zeros_like(counts), where=totals > 0)
     side = min(max(3.5, 0.45 * size + 2.0), 16.0)
-    fig = _new_figure(side + 1.0, side)
+    fig = _new_figure(side + 1.5, side)  # room for the colour bar's labels
     ax = fig.add_subplot()
     image = ax.imshow(counts, cmap="Blues", vmin=0, vmax=1 if normalize else max(counts.max(), 1))
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
