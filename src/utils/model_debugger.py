@@ -20,6 +20,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
+from utils.logging import LOGGER
 from utils.model_debugger_layers import Selector, first_tensor, select_layers
 from utils.model_debugger_stats import STAT_NAMES, compute_stats, compute_stats_many, format_summary, to_floats
 
@@ -75,7 +76,8 @@ class ModelDebugger:
         self.layers = select_layers(model, layers)
         self.capture, self.keep, self.buffer_size = frozenset(capture), keep, buffer_size
         self.mode, self.every, self.guard = mode, every, guard
-        self.log_stats, self.logger, self.step = log_stats, logger, start_step
+        self.log_stats, self.step = log_stats, start_step
+        self.logger = LOGGER if logger is None else logger
         self._stats: dict[str, dict[str, Tensor]] = {}  # layer -> kind -> (S,) statistics
         self._buffers: dict[tuple[str, str], deque[Tensor]] = {}
         self._shapes: dict[str, tuple[int, ...]] = {}
@@ -175,7 +177,7 @@ class ModelDebugger:
 
     def write_summary(self, directory: str | Path | None = None, filename: str = "model_debug.txt") -> Path:
         """Write `summary()` to `directory` (default: the run's logs folder of the logger)."""
-        folder = Path(directory) if directory is not None else Path(self._logger().get_path("log"))
+        folder = Path(directory) if directory is not None else Path(self.logger.get_path("log"))
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / filename
         path.write_text(self.summary(), encoding="utf-8")
@@ -317,14 +319,7 @@ class ModelDebugger:
                   for layer, kinds in self.stat_tensors().items() for kind, stats in kinds.items()
                   for stat, value in stats.items()}
         if values:
-            self._logger().log(values, step=step)
-
-    def _logger(self) -> Any:
-        if self.logger is not None:
-            return self.logger
-        from utils.logging import LOGGER
-
-        return LOGGER
+            self.logger.log(values, step=step)
 
     @staticmethod
     def _kind_order(kind: str) -> tuple[int, str, bool]:

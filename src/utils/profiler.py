@@ -19,6 +19,8 @@ from pathlib import Path
 from time import perf_counter_ns
 from typing import Any, TypeVar
 
+from utils.logging import LOGGER
+
 F = TypeVar("F", bound=Callable[..., Any])
 MAX_PENDING_EVENTS = 10_000
 
@@ -92,7 +94,7 @@ class Profiler:
         if log_every < 0:
             raise ValueError(f"log_every={log_every} must be 0 (never) or a positive number of steps")
         self.enabled, self.cuda, self.synchronize = enabled, cuda, synchronize
-        self.log_every, self.logger = log_every, logger
+        self.log_every, self.logger = log_every, LOGGER if logger is None else logger
         self._local = threading.local()
         self._roots: list[_Node] = []  # one per thread that ever entered a section
         self._roots_lock = threading.Lock()
@@ -232,7 +234,7 @@ class Profiler:
 
     def write_report(self, directory: str | Path | None = None, filename: str = "profile.txt") -> Path:
         """Write `report()` to `directory` (default: the run's logs folder) and return the path."""
-        folder = Path(directory) if directory is not None else Path(self._logger().get_path("log"))
+        folder = Path(directory) if directory is not None else Path(self.logger.get_path("log"))
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / filename
         path.write_text(self.report(), encoding="utf-8")
@@ -254,14 +256,7 @@ class Profiler:
                 means[f"time/{path}"] = (total_ms - last_total_ms) / (calls - last_calls)
             self._logged[path] = (calls, total_ms)
         if means:
-            self._logger().log(means, step=step)
-
-    def _logger(self) -> Any:
-        if self.logger is not None:
-            return self.logger
-        from utils.logging import LOGGER
-
-        return LOGGER
+            self.logger.log(means, step=step)
 
 
 def _nodes_to_dict(parent: _Node) -> dict[str, Any]:
