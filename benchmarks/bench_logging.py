@@ -11,24 +11,17 @@ through ours is in all three outputs afterwards. Everything is written to a temp
 """
 
 import csv
-import os
 import shutil
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-SCRATCH = Path(tempfile.mkdtemp(prefix="bench_logging_"))
-os.environ.update(
-    EXPERIMENTS_ROOT=str(SCRATCH / "experiments"), WANDB_MODE="offline", WANDB_SILENT="true",
-    WANDB_DISABLE_GIT="true", WANDB_CONFIG_DIR=str(SCRATCH / "wandb-config"),
-    WANDB_CACHE_DIR=str(SCRATCH / "wandb-cache"), WANDB_DATA_DIR=str(SCRATCH / "wandb-data"),
-)
-for path in (REPO / "src", REPO / "tests"):
-    sys.path.insert(0, str(path))
+from scratch import REPO, make_scratch
+
+SCRATCH = make_scratch("bench_logging_")
+sys.path.insert(0, str(REPO / "tests"))  # the read-back helpers of the tests
 
 CALLS = 2000
 KEYS = [f"train/metric{i}" for i in range(10)]

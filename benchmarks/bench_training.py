@@ -22,18 +22,12 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-SCRATCH = Path(tempfile.mkdtemp(prefix="bench_training_"))
-os.environ.update(
-    EXPERIMENTS_ROOT=str(SCRATCH / "experiments"), WANDB_MODE="offline", WANDB_SILENT="true",
-    WANDB_DISABLE_GIT="true", WANDB_CONFIG_DIR=str(SCRATCH / "wandb-config"),
-    WANDB_CACHE_DIR=str(SCRATCH / "wandb-cache"), WANDB_DATA_DIR=str(SCRATCH / "wandb-data"),
-)
-sys.path.insert(0, str(REPO / "src"))
+from scratch import REPO, make_scratch
+
+SCRATCH = make_scratch("bench_training_")
 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
