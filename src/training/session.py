@@ -50,10 +50,10 @@ def run_session(exp: str, run: str, config: dict, device: torch.device, resume: 
         checkpoints = CheckpointManager(
             run_dir / "checkpoints", config["training"]["keep_checkpoints"], config["training"]["best_mode"]
         )
-        resume_from = _find_resume(checkpoints, device) if resume else None
+        resume_from = checkpoints.find_resume_checkpoint(map_location=device) if resume else None
         resume_step = resume_from[1]["global_step"] if resume_from else None
         logger = Logger(exp, run, resume_step=resume_step)
-        _initialize_writers(config, resume_from)
+        _initialize_writers(config, resume_from, checkpoints.skipped)
         trainer = _build_trainer(config, device, checkpoints, stop)
         if resume_from is not None:
             _restore(trainer, *resume_from)
@@ -62,7 +62,8 @@ def run_session(exp: str, run: str, config: dict, device: torch.device, resume: 
         if not stop.requested and is_main_process():
             LOGGER.flush()
             plot_training_curves(run_dir / "logs" / "metrics.csv", run_dir / "plots")
-        trainer.profiler.write_report(run_dir / "logs")
+        if is_main_process():
+            trainer.profiler.write_report(run_dir / "logs")
         return SessionResult(run_dir, trainer.state.best_metric, test_metrics, time.perf_counter() - started, stop.exit_code)
     finally:
         if logger is not None:
@@ -71,14 +72,9 @@ def run_session(exp: str, run: str, config: dict, device: torch.device, resume: 
         stop.restore()
 
 
-def _find_resume(checkpoints: CheckpointManager, device: torch.device) -> tuple[Path, dict]:
-    path, checkpoint = checkpoints.find_resume_checkpoint(map_location=device)
-    for skipped, reason in checkpoints.skipped:
-        print(f"warning: skipped checkpoint {skipped}: {reason}")
-    return path, checkpoint
-
-
-def _initialize_writers(config: dict, resume_from: tuple[Path, dict] | None) -> None:
+def _initialize_writers(
+    config: dict, resume_from: tuple[Path, dict] | None, skipped: list[tuple[Path, str]]
+) -> None:
     logging = config["logging"]
     if logging["csv"]:
         LOGGER.initialize_csv()
@@ -88,6 +84,8 @@ def _initialize_writers(config: dict, resume_from: tuple[Path, dict] | None) -> 
         LOGGER.initialize_wandb(logging["wandb_project"])
     LOGGER.log_config(config)
     LOGGER.log_git_hash()
+    for path, reason in skipped:
+        LOGGER.warning(f"skipped checkpoint {path}: {reason}")
     if resume_from is not None:
         path, checkpoint = resume_from
         LOGGER.info(f"resuming from {path} at epoch {checkpoint['epoch']}, step {checkpoint['global_step']}")
