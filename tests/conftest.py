@@ -1,6 +1,7 @@
 """Shared fixtures: every test gets its own experiments root in tmp_path, W&B offline."""
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -47,3 +48,19 @@ def run_script(script: str, *args: str, timeout: float = 120, **env: str) -> sub
         cwd=REPO_ROOT,
         check=False,
     )
+
+
+def run_in_group(command: list[str], *, timeout: float, **kwargs) -> subprocess.CompletedProcess:
+    """`subprocess.run` in a new process group; on a timeout the whole group is killed.
+
+    For launchers such as torchrun, whose workers would outlive a kill of the launcher alone.
+    """
+    with subprocess.Popen(command, start_new_session=True, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True, **kwargs) as process:
+        try:
+            stdout, stderr = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.communicate()
+            raise
+    return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)

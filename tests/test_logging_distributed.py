@@ -1,12 +1,11 @@
 """Two real gloo ranks under torchrun: only global rank 0 writes, rank 1's calls are no-ops."""
 
-import subprocess
 import sys
 import textwrap
 
 import pandas as pd
 import pytest
-from conftest import subprocess_env
+from conftest import run_in_group, subprocess_env
 
 RANKED_LOGGING = textwrap.dedent("""
     import threading
@@ -36,9 +35,9 @@ RANKED_LOGGING = textwrap.dedent("""
 def test_two_gloo_ranks_write_exactly_one_csv_and_one_event_file(tmp_path, experiments_root):
     script = tmp_path / "ranked.py"
     script.write_text(RANKED_LOGGING)
-    result = subprocess.run(
+    result = run_in_group(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script)],
-        capture_output=True, text=True, timeout=180, env=subprocess_env(), check=False,
+        timeout=180, env=subprocess_env(),
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "rank 0 done" in result.stdout and "rank 1 done" in result.stdout

@@ -1,11 +1,10 @@
 """The same script under a real torchrun with two gloo ranks on the CPU."""
 
-import subprocess
 import sys
 
 import pytest
 
-from conftest import REPO_ROOT, SRC, subprocess_env
+from conftest import REPO_ROOT, SRC, run_in_group, subprocess_env
 from train_support import make_run, read_metrics, tensorboard_steps
 from utils.checkpoints import load_checkpoint
 
@@ -18,10 +17,7 @@ def test_two_ranks_train_one_run_with_one_set_of_outputs(experiments_root):
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
         str(SRC / "02_train.py"), "-e", "exp", "-r", "ddp", "--device", "cpu",
     ]
-    result = subprocess.run(
-        command, capture_output=True, text=True, timeout=300, cwd=REPO_ROOT,
-        env=subprocess_env(OMP_NUM_THREADS="1"), check=False,
-    )
+    result = run_in_group(command, timeout=300, cwd=REPO_ROOT, env=subprocess_env(OMP_NUM_THREADS="1"))
     assert result.returncode == 0, result.stderr[-3000:]
     steps_per_epoch = 10  # each rank trains 628 of the 1,257 images, batch 64
     metrics = read_metrics(run_dir)
