@@ -4,6 +4,7 @@ Everything the loop needs is built by `training.session` and handed in; the loop
 trains, evaluates, logs through LOGGER and checkpoints, so it reads top to bottom.
 """
 
+import signal
 import sys
 from dataclasses import dataclass, field
 
@@ -64,7 +65,9 @@ class Trainer:
         self.model.train()
         self.loaders.train_sampler.set_epoch(self.state.epoch)
         clip = self.config["training"]["grad_clip"]
-        epoch_totals = torch.zeros(3, device=self.device)  # loss sum, hits, count
+        loss_sum = torch.zeros((), device=self.device)  # stays on the device: no sync per step
+        hits = torch.zeros((), device=self.device, dtype=torch.long)
+        count = 0
         progress = self._progress_bar()
         batches = iter(self.loaders.train)
         for index in range(len(self.loaders.train)):
@@ -83,9 +86,9 @@ class Trainer:
             with self.profiler.section("optimizer"):
                 self._optimizer_step(clip)
             self.scheduler.step()
-            epoch_totals += torch.stack(
-                [loss.detach() * labels.numel(), (logits.argmax(1) == labels).sum(), torch.tensor(labels.numel(), device=self.device)]
-            ).float()
+            loss_sum += loss.detach() * labels.numel()
+            hits += (logits.argmax(1) == labels).sum()
+            count += labels.numel()
             step = self.state.global_step
             LOGGER.log({"train/loss": all_reduce_mean(loss.detach()), "lr": self.optimizer.param_groups[0]["lr"]}, step)
             self.profiler.step(step)  # every `log_every` steps: time/<section> means
@@ -93,12 +96,17 @@ class Trainer:
             self.state.batches_done = index + 1
             progress.update(1)
             if any_rank(self.stop.requested, self.device):
-                self.stop.request(self.stop.signum or 15)
+                self.stop.request(self.stop.signum or signal.SIGTERM)  # another rank was signalled
                 progress.close()
                 return False
         progress.close()
-        loss_sum, hits, count = all_reduce_mean(epoch_totals).tolist()
-        LOGGER.log({"train/epoch_loss": loss_sum / count, "train/epoch_accuracy": hits / count, "epoch": self.state.epoch + 1}, self.state.global_step - 1)
+        totals = torch.stack([loss_sum, hits.float(), torch.tensor(float(count), device=self.device)])
+        total_loss, total_hits, total_count = all_reduce_mean(totals).tolist()
+        LOGGER.log(
+            {"train/epoch_loss": total_loss / total_count, "train/epoch_accuracy": total_hits / total_count,
+             "epoch": self.state.epoch + 1},
+            self.state.global_step - 1,
+        )
         return True
 
     def _backward(self, loss: torch.Tensor) -> None:
