@@ -14,7 +14,7 @@ from conftest import subprocess_env
 import utils.logging as ulog
 from utils.log_queue import WriterError
 from utils.logging import LOGGER, AverageMeter, Logger, MetricTracker
-from utils.management import create_run, load_config_template, load_run_config, run_path
+from utils.management import create_run, load_run_config, run_path
 
 
 @pytest.fixture(autouse=True)
@@ -56,13 +56,8 @@ def test_proxy_forwards_to_the_newest_open_logger_and_falls_back_after_finish():
         LOGGER.flush()
 
 
-def test_missing_run_is_created_from_the_default_template_with_meta():
+def test_get_path_gives_each_folder_of_the_run_and_names_the_kinds_on_a_typo():
     logger = Logger("exp", "fresh")
-    config = load_run_config("exp", "fresh")
-    assert config["meta"]["created_by"] == "utils.logging.Logger"
-    assert config["meta"]["config_template"]["name"] == "default"  # the same meta as the CLI's
-    assert {"created", "git", "command", "overrides"} <= config["meta"].keys()
-    assert {k: v for k, v in config.items() if k != "meta"} == load_config_template("default")
     for kind, folder in [("log", "logs"), ("plot", "plots"), ("checkpoint", "checkpoints"),
                          ("visualization", "visualizations")]:
         assert logger.get_path(kind) == run_path("exp", "fresh") / folder

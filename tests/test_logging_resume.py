@@ -3,7 +3,7 @@
 import pandas as pd
 import pytest
 from test_logging_tensorboard import read_events, scalar_steps
-from test_logging_wandb import read_wandb_records, wandb_file, wandb_history
+from test_logging_wandb import read_wandb_records, wandb_files, wandb_history
 
 import utils.logging as ulog
 from utils.logging import Logger
@@ -52,11 +52,13 @@ def test_resume_shows_each_step_once_everywhere_and_continues_the_wandb_run():
 
     run_id = first.state_dict()["wandb_run_id"]
     assert second.state_dict()["wandb_run_id"] == run_id
-    resumed_file = wandb_file(log_dir, run_id)
-    (run_record,) = [r.run for r in read_wandb_records(resumed_file) if r.WhichOneof("record_type") == "run"]
-    assert run_record.run_id == run_id
-    history = wandb_history(resumed_file)
-    assert [(row["_step"], row["session"]) for row in history] == [(s, 2) for s in second_steps]
+    histories = {}  # session -> its W&B history, each session's file told by what it holds
+    for path in wandb_files(log_dir, run_id):
+        (run_record,) = [r.run for r in read_wandb_records(path) if r.WhichOneof("record_type") == "run"]
+        assert run_record.run_id == run_id
+        history = [(row["_step"], row["session"]) for row in wandb_history(path)]
+        histories[history[0][1]] = history
+    assert histories == {1: [(s, 1) for s in first_steps], 2: [(s, 2) for s in second_steps]}
 
     log_lines = (log_dir / "log.txt").read_text().splitlines()
     assert sum("logging run exp/resumed" in line for line in log_lines) == 2

@@ -1,5 +1,5 @@
-"""The run's plain files the Logger writes on the caller's thread: run folder, log.txt,
-architecture.txt and the git record. (Metrics and media go through utils.log_writers.)
+"""The run's plain files the Logger writes on the caller's thread: run folder (created when
+missing, sub-folders by kind), log.txt, architecture.txt and the git record. (Metrics and media go through utils.log_writers.)
 """
 
 import logging
@@ -13,21 +13,46 @@ from utils.fileio import atomic_write_text
 from utils.management import RUN_SUBDIRS, create_run
 
 LINE_FORMAT = "%(asctime)s %(levelname)s %(message)s"
+PATH_KINDS = {
+    "log": "logs", "plot": "plots", "checkpoint": "checkpoints", "visualization": "visualizations",
+}
 
 
-def ensure_run(exp_name: str, run_name: str, path: Path) -> None:
-    """Create the run like `01_initialize.py` would; an existing config.json is never touched."""
+def path_of_kind(run_folder: Path, kind: str) -> Path:
+    """The sub-folder of a run for 'log', 'plot', 'checkpoint' or 'visualization'."""
+    if kind not in PATH_KINDS:
+        raise ValueError(f"unknown path kind {kind!r}: choose from {', '.join(PATH_KINDS)}")
+    return run_folder / PATH_KINDS[kind]
+
+
+def ensure_run(exp_name: str, run_name: str, path: Path, template: str | None = None) -> None:
+    """Create the run like `01_initialize.py` would when it has no config.json.
+
+    Its config is the `meta` block plus the template named (a name in `config/` or a path), or
+    nothing else: a run created here never gets some task's config copied in silently. An
+    existing config.json is never touched.
+    """
     if not (path / "config.json").is_file():
-        from utils.initialization import resolve_run_config
-
-        config = resolve_run_config(exp_name, run_name, command=shlex.join(sys.argv))
-        config["meta"]["created_by"] = "utils.logging.Logger"
+        config = _new_run_config(exp_name, run_name, template)
         try:
             create_run(exp_name, run_name, config)
         except RunExistsError:
             pass  # created meanwhile by another process: use it as it is
     for sub in RUN_SUBDIRS:
         (path / sub).mkdir(parents=True, exist_ok=True)
+
+
+def _new_run_config(exp_name: str, run_name: str, template: str | None) -> dict[str, Any]:
+    from utils.configs import load_config_template
+    from utils.initialization import build_run_meta
+
+    if template is not None and (type(template) is not str or not template):
+        raise TypeError(f"config_template must be a template name or a path, got {template!r}")
+    config = load_config_template(template) if template is not None else {}
+    meta = build_run_meta(exp_name, run_name, template, (), shlex.join(sys.argv))
+    meta["created_by"] = "utils.logging.Logger"
+    config["meta"] = meta
+    return config
 
 
 class _ConsoleHandler(logging.StreamHandler):

@@ -54,6 +54,35 @@ def _plain(number: int | float) -> int | float:
     return int(number) if isinstance(number, bool) else number
 
 
+def image_copy(name: str, image: Any) -> Any:
+    """A private copy of an image the caller's thread can check: TypeError for a value that is
+    no image (naming the types accepted), ValueError for a shape or dtype that cannot be one.
+    """
+    if hasattr(image, "shape"):
+        check_image(name, image)
+        return snapshot(image)
+    array = _image_array(name, image)  # PIL images and nested lists: already a new array
+    check_image(name, array)
+    return array
+
+
+def _image_array(name: str, image: Any) -> Any:
+    import numpy as np
+
+    from visualization.helper_functions import ACCEPTED_FORMS
+
+    if hasattr(image, "savefig"):
+        raise TypeError(f"image {name!r} is a matplotlib figure: log it with log_figure({name!r}, figure)")
+    array = np.asarray(image)
+    if array.ndim == 0 or not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
+        raise TypeError(
+            f"image {name!r} is a {type(image).__name__}: expected a NumPy array or torch tensor of "
+            f"shape {ACCEPTED_FORMS} (uint8, or floats in [0, 1]), or a PIL image in mode L or "
+            "RGB; a matplotlib figure goes to log_figure"
+        )
+    return array
+
+
 def check_image(name: str, image: Any) -> None:
     """ValueError naming the image when its shape or dtype cannot become an RGB picture."""
     import numpy as np

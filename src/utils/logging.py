@@ -3,13 +3,23 @@
     logger = Logger("mnist", "baseline")      # binds to experiments/mnist/baseline/
     logger.initialize_csv(); logger.initialize_tensorboard(); logger.initialize_wandb("proj")
     LOGGER.log({"train/loss": loss}, step)    # validates, enqueues, returns (a few us)
+    LOGGER.log_image("samples", images)       # media: step defaults to the last step logged
     LOGGER.finish()                           # also runs at interpreter exit
 
 `log` is off the hot path: a background thread (utils.log_queue) converts values and feeds the
 writers (utils.log_writers). Only global rank 0 writes; on other ranks every call is a no-op.
+A run the Logger creates (when `01_initialize.py` did not) holds the `meta` block and an empty
+config, or the template named by `config_template=`; an existing config.json is never touched.
 Resume: save `LOGGER.state_dict()` in the checkpoint and create `Logger(exp, run,
 resume_step=T)` with T the first step that will be logged again: metrics at steps >= T are
 removed from the CSV and TensorBoard, and W&B continues the stored run id.
+
+After `finish()` a Logger is closed, on every rank: each call that would log or write raises
+the same RuntimeError naming finish() (nothing is dropped without a word); `finish()` again,
+`get_path`, `last_step` and `state_dict` still work. `LOGGER` then forwards to the previous
+Logger still open; with none, every `LOGGER` call raises an error saying how to create one.
+Code that may run without a run (a model's unit test, a notebook) asks `is_active()` or takes
+a `NullLogger`, which accepts every call of the Logger's API and writes nothing.
 """
 
 import atexit
@@ -17,6 +27,7 @@ import json
 import os
 import threading
 from collections.abc import Mapping
+from logging import ERROR, INFO, WARNING
 from pathlib import Path
 from typing import Any
 
@@ -26,28 +37,41 @@ from utils.log_files import (
     describe_architecture,
     ensure_run,
     open_text_log,
+    path_of_kind,
     write_git_record,
 )
 from utils.log_queue import CONFIG, HISTOGRAM, IMAGE, SCALARS, TEXT, LogWorker, WriterError
-from utils.log_values import check_image, check_step, key_error, snapshot, to_number
-from utils.log_writers.base import Writer
+from utils.log_null import NullLogger
+from utils.log_proxy import LOGGER, _active, is_active
+from utils.log_values import check_step, image_copy, key_error, snapshot, to_number
 from utils.log_writers.png_writer import PngWriter
 from utils.management import run_path
 from utils.metric_tracker import AverageMeter, MetricTracker, RunningAverage
 
-__all__ = ["LOGGER", "AverageMeter", "Logger", "MetricTracker", "RunningAverage", "WriterError"]
+__all__ = [
+    "LOGGER", "AverageMeter", "Logger", "MetricTracker", "NullLogger", "RunningAverage",
+    "WriterError", "is_active",
+]
 
-PATH_KINDS = {
-    "log": "logs", "plot": "plots", "checkpoint": "checkpoints", "visualization": "visualizations",
-}
 _NUMBER_TYPES = (int, float)
-_active: list["Logger"] = []  # loggers created and not finished; LOGGER uses the last
 
 
 class Logger:
-    """Binds to `experiments/<exp>/<run>/` (created from config/default.json when missing)."""
+    """Binds to `experiments/<exp>/<run>/`, creating the run when it has no config.json.
 
-    def __init__(self, exp_name: str, run_name: str, *, resume_step: int | None = None) -> None:
+    A created run holds the `meta` block and an empty config, or the template
+    `config_template` names (a name in `config/` or a path to a .json file); the argument is
+    only read when the run is created.
+    """
+
+    def __init__(
+        self,
+        exp_name: str,
+        run_name: str,
+        *,
+        resume_step: int | None = None,
+        config_template: str | None = None,
+    ) -> None:
         self.exp_name, self.run_name = exp_name, run_name
         self.path = run_path(exp_name, run_name)
         if resume_step is not None:
@@ -61,7 +85,7 @@ class Logger:
         self._lock = threading.Lock()
         self._wandb_run_id: str | None = None
         if self._enabled:
-            ensure_run(exp_name, run_name, self.path)
+            ensure_run(exp_name, run_name, self.path, config_template)
             self._text = open_text_log(self.get_path("log") / "log.txt")
             self._worker = LogWorker()
             self._put = self._worker.put
@@ -75,39 +99,44 @@ class Logger:
     # -- writers ---------------------------------------------------------------------------
     def initialize_csv(self, file_name: str = "metrics.csv") -> None:
         """Write scalars to `logs/<file_name>` (wide: one row per step)."""
+        self._check_open()
         if self._enabled:
             from utils.log_writers.csv_writer import CsvWriter
 
-            self._add_writer(CsvWriter(self.get_path("log") / file_name, self.resume_step))
+            self._worker.add_writer(CsvWriter(self.get_path("log") / file_name, self.resume_step))
 
     def initialize_tensorboard(self, **kwargs: Any) -> None:
         """Write TensorBoard events into `logs/`; kwargs go to `SummaryWriter`."""
+        self._check_open()
         if self._enabled:
             from utils.log_writers.tensorboard_writer import TensorBoardWriter
 
             log_dir = self.get_path("log")
-            self._add_writer(TensorBoardWriter(log_dir, purge_step=self.resume_step, **kwargs))
+            self._worker.add_writer(TensorBoardWriter(log_dir, purge_step=self.resume_step, **kwargs))
 
     def initialize_wandb(self, project_name: str, **kwargs: Any) -> None:
-        """Start a W&B run in `logs/wandb/` (offline without credentials); kwargs go to `wandb.init`."""
+        """Start a W&B run in `logs/wandb/` (offline without credentials); kwargs go to `wandb.init`.
+
+        `finish()` returns once W&B has written the run's `.wandb` file completely (see
+        utils.log_writers.wandb_writer for the one exception: another W&B run still open).
+        """
+        self._check_open()
         if self._enabled:
             from utils.log_writers.wandb_writer import WandbWriter, start_wandb_run
 
             resume = self.resume_step is not None
             run = start_wandb_run(project_name, self.get_path("log"), resume, self.warning, **kwargs)
             self._wandb_run_id = run.id
-            self._add_writer(WandbWriter(run))
+            self._worker.add_writer(WandbWriter(run))
             atexit.unregister(self.finish)  # re-register so our finish runs before wandb's hooks
             atexit.register(self.finish)
-
-    def _add_writer(self, writer: Writer) -> None:
-        self._check_open()
-        self._worker.add_writer(writer)
 
     # -- hot path --------------------------------------------------------------------------
     def log(self, data: Mapping[str, Any], step: int) -> None:
         """Log scalars (numbers or one-element tensors) at `step`; returns without waiting."""
         if not self._enabled:
+            if self._finished:
+                self._check_open()
             return
         if self._errors or self._finished:
             self._check_open()
@@ -135,54 +164,57 @@ class Logger:
             self._put((SCALARS, step, metrics, deferred))
             self._last_step = step
 
-    # -- media -----------------------------------------------------------------------------
-    def log_image(self, name: str, image: Any, step: int, **options: Any) -> None:
-        """Log an image (HW, CHW, HWC, or a batch -> grid; float in [0, 1] or uint8).
+    # -- media: `step=None` is the last step logged with `log` (0 before any) ---------------
+    def log_image(self, name: str, image: Any, step: int | None = None, **options: Any) -> None:
+        """Log an image as `visualizations/<name>_step<step>.png`, to TensorBoard and to W&B.
 
-        Saved as `visualizations/<name>_step<step>.png` and sent to TensorBoard and W&B.
+        It is a NumPy array or torch tensor (HW, CHW, HWC, or a batch -> grid; uint8, or floats
+        in [0, 1]) or a PIL image in mode L or RGB; a matplotlib figure goes to `log_figure`.
         `options` (mean, std, value_range) go to `visualization.helper_functions.to_uint8_image`.
         """
+        self._check_open()
         if self._enabled:
-            step = self._check_media(name, step)
-            if not hasattr(image, "shape"):
-                image = snapshot(image)
-            check_image(name, image)
-            self._put((IMAGE, name, snapshot(image), step, options))
+            step = self._media_step(name, step)
+            self._put((IMAGE, name, image_copy(name, image), step, options))
 
-    def log_figure(self, name: str, figure: Any, step: int) -> None:
+    def log_figure(self, name: str, figure: Any, step: int | None = None) -> None:
         """Log a matplotlib figure as an image; the figure is closed afterwards.
 
         The figure is rendered on the calling thread because matplotlib is not thread-safe.
         """
+        self._check_open()
         if self._enabled:
             from visualization.helper_functions import figure_to_array
 
-            step = self._check_media(name, step)
+            step = self._media_step(name, step)
             self._put((IMAGE, name, figure_to_array(figure), step, {}))
 
-    def log_histogram(self, name: str, values: Any, step: int) -> None:
+    def log_histogram(self, name: str, values: Any, step: int | None = None) -> None:
         """Log the distribution of a tensor or array to TensorBoard and W&B."""
+        self._check_open()
         if self._enabled:
-            step = self._check_media(name, step)
+            step = self._media_step(name, step)
             self._put((HISTOGRAM, name, snapshot(values), step))
 
-    def log_text(self, name: str, text: str, step: int) -> None:
+    def log_text(self, name: str, text: str, step: int | None = None) -> None:
         """Log a piece of text to TensorBoard and W&B."""
+        self._check_open()
         if self._enabled:
-            step = self._check_media(name, step)
+            step = self._media_step(name, step)
             self._put((TEXT, name, str(text), step))
 
-    def _check_media(self, name: str, step: Any) -> int:
-        self._check_open()
+    def _media_step(self, name: str, step: Any) -> int:
         if type(name) is not str or not name:
             raise key_error(name)
+        if step is None:
+            return self._last_step or 0
         return check_step(step, f"step of {name!r}")
 
     # -- run information -------------------------------------------------------------------
     def log_config(self, config: Mapping[str, Any]) -> None:
         """Config to log.txt, W&B config and TensorBoard hparams (written at `finish()`)."""
+        self._check_open()
         if self._enabled:
-            self._check_open()
             plain = json.loads(json.dumps(dict(config), default=str))  # a copy with JSON types only
             self._text.info("config:\n" + json.dumps(plain, indent=2), extra={"file_only": True})
             self.info(f"config logged to {self.get_path('log') / 'log.txt'}")  # console: one line
@@ -190,6 +222,7 @@ class Logger:
 
     def log_architecture(self, model: Any) -> None:
         """Write `logs/architecture.txt`: the module tree, parameters per module and the total."""
+        self._check_open()
         if self._enabled:
             path = self.get_path("log") / "architecture.txt"
             path.write_text(describe_architecture(model), encoding="utf-8")
@@ -198,6 +231,7 @@ class Logger:
 
     def log_git_hash(self) -> None:
         """Commit and dirty flag to `logs/git.txt`, the uncommitted diff to `logs/git_diff.patch`."""
+        self._check_open()
         if self._enabled:
             summary = write_git_record(self.get_path("log"))
             self.info(f"git commit {summary['commit']} (dirty: {summary['dirty']})")
@@ -205,18 +239,21 @@ class Logger:
     # -- text log --------------------------------------------------------------------------
     def info(self, message: str) -> None:
         """A line with timestamp and level on stderr and in `logs/log.txt`."""
-        if self._enabled and not self._finished:
-            self._text.info(message)
+        self._write_line(INFO, message)
 
     def warning(self, message: str) -> None:
         """Like `info`, at level WARNING."""
-        if self._enabled and not self._finished:
-            self._text.warning(message)
+        self._write_line(WARNING, message)
 
     def error(self, message: str) -> None:
         """Like `info`, at level ERROR."""
-        if self._enabled and not self._finished:
-            self._text.error(message)
+        self._write_line(ERROR, message)
+
+    def _write_line(self, level: int, message: str) -> None:
+        if self._finished:
+            self._check_open()
+        if self._enabled:
+            self._text.log(level, message)
 
     # -- state -----------------------------------------------------------------------------
     @property
@@ -230,21 +267,20 @@ class Logger:
 
     def get_path(self, kind: str) -> Path:
         """The run's folder for 'log', 'plot', 'checkpoint' or 'visualization' (also on rank != 0)."""
-        if kind not in PATH_KINDS:
-            raise ValueError(f"unknown path kind {kind!r}: choose from {', '.join(PATH_KINDS)}")
-        return self.path / PATH_KINDS[kind]
+        return path_of_kind(self.path, kind)
 
     def flush(self) -> None:
         """Block until everything logged so far is in every output; raise a writer's failure."""
+        self._check_open()
         if self._enabled:
-            self._check_open()
             self._worker.flush()
             self._worker.raise_pending_error()
 
     def finish(self) -> None:
         """Flush and close every writer and stop the thread; idempotent, also run at exit.
 
-        LOGGER then forwards to the previously created logger that is still open, if any.
+        Afterwards every call that would log or write raises. LOGGER then forwards to the
+        previously created logger that is still open, if any.
         """
         if self._finished:
             return
@@ -261,6 +297,7 @@ class Logger:
             close_text_log(self._text)
 
     def _check_open(self) -> None:
+        """Raise when this Logger takes no more calls, or a writer's failure not yet reported."""
         if self._forked:
             raise RuntimeError(
                 f"the Logger of {self.exp_name}/{self.run_name} belongs to process {self._pid}; a "
@@ -269,9 +306,11 @@ class Logger:
             )
         if self._finished:
             raise RuntimeError(
-                f"the Logger of {self.exp_name}/{self.run_name} is finished; create a new Logger"
+                f"the Logger of {self.exp_name}/{self.run_name} is finished: finish() closed it, "
+                "so it takes no more calls; create a new Logger to log again"
             )
-        self._worker.raise_pending_error()
+        if self._enabled:
+            self._worker.raise_pending_error()
 
     def __repr__(self) -> str:
         state = "active" if self._enabled else f"no-op on rank {get_rank()}"
@@ -286,25 +325,3 @@ def _close_in_forked_child() -> None:
 
 
 os.register_at_fork(after_in_child=_close_in_forked_child)
-
-
-class _LoggerProxy:
-    """`LOGGER`: forwards every attribute to the active Logger (the last created, not finished)."""
-
-    __slots__ = ()
-
-    def __getattr__(self, name: str) -> Any:
-        if _active:
-            return getattr(_active[-1], name)
-        if name.startswith("__"):
-            raise AttributeError(name)
-        raise RuntimeError(
-            f"LOGGER.{name}: no Logger is active; create one first with "
-            "`Logger(exp_name, run_name)` (from utils.logging import Logger)"
-        )
-
-    def __repr__(self) -> str:
-        return f"LOGGER -> {_active[-1]!r}" if _active else "LOGGER -> (no active Logger)"
-
-
-LOGGER: Any = _LoggerProxy()

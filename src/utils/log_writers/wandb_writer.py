@@ -6,6 +6,8 @@ or exceeds `init_timeout` seconds falls back to offline with a warning. The run 
 `logs/wandb/`; its id is kept in `logs/wandb_run_id.txt` so a resumed Logger continues it.
 An online W&B run ignores steps at or below the last step it already has; to rewind it to the
 resume step pass `resume_from=f"{run_id}?_step={T}"` through `initialize_wandb(**kwargs)`.
+`close()` (the Logger's `finish()`) returns once the run's `.wandb` file is complete on disk,
+unless another W&B run of the process is still open (see `WandbWriter.close`).
 """
 
 import html
@@ -112,4 +114,27 @@ class WandbWriter(Writer):
         self.run.config.update(config, allow_val_change=True)
 
     def close(self) -> None:
+        """Finish the run and return only once its `.wandb` file is complete on disk.
+
+        `run.finish()` waits until W&B's service process has the exit record, but the service
+        writes and closes the transaction log after it returns (asynchronously, when it gets
+        the fire-and-forget "finish" message): right after `finish()` the file may still hold
+        only its 7-byte header. `wandb.teardown()` waits for the service process this process
+        started to exit, which closes every file (W&B's own sweep agent does the same between
+        runs); the next `wandb.init` starts a new one. Teardown would also end any other open
+        W&B run of this process, so it runs only when none is left; otherwise this run's file
+        is complete once the last W&B run of the process finishes.
+        """
         self.run.finish()
+        if _open_wandb_run() is None:
+            try:
+                self._wandb.teardown()
+            except SystemExit as exc:  # teardown exits when the service failed; we are a thread
+                raise RuntimeError(f"W&B's service process ended with exit code {exc.code}") from None
+
+
+def _open_wandb_run() -> Any:
+    """The most recent W&B run of this process that is not finished, or None."""
+    from wandb.sdk import wandb_setup
+
+    return wandb_setup.singleton().most_recent_active_run
