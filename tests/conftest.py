@@ -1,4 +1,8 @@
-"""Shared fixtures: every test gets its own experiments root in tmp_path, W&B offline."""
+"""Shared fixtures: every test gets its own experiments root in tmp_path, W&B offline.
+
+Property tests explore fresh random examples on every run by default (profile "dev"); CI sets
+HYPOTHESIS_PROFILE=ci (see .ci/run) so that every CI run tries the same examples.
+"""
 
 import os
 import signal
@@ -7,9 +11,15 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SRC = REPO_ROOT / "src"
+
+# No deadline in either: a per-example time limit is a timing assertion, and flaky on busy cores.
+settings.register_profile("dev", deadline=None)
+settings.register_profile("ci", deadline=None, derandomize=True, database=None, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or "dev")
 
 
 @pytest.fixture(autouse=True)
@@ -27,6 +37,32 @@ def experiments_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for name in ("WANDB_API_KEY", "RANK", "WORLD_SIZE", "LOCAL_RANK", "CURRENT_EXP", "CURRENT_RUN"):
         monkeypatch.delenv(name, raising=False)
     return root
+
+
+@pytest.fixture
+def tmpfs_mount(tmp_path: Path):
+    """Mount real size-limited tmpfs folders in tmp_path: `tmpfs_mount("3m")` -> its path.
+
+    Tests run as root in CI; where mounting is impossible the test is skipped with the reason.
+    Every mount is undone at teardown.
+    """
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    mounts: list[Path] = []
+
+    def mount(size: str) -> Path:
+        point = tmp_path / f"tmpfs-{len(mounts)}"
+        point.mkdir()
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(point)],
+                              capture_output=True, text=True, timeout=30)
+        if done.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+        mounts.append(point)
+        return point
+
+    yield mount
+    for point in reversed(mounts):
+        subprocess.run(["umount", "-l", str(point)], check=True, timeout=30)
 
 
 def subprocess_env(**extra: str) -> dict[str, str]:

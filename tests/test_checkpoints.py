@@ -1,9 +1,12 @@
 """Checkpoints: exact round trips, safe loading, corrupt files, the manager's files, DDP, kills."""
 
+import collections
 import contextlib
 import errno
+import io
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -27,7 +30,7 @@ from utils.checkpoints import (
     save_checkpoint,
     unwrap_model,
 )
-from utils.errors import CheckpointError
+from utils.errors import CheckpointError, DiskFullError, RunIOError, TemplateError
 
 INPUTS = torch.linspace(-1, 1, 24).reshape(6, 4)  # (B, features)
 TARGETS = torch.tensor([0, 1, 2, 0, 1, 2])  # (B,)
@@ -138,9 +141,64 @@ def test_failed_save_removes_its_temp_file_and_keeps_the_old_file(
     def fail_like_a_full_disk(fd: int) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    with monkeypatch.context() as patch, pytest.raises(OSError, match="No space left"):
+    with monkeypatch.context() as patch, pytest.raises(DiskFullError, match="no space left on device"):
         patch.setattr(os, "fsync", fail_like_a_full_disk)
         save_checkpoint(path, tiny_checkpoint(epoch=2, global_step=2))
+    assert [p.name for p in folder.iterdir()] == ["last.pt"]
+    assert load_checkpoint(path)["global_step"] == 1
+
+
+@pytest.fixture
+def small_filesystem(tmpfs_mount) -> Path:
+    """A real 1 MB tmpfs (see conftest.tmpfs_mount)."""
+    return tmpfs_mount("1m")
+
+
+def checkpoint_with_weights(floats: int, global_step: int) -> dict:
+    """A checkpoint whose model holds `floats` float32 weights (4 bytes each)."""
+    return build_checkpoint(model=torch.nn.Linear(floats, 1, bias=False), epoch=1, global_step=global_step)
+
+
+def test_saving_on_a_full_disk_names_the_file_and_sizes_and_keeps_the_previous_checkpoint(
+    small_filesystem: Path,
+) -> None:
+    manager = CheckpointManager(small_filesystem / "checkpoints")
+    manager.save(checkpoint_with_weights(100_000, global_step=1), epoch_file=False)  # last.pt, 400 kB
+
+    with pytest.raises(DiskFullError) as caught:  # torch.save alone says "unexpected pos ..."
+        manager.save(checkpoint_with_weights(500_000, global_step=2), epoch_file=False)
+
+    last = manager.directory / "last.pt"
+    message = str(caught.value)
+    assert message.startswith(f"cannot write {last}: no space left on device (needs about 2.0 MB, ")
+    assert re.search(r", 6\d\d\.\d kB free on ", message), message  # 1 MB minus the 415 kB last.pt
+    assert "\n" not in message
+    assert isinstance(caught.value, RunIOError) and not isinstance(caught.value, TemplateError)
+    assert [p.name for p in manager.directory.iterdir()] == ["last.pt"]
+    assert load_checkpoint(last)["global_step"] == 1
+
+
+class FullDiskFile(io.FileIO):
+    """A file whose writes fail with ENOSPC once 64 kB are written, like a disk that fills up."""
+
+    def write(self, data: bytes) -> int:
+        if self.tell() + len(data) > 65536:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return super().write(data)
+
+
+def test_a_full_disk_during_torch_save_raises_disk_full_error_not_torchs_runtime_error(
+    folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = save_checkpoint(folder / "last.pt", tiny_checkpoint(epoch=1, global_step=1))
+
+    with monkeypatch.context() as patch, pytest.raises(DiskFullError) as caught:
+        patch.setattr(os, "fdopen", lambda fd, mode: io.BufferedWriter(FullDiskFile(fd, mode)))
+        save_checkpoint(path, checkpoint_with_weights(100_000, global_step=2))
+
+    message = str(caught.value)  # the weights (400 kB) and the random states (15 kB)
+    expected = rf"cannot write {re.escape(str(path))}: no space left on device \(needs about 41\d\.\d kB, "
+    assert re.match(expected, message), message
     assert [p.name for p in folder.iterdir()] == ["last.pt"]
     assert load_checkpoint(path)["global_step"] == 1
 
@@ -178,13 +236,22 @@ def test_unusable_file_raises_checkpoint_error_naming_file(folder: Path, write, 
     assert "\n" not in str(caught.value)
 
 
-def test_file_with_unsafe_pickled_object_is_refused(folder: Path) -> None:
-    path = folder / "last.pt"
+def write_unsafe_pickle(path: Path) -> None:
+    """A checkpoint holding a pickled collections.deque (torch.save bypasses save_checkpoint's check)."""
     checkpoint = tiny_checkpoint(epoch=1, global_step=1)
-    checkpoint["extra"] = {"array": np.zeros(3)}
-    torch.save(checkpoint, path)  # bypasses save_checkpoint's check, like a foreign writer
-    with pytest.raises(CheckpointError, match="truncated or corrupt"):
+    checkpoint["extra"] = {"recent": collections.deque([1, 2])}
+    torch.save(checkpoint, path)
+
+
+def test_file_with_unsafe_pickled_object_is_refused_naming_the_object(folder: Path) -> None:
+    path = folder / "last.pt"
+    write_unsafe_pickle(path)
+    with pytest.raises(CheckpointError) as caught:
         load_checkpoint(path)
+    assert str(caught.value) == (
+        f"checkpoint {path}: holds a pickled object (collections.deque) that weights_only loading refuses; "
+        "the template never unpickles unsafely; delete it or resume from another checkpoint"
+    )
 
 
 def test_resume_falls_back_to_newest_valid_epoch_file_and_reports_skipped(folder: Path) -> None:
@@ -219,6 +286,25 @@ def test_resume_without_valid_checkpoint_says_how_to_fix(folder: Path) -> None:
     write_random_bytes(folder / "last.pt")
     with pytest.raises(CheckpointError, match=r"\(1 unreadable file\(s\) skipped\)"):
         manager.find_resume_checkpoint()
+
+
+def test_no_valid_checkpoint_names_each_skipped_file_and_why_on_its_own_line(folder: Path) -> None:
+    manager = CheckpointManager(folder, keep_last=3)
+    manager.save(tiny_checkpoint(epoch=1, global_step=1), epoch_file=True)
+    write_unsafe_pickle(folder / "last.pt")
+    write_truncated(folder / "checkpoint_epoch_1.pt")
+
+    with pytest.raises(CheckpointError) as caught:
+        manager.find_resume_checkpoint()
+
+    first, *skipped = str(caught.value).splitlines()
+    assert first == f"no valid checkpoint in {folder} (2 unreadable file(s) skipped); train without --resume first"
+    assert skipped[0] == ("  last.pt: holds a pickled object (collections.deque) that weights_only loading "
+                          "refuses; the template never unpickles unsafely")
+    assert re.fullmatch(r"  checkpoint_epoch_1\.pt: truncated or corrupt \(\w+: .+\)", skipped[1]), skipped[1]
+    assert len(skipped) == 2
+    assert [(path.name, "\n" in reason, str(folder) in reason) for path, reason in manager.skipped] == [
+        ("last.pt", False, False), ("checkpoint_epoch_1.pt", False, False)]
 
 
 def test_keep_last_prunes_old_epoch_files_only(folder: Path) -> None:
@@ -303,6 +389,28 @@ def test_ddp_wrapped_model_saves_plain_keys_and_loads_either_way(tmp_path: Path)
             torch.testing.assert_close(model.weight, wrapped.module.weight, rtol=0, atol=0)
     finally:
         dist.destroy_process_group()
+
+
+class Mismatched(torch.nn.Module):
+    """tiny_checkpoint's Linear(2, 2) renamed and resized: wrong shapes, missing and unexpected keys."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.zeros(3, 2))  # (3, 2) where the checkpoint has (2, 2)
+        for name in ("alpha", "beta", "gamma", "delta"):
+            self.register_buffer(name, torch.zeros(1))
+
+
+def test_a_checkpoint_that_does_not_fit_counts_and_names_the_mismatched_keys(folder: Path) -> None:
+    saved = load_checkpoint(save_checkpoint(folder / "c.pt", tiny_checkpoint(epoch=0, global_step=0)))
+    with pytest.raises(CheckpointError) as caught:
+        restore_checkpoint(saved, model=Mismatched(), restore_rng=False)
+    assert str(caught.value) == (
+        "checkpoint weights do not fit the model Mismatched: "
+        "4 missing keys (alpha, beta, gamma, ...), 1 unexpected key (bias), "
+        "1 key of the wrong shape (weight: checkpoint (2, 2), model (3, 2)); "
+        "resume with the config the checkpoint was trained with"
+    )
 
 
 def test_restore_into_a_different_model_raises_checkpoint_error(folder: Path) -> None:

@@ -332,12 +332,54 @@ def test_guard_names_the_first_layer_in_execution_order_forward() -> None:
     assert "its input was finite, so this layer produced them" in message
 
 
-def test_guard_says_when_the_input_was_already_non_finite() -> None:
+def test_guard_blames_the_code_between_two_layers_for_a_nan_made_in_forward() -> None:
     model = OutOfOrder(NaNOutput(4))
     with ModelDebugger(model, guard="raise"), pytest.raises(NonFiniteError) as error:  # leaves only
         model(torch.randn(5, 4))
-    assert "output of layer 'late' (Linear" in str(error.value)
-    assert "its input was already non-finite" in str(error.value)
+    message = str(error.value)
+    assert "output of layer 'late' (Linear" in message
+    assert ("its input was non-finite although the output of the previous debugged layer 'planted.linear' "
+            "was finite: the code between 'planted.linear' and 'late' produced them") in message
+    assert "check the data" not in message
+
+
+class LogBetweenLayers(nn.Module):
+    """(B, 4) -> (B, 2): negating linear, torch.log in forward (NaN for a positive input), linear."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.encoder = nn.Linear(4, 4)
+        self.head = nn.Linear(4, 2)
+        with torch.no_grad():
+            self.encoder.weight.copy_(-torch.eye(4))  # (4, 4): a positive input becomes negative
+            self.encoder.bias.zero_()
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(torch.log(self.encoder(x)))
+
+
+def test_guard_tells_a_nan_from_torch_log_in_forward_apart_from_a_nan_in_the_data() -> None:
+    model = LogBetweenLayers()
+    with ModelDebugger(model, guard="raise"), pytest.raises(NonFiniteError) as made_in_forward:
+        model(torch.ones(3, 4))
+    with ModelDebugger(model, guard="raise"), pytest.raises(NonFiniteError) as from_data:
+        model(torch.tensor([[1.0, float("nan"), 1.0, 1.0]]))
+
+    assert "output of layer 'head' (Linear, shape (3, 2))" in str(made_in_forward.value)
+    assert ("although the output of the previous debugged layer 'encoder' was finite: "
+            "the code between 'encoder' and 'head' produced them") in str(made_in_forward.value)
+    assert "check the data" not in str(made_in_forward.value)
+    assert "output of layer 'encoder' (Linear, shape (1, 4))" in str(from_data.value)
+    assert "the model's input was already non-finite (check the data)" in str(from_data.value)
+
+
+def test_guard_blames_the_code_before_the_first_debugged_layer_when_the_data_was_finite() -> None:
+    model = LogBetweenLayers()
+    with ModelDebugger(model, guard="raise", layers=["head"]), pytest.raises(NonFiniteError) as error:
+        model(torch.ones(2, 4))
+    message = str(error.value)
+    assert ("its input was non-finite although the model's input was finite: "
+            "the code before 'head' produced them") in message
 
 
 def test_guard_names_the_first_layer_reached_in_backward() -> None:

@@ -10,11 +10,12 @@ torch and numpy are imported inside the functions, so importing this module stay
 """
 
 import random
+import re
 from collections import Counter, OrderedDict
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
-from utils.errors import CheckpointError
+from utils.errors import CheckpointError, UnreadableCheckpointError
 from utils.fileio import atomic_open
 
 FORMAT_VERSION = 1
@@ -23,6 +24,9 @@ REQUIRED_KEYS = (
     "epoch", "global_step", "best_metric", "logger_state", "extra",
 )
 _SCALAR_TYPES = (type(None), bool, int, float, complex, str, bytes, bytearray)
+_UNSAFE_GLOBAL = re.compile(r"Unsupported global: GLOBAL (\S+)")  # what weights_only refused to import
+_UNPICKLER_MARKER = "WeightsUnpickler error:"  # precedes the cause in torch's weights_only errors
+_NAMES_SHOWN = 3  # keys named per kind of mismatch when a checkpoint does not fit the model
 
 
 def capture_rng_state() -> dict[str, Any]:
@@ -154,16 +158,63 @@ def save_checkpoint(path: Path, checkpoint: dict[str, Any]) -> Path:
 
     The data goes to a hidden temp file beside `path` (`.<name>.<random>.tmp`, which no
     `*.pt` pattern matches), is flushed and fsynced, then `os.replace`d over `path`, and the
-    directory is fsynced. On any error the temp file is removed and the error re-raised.
+    directory is fsynced. On any error the temp file is removed and the error re-raised; a
+    full disk raises DiskFullError naming the file, the checkpoint's size and the space free.
     """
     import torch
 
     path = Path(path)
     check_weights_only_loadable(checkpoint)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_open(path) as handle:
-        torch.save(checkpoint, handle)
+    with atomic_open(path, expected_size=_tensor_bytes(checkpoint)) as handle:
+        writer = _WriteErrorKeeper(handle)
+        try:
+            torch.save(checkpoint, writer)
+        except Exception:
+            if writer.error is None:
+                raise
+            raise writer.error from None  # the cause, instead of torch's "unexpected pos ..."
     return path
+
+
+class _WriteErrorKeeper:
+    """A file-like that forwards to `handle` and keeps the first OSError of a write.
+
+    torch.save's zip writer swallows that error (a full disk) and raises a RuntimeError
+    ("unexpected pos ...") instead; the kept error says what really happened.
+    """
+
+    def __init__(self, handle: BinaryIO) -> None:
+        self._handle = handle
+        self.error: OSError | None = None
+
+    def write(self, data: bytes) -> int:
+        try:
+            return self._handle.write(data)
+        except OSError as error:
+            self.error = self.error or error
+            raise
+
+    def flush(self) -> None:
+        self._handle.flush()
+
+
+def _tensor_bytes(value: Any) -> int:
+    """The bytes of every distinct tensor storage in `value`: about the size torch.save writes."""
+    import torch
+
+    storages: dict[tuple[str, int], int] = {}
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, torch.Tensor):
+            storage = item.untyped_storage()
+            storages[(str(item.device), storage.data_ptr())] = storage.nbytes()
+        elif isinstance(item, dict):
+            pending.extend(item.values())
+        elif isinstance(item, (list, tuple, set)):
+            pending.extend(item)
+    return sum(storages.values())
 
 
 def load_checkpoint(path: Path, map_location: Any = "cpu") -> dict[str, Any]:
@@ -187,31 +238,47 @@ def _load(path: Path, *, map_location: Any, mmap: bool) -> dict[str, Any]:
     import torch
 
     if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} does not exist; check the path or the run name")
+        raise _unreadable(path, "does not exist", "check the path or the run name")
     try:
         checkpoint = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except Exception as error:  # torch raises RuntimeError, EOFError, UnpicklingError, ...
-        raise CheckpointError(
-            f"checkpoint {path} is truncated or corrupt ({_first_line(error)}); "
-            "delete it or resume from another checkpoint"
-        ) from error
+        raise _unreadable(path, _load_failure(error), "delete it or resume from another checkpoint") from error
     if not isinstance(checkpoint, dict):
-        raise CheckpointError(f"{path} is not a checkpoint of this template (holds a {type(checkpoint).__name__})")
+        raise _unreadable(path, f"not a checkpoint of this template (holds a {type(checkpoint).__name__})",
+                          "point to a file written by this template")
     missing = [key for key in REQUIRED_KEYS if key not in checkpoint]
     if missing:
-        raise CheckpointError(f"{path} is not a checkpoint of this template (missing keys: {', '.join(missing)})")
+        raise _unreadable(path, f"not a checkpoint of this template (missing keys: {', '.join(missing)})",
+                          "point to a file written by this template")
     if checkpoint["format_version"] > FORMAT_VERSION:
-        raise CheckpointError(
-            f"checkpoint {path} has format version {checkpoint['format_version']}, newer than "
-            f"this code's {FORMAT_VERSION}; update the code to load it"
-        )
+        raise _unreadable(path, f"format version {checkpoint['format_version']} is newer than this code's "
+                          f"{FORMAT_VERSION}", "update the code to load it")
     return checkpoint
 
 
-def _first_line(error: BaseException) -> str:
-    """A one-line summary of `error` (torch's messages span many lines)."""
+def _one_line(error: BaseException) -> str:
+    """`error` with its type, its lines joined into one (torch's messages span many lines)."""
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    return f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
+    return f"{type(error).__name__}: {' '.join(lines)}" if lines else type(error).__name__
+
+
+def _unreadable(path: Path, reason: str, fix: str) -> UnreadableCheckpointError:
+    """The error for a file that cannot be loaded; `reason` is one line without the path."""
+    return UnreadableCheckpointError(f"checkpoint {path}: {reason}; {fix}", reason=reason)
+
+
+def _load_failure(error: BaseException) -> str:
+    """Why torch.load refused a file, in one line: an unsafe pickled object, else damage."""
+    text = str(error)
+    refused = _UNSAFE_GLOBAL.search(text)
+    if refused:
+        return (f"holds a pickled object ({refused.group(1)}) that weights_only loading refuses; "
+                "the template never unpickles unsafely")
+    _, marker, detail = text.partition(_UNPICKLER_MARKER)  # torch wraps the cause in advice
+    lines = [line.strip() for line in detail.splitlines() if line.strip()]
+    if marker and lines:
+        return f"truncated or corrupt ({type(error).__name__}: {lines[0]})"
+    return f"truncated or corrupt ({_one_line(error)})"
 
 
 def restore_checkpoint(
@@ -228,11 +295,13 @@ def restore_checkpoint(
     Raises CheckpointError when the model does not fit the stored weights or a requested
     state (optimizer, scheduler, scaler) was not saved.
     """
+    bare = unwrap_model(model)
     try:
-        unwrap_model(model).load_state_dict(checkpoint["model"])
+        bare.load_state_dict(checkpoint["model"])
     except RuntimeError as error:
+        detail = _describe_mismatch(checkpoint["model"], bare.state_dict()) or _one_line(error)
         raise CheckpointError(
-            f"checkpoint weights do not fit the model ({_first_line(error)}); "
+            f"checkpoint weights do not fit the model {type(bare).__name__}: {detail}; "
             "resume with the config the checkpoint was trained with"
         ) from error
     for name, target in (("optimizer", optimizer), ("scheduler", scheduler), ("scaler", scaler)):
@@ -243,3 +312,37 @@ def restore_checkpoint(
         target.load_state_dict(checkpoint[name])
     if restore_rng:
         restore_rng_state(checkpoint["rng"])
+
+
+def _describe_mismatch(saved: dict[str, Any], expected: dict[str, Any]) -> str:
+    """How many keys are missing, unexpected and of the wrong shape, naming the first few of each."""
+    missing = [key for key in expected if key not in saved]
+    unexpected = [key for key in saved if key not in expected]
+    wrong_shape = []
+    for key, value in expected.items():
+        saved_shape, model_shape = _shape_or_none(saved.get(key)), _shape_or_none(value)
+        if None not in (saved_shape, model_shape) and saved_shape != model_shape:
+            wrong_shape.append(f"{key}: checkpoint {saved_shape}, model {model_shape}")
+    parts = [
+        _count_and_name(missing, "missing key", "missing keys"),
+        _count_and_name(unexpected, "unexpected key", "unexpected keys"),
+        _count_and_name(wrong_shape, "key of the wrong shape", "keys of the wrong shape"),
+    ]
+    return ", ".join(part for part in parts if part)
+
+
+def _shape_or_none(value: Any) -> tuple[int, ...] | None:
+    """The shape of a tensor whose shape is known (not a lazy module's parameter), else None."""
+    import torch
+
+    if isinstance(value, torch.Tensor) and not torch.nn.parameter.is_lazy(value):
+        return tuple(value.shape)
+    return None
+
+
+def _count_and_name(items: list[str], singular: str, plural: str) -> str:
+    """'2 missing keys (a, b)': the count and the first `_NAMES_SHOWN` items ('' when none)."""
+    if not items:
+        return ""
+    shown = ", ".join(items[:_NAMES_SHOWN]) + (", ..." if len(items) > _NAMES_SHOWN else "")
+    return f"{len(items)} {singular if len(items) == 1 else plural} ({shown})"

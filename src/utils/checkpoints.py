@@ -22,7 +22,7 @@ from utils.checkpoint_io import (
     save_checkpoint,
     unwrap_model,
 )
-from utils.errors import CheckpointError
+from utils.errors import CheckpointError, UnreadableCheckpointError
 
 __all__ = [
     "CheckpointManager", "build_checkpoint", "capture_rng_state", "check_weights_only_loadable",
@@ -102,24 +102,31 @@ class CheckpointManager:
         """The valid checkpoint with the highest `global_step` among last.pt and the epoch files.
 
         Ties go to last.pt, then to the higher epoch. Unreadable files are skipped and added
-        to `self.skipped` as (path, reason) for the caller to log (an unreadable best.pt met
-        when the manager was created is there too). Raises CheckpointError when no file is valid.
+        to `self.skipped` as (path, one-line reason without the path) for the caller to log (an
+        unreadable best.pt met when the manager was created is there too). Raises
+        CheckpointError when no file is valid, naming each file skipped and why.
         """
         skipped_before = len(self.skipped)
         ranked = []  # (global_step, -position, path): max picks the highest step, earliest on ties
         for position, path in enumerate(self._resume_candidates()):
             try:
                 ranked.append((int(peek_checkpoint(path)["global_step"]), -position, path))
-            except CheckpointError as error:
-                self.skipped.append((path, str(error)))
+            except UnreadableCheckpointError as error:
+                self.skipped.append((path, error.reason))
         for _, _, path in sorted(ranked, reverse=True):
             try:
                 return path, load_checkpoint(path, map_location=map_location)
-            except CheckpointError as error:  # the tensor data itself is damaged
-                self.skipped.append((path, str(error)))
-        skipped = len(self.skipped) - skipped_before
-        unreadable = f" ({skipped} unreadable file(s) skipped)" if skipped else ""
-        raise CheckpointError(f"no valid checkpoint in {self.directory}{unreadable}; train without --resume first")
+            except UnreadableCheckpointError as error:  # the tensor data itself is damaged
+                self.skipped.append((path, error.reason))
+        raise CheckpointError(self._no_valid_checkpoint_message(self.skipped[skipped_before:]))
+
+    def _no_valid_checkpoint_message(self, skipped: list[tuple[Path, str]]) -> str:
+        """What find_resume_checkpoint raises: the folder, then one line per skipped file and why."""
+        message = f"no valid checkpoint in {self.directory}"
+        if not skipped:
+            return f"{message}; train without --resume first"
+        lines = "".join(f"\n  {path.name}: {reason}" for path, reason in skipped)
+        return f"{message} ({len(skipped)} unreadable file(s) skipped); train without --resume first{lines}"
 
     def _resume_candidates(self) -> list[Path]:
         """last.pt, then the epoch files newest first (only those that exist)."""
@@ -152,7 +159,7 @@ class CheckpointManager:
             return None
         try:
             best = peek_checkpoint(path)["best_metric"]
-        except CheckpointError as error:
-            self.skipped.append((path, str(error)))
+        except UnreadableCheckpointError as error:
+            self.skipped.append((path, error.reason))
             return None
         return None if best is None else float(best)

@@ -1,6 +1,7 @@
 """Exception types for user mistakes: one type per kind, each message says what and how to fix.
 
-CLIs catch `TemplateError` and exit with code 2 and the message on one line.
+CLIs catch `TemplateError` and exit with code 2 and the message on one line. `RunIOError`
+is not a user mistake but a failure of the machine (a full disk); CLIs exit 1 on it.
 """
 
 
@@ -10,6 +11,10 @@ class TemplateError(Exception):
 
 class InvalidNameError(TemplateError, ValueError):
     """An experiment or run name that is not allowed."""
+
+
+class MissingNameError(TemplateError, ValueError):
+    """An experiment or run name given neither on the command line nor in the environment."""
 
 
 class ConfigNotFoundError(TemplateError, FileNotFoundError):
@@ -45,3 +50,23 @@ class RunExistsError(TemplateError, FileExistsError):
 
 class CheckpointError(TemplateError, RuntimeError):
     """A checkpoint that is missing, truncated or corrupt."""
+
+
+class RunHasOutputsError(TemplateError):
+    """A plain start of a run that has already trained (use --resume or --restart)."""
+
+
+class UnreadableCheckpointError(CheckpointError):
+    """A checkpoint file that cannot be loaded; `reason` says why in one line, without the path."""
+
+    def __init__(self, message: str, *, reason: str = "") -> None:
+        super().__init__(message)
+        self.reason = reason or message
+
+
+class RunIOError(Exception):
+    """A file a run needs could not be written or read for a reason of the machine, not of input."""
+
+
+class DiskFullError(RunIOError, OSError):
+    """A write that failed for lack of space (or quota); the message names the file and the sizes."""

@@ -91,6 +91,8 @@ class ModelDebugger:
         self._unlogged_step: int | None = None
         self._pending: set[Any] = set()  # once-mode: output/parameter gradients still to come
         self._forward_done = False
+        self._model_inputs: tuple | None = None  # guard: the running forward's arguments
+        self._outputs_finite: dict[str, bool] = {}  # guard: layers run in this forward, in order
 
     # --- attach / detach -------------------------------------------------------------------
     def attach(self) -> "ModelDebugger":
@@ -114,6 +116,7 @@ class ModelDebugger:
             handle.remove()
         self._handles, self._pass_handles = [], []
         self._attached = False
+        self._model_inputs, self._outputs_finite = None, {}  # a forward the guard stopped never ended
         self._flush_log()
 
     @property
@@ -195,6 +198,8 @@ class ModelDebugger:
         self._once_started = True
         self._pass_handles = []
         self._forward_done = False
+        if self.guard != "off":
+            self._model_inputs, self._outputs_finite = args, {}
         if self._capturing and self.log_stats:
             self._unlogged_step = self._current_step
         if self._capturing and "params" in self.capture:
@@ -202,6 +207,7 @@ class ModelDebugger:
 
     def _on_step_end(self, module: nn.Module, args: Any, output: Any) -> None:
         self._forward_done = True
+        self._model_inputs, self._outputs_finite = None, {}
         self._finish_once_if_done()
 
     def _on_forward(self, name: str, module: nn.Module, args: Any, output: Any) -> None:
@@ -278,23 +284,43 @@ class ModelDebugger:
 
     def _check_finite(self, name: str, module: nn.Module, tensor: Tensor, direction: str, step: int,
                       inputs: Any) -> None:
-        if not tensor.is_floating_point() or bool(torch.isfinite(tensor).all()):
+        finite = not _holds_non_finite(tensor)
+        if direction == "forward":
+            cause = "" if finite else self._forward_cause(name, inputs)
+            self._outputs_finite.pop(name, None)  # a layer run twice counts where it ran last
+            self._outputs_finite[name] = finite
+        else:
+            cause = "every gradient reached before it was finite"
+        if finite:
             return
         what = "output" if direction == "forward" else "gradient w.r.t. the output"
         nan, inf = int(torch.isnan(tensor).sum()), int(torch.isinf(tensor).sum())
         message = (f"{what} of layer '{name}' ({type(module).__name__}, shape {tuple(tensor.shape)}) holds "
-                   f"{nan} NaN and {inf} Inf values at step {step} in the {direction} pass")
-        if inputs is not None:
-            first = first_tensor(inputs)
-            bad_input = first is not None and first.is_floating_point() and not bool(torch.isfinite(first).all())
-            message += "; its input was already non-finite (check the data)" if bad_input else \
-                "; its input was finite, so this layer produced them"
-        else:
-            message += "; every gradient reached before it was finite"
+                   f"{nan} NaN and {inf} Inf values at step {step} in the {direction} pass; {cause}")
         if self.guard == "raise":
             raise NonFiniteError(message + ". Use guard='breakpoint' to inspect it in a debugger.")
         print(f"ModelDebugger: {message}", file=sys.stderr)
         self._break(name, module, tensor, step)
+
+    def _forward_cause(self, name: str, inputs: Any) -> str:
+        """Where the NaN/Inf in `name`'s output came from: the layer itself, the code run since the
+        previous debugged layer (e.g. a torch.log in forward), or the data fed to the model."""
+        if not _holds_non_finite(first_tensor(inputs)):
+            return "its input was finite, so this layer produced them"
+        previous = next((other for other in reversed(self._outputs_finite)
+                         if not other.startswith(f"{name}.")), None)  # a container's children ran inside it
+        if previous is not None and not self._outputs_finite[previous]:
+            return f"its input was already non-finite, as was the output of the previous debugged layer '{previous}'"
+        model_input = None if self._model_inputs is None else first_tensor(self._model_inputs)
+        if model_input is None:
+            return "its input was already non-finite"
+        if _holds_non_finite(model_input):
+            return "the model's input was already non-finite (check the data)"
+        if previous is None:
+            return (f"its input was non-finite although the model's input was finite: "
+                    f"the code before '{name}' produced them")
+        return (f"its input was non-finite although the output of the previous debugged layer '{previous}' was "
+                f"finite: the code between '{previous}' and '{name}' produced them")
 
     def _maybe_break(self, name: str, module: nn.Module, tensor: Tensor, step: int,
                      condition: Callable[[Tensor], Any] | None) -> None:
@@ -329,3 +355,8 @@ class ModelDebugger:
     @staticmethod
     def _trainable(module: nn.Module) -> list[tuple[str, nn.Parameter]]:
         return [(name, p) for name, p in module.named_parameters() if p.requires_grad]
+
+
+def _holds_non_finite(tensor: Tensor | None) -> bool:
+    """Whether `tensor` is a floating-point tensor holding NaN or Inf (synchronises its device)."""
+    return tensor is not None and tensor.is_floating_point() and not bool(torch.isfinite(tensor).all())
