@@ -5,10 +5,11 @@ wandb, tensorboard or matplotlib) so that it starts in a blink.
 """
 
 import argparse
-import os
 import shlex
 import sys
 
+from training.config_schema import validate_config
+from utils.cli import add_name_option, name_or_env, require_name
 from utils.errors import TemplateError
 from utils.initialization import DEFAULT_TEMPLATE, format_run_table, initialize_run
 from utils.management import (
@@ -24,9 +25,9 @@ examples:
   # an experiment, then a run of it from config/default.json
   python src/01_initialize.py -e baseline
   python src/01_initialize.py -e baseline -r lr3e-3
-  # change template values (an unknown key is an error unless --allow-new)
+  # change template values (an unknown key or a wrong type is an error)
   python src/01_initialize.py -e baseline -r small --set model.hidden=64 --set optimizer.lr=0.001
-  python src/01_initialize.py -e baseline -r tagged --set logging.tags='["a","b"]' --allow-new
+  python src/01_initialize.py -e baseline -r tagged --set logging.wandb_tags='["a","b"]'
   # another template: config/NAME.json, or a path to a .json file
   python src/01_initialize.py -e baseline -r big -c path/to/big.json
   # experiments, runs and creation times
@@ -35,8 +36,10 @@ examples:
   CURRENT_EXP=baseline CURRENT_RUN=r2 python src/01_initialize.py
 
 --set values are parsed as JSON when they parse (1, 0.5, true, null, [1,2]), else kept as text.
-Runs go under $EXPERIMENTS_ROOT (default: <repo>/experiments); an existing run is never
-overwritten. Exit codes: 0 done, 2 bad input (one line on stderr, nothing created).
+The resolved config is checked against the schema (training/config_schema.py) before anything
+is created. Runs go under $EXPERIMENTS_ROOT (default: <repo>/experiments), readable as your
+umask allows; an existing run is never overwritten.
+Exit codes: 0 done, 2 bad input (one line on stderr, nothing created).
 """
 
 
@@ -48,10 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument(
-        "-e", "--experiment", metavar="NAME", help="experiment name (default: $CURRENT_EXP)"
-    )
-    parser.add_argument("-r", "--run", metavar="NAME", help="run name (default: $CURRENT_RUN)")
+    add_name_option(parser, "experiment")
+    add_name_option(parser, "run")
     parser.add_argument(
         "-c", "--config", metavar="NAME", default=DEFAULT_TEMPLATE,
         help="template: config/NAME.json, or a path to a .json file (default: %(default)s)",
@@ -60,16 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--set", dest="overrides", metavar="KEY.SUB=VALUE", action="append", default=[],
         help="override a config value (repeatable)",
     )
-    parser.add_argument(
-        "--allow-new", action="store_true", help="let --set add keys the template lacks"
-    )
     parser.add_argument("--list", action="store_true", help="list experiments and runs, then exit")
     return parser
-
-
-def resolve_name(given: str | None, variable: str) -> str | None:
-    """The name from the command line, else from the environment variable (unset or empty: None)."""
-    return given if given is not None else (os.environ.get(variable) or None)
 
 
 def show_listing(experiment: str | None) -> None:
@@ -95,11 +88,23 @@ def make_experiment(experiment: str) -> None:
 
 def make_run(args: argparse.Namespace, experiment: str, run: str, command: str) -> None:
     """Create the run and say where it is and what comes next."""
-    path = initialize_run(experiment, run, args.config, args.overrides, args.allow_new, command)
+    path = initialize_run(
+        experiment, run, args.config, args.overrides, command, validate=validate_config
+    )
     print(f"created run {experiment}/{run} at {path}")
     overrides = len(args.overrides)
     print(f"config: {path / 'config.json'} (template {args.config}, {overrides} overrides)")
     print(f"next: python src/02_train.py -e {experiment} -r {run}")
+
+
+def make_experiment_or_run(args: argparse.Namespace, command: str) -> None:
+    """Create the run when a run name is given or set, else the experiment."""
+    experiment = require_name(args.experiment, "experiment")
+    run = name_or_env(args.run, "run")
+    if run is None:
+        make_experiment(experiment)
+    else:
+        make_run(args, experiment, run, command)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -107,17 +112,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     command = shlex.join(sys.argv if argv is None else [sys.argv[0], *argv])
-    experiment = resolve_name(args.experiment, "CURRENT_EXP")
-    run = resolve_name(args.run, "CURRENT_RUN")
     try:
         if args.list:
             show_listing(args.experiment)
-        elif experiment is None:
-            parser.error("no experiment name: pass -e NAME or set CURRENT_EXP")
-        elif run is None:
-            make_experiment(experiment)
         else:
-            make_run(args, experiment, run, command)
+            make_experiment_or_run(args, command)
     except TemplateError as exc:
         print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2

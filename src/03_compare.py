@@ -5,11 +5,11 @@ so the script starts quickly and never touches torch.
 """
 
 import argparse
-import os
 import sys
 from pathlib import Path
 from typing import NoReturn
 
+from utils.cli import add_name_option, require_name
 from utils.errors import TemplateError
 from utils.management import experiment_path, list_runs, require_run
 from utils.names import sanitize_name
@@ -31,6 +31,7 @@ examples:
 
 Without -m: the val/ and test/ metrics, or every metric when no run has any of those.
 Plots go to experiments/EXP/comparison_<metric>.png. Best values are marked with '*'.
+Without -e: the experiment in $CURRENT_EXP (env.sh: setexp NAME).
 Exit codes: 0 done, 2 bad input (one line on stderr).
 """
 
@@ -54,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("-e", "--experiment", metavar="EXP", help="experiment name (default: $CURRENT_EXP)")
+    add_name_option(parser, "experiment")
     parser.add_argument("-r", "--runs", metavar="RUN", nargs="+", action="extend", help="runs (default: all)")
     parser.add_argument(
         "-m", "--metrics", metavar="METRIC", nargs="+", action="extend", help="metrics (default: val/, test/)"
@@ -173,11 +174,8 @@ def main(argv: list[str] | None = None) -> int:
     """Parse and compare; a usage error prints one line and returns 2."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    experiment = args.experiment or os.environ.get("CURRENT_EXP")
-    if not experiment:
-        parser.error("no experiment name: pass -e EXP or set CURRENT_EXP")
     try:
-        compare(args, experiment)
+        compare(args, require_name(args.experiment, "experiment"))
     except (TemplateError, UsageError) as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)
         return 2

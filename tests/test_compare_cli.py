@@ -86,7 +86,8 @@ def test_experiment_whose_runs_have_no_metrics_yet_is_listed(experiment):
         (["-e", "exp", "-m", "loss"], "metric 'loss' is ambiguous: matches train/loss, val/loss"),
         (["-e", "exp", "--mode", "val/loss=up"], "--mode 'val/loss=up': expected METRIC=max"),
         (["-e", "exp", "--bogus"], "unrecognized arguments: --bogus"),
-        ([], "no experiment name"),
+        ([], "no experiment name: pass -e/--experiment NAME or set CURRENT_EXP"),
+        (["-e", ""], "invalid experiment name ''"),
     ],
 )
 def test_usage_errors_exit_2_with_one_line(experiment, args, message):
@@ -95,6 +96,19 @@ def test_usage_errors_exit_2_with_one_line(experiment, args, message):
     assert message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_experiment_falls_back_to_current_exp(experiment):
+    result = run_script("03_compare.py", "--no-plot", CURRENT_EXP="exp")
+    assert result.returncode == 0, result.stderr
+    assert _block(result.stdout, "val/loss")[0].split()[:2] == ["*", "fast"]
+
+
+def test_an_explicit_experiment_wins_over_current_exp_even_when_empty(experiment):
+    result = run_script("03_compare.py", "-e", "", "--no-plot", CURRENT_EXP="exp")
+    assert result.returncode == 2
+    assert "invalid experiment name ''" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
 
 
 def test_help_shows_examples():

@@ -10,6 +10,7 @@ from utils.configs import (
     CONFIG_DIR,
     apply_overrides,
     available_templates,
+    closest_key,
     dump_config,
     get_key,
     load_config_file,
@@ -137,12 +138,32 @@ def test_later_override_wins() -> None:
     assert apply_overrides(BASE, ["seed=1", "seed=2"])["seed"] == 2
 
 
-def test_unknown_key_names_the_choices_and_the_flag() -> None:
+def test_unknown_key_names_the_closest_key_and_the_choices() -> None:
     with pytest.raises(ConfigKeyError) as info:
         apply_overrides(BASE, ["optimizer.lrr=1"])
     message = str(info.value)
-    assert "unknown key 'optimizer.lrr'" in message
-    assert "available keys here: lr, name" in message and "--allow-new" in message
+    assert "unknown key 'optimizer.lrr'; did you mean 'optimizer.lr'?" in message
+    assert "available keys here: lr, name" in message and "allow-new" not in message
+
+
+def test_unknown_section_names_the_closest_section() -> None:
+    with pytest.raises(ConfigKeyError, match="'optimiser' does not exist; did you mean 'optimizer'?"):
+        apply_overrides(BASE, ["optimiser.lr=1"])
+
+
+def test_overrides_never_add_keys() -> None:
+    for override in ("extra=1", "new.deep.key=x", "optimizer.beta=0.9"):
+        with pytest.raises(ConfigKeyError):
+            apply_overrides(BASE, [override])
+
+
+@pytest.mark.parametrize(
+    ("key", "expected"),
+    [("training.epoch", "training.epochs"), ("optimiser", "optimizer"), ("zzz", None)],
+)
+def test_closest_key_suggests_a_near_spelling_or_nothing(key: str, expected: str | None) -> None:
+    known = ["training.epochs", "training.eval_every", "optimizer", "optimizer.lr", "seed"]
+    assert closest_key(key, known) == expected
 
 
 def test_unknown_section_is_an_error() -> None:
@@ -160,13 +181,6 @@ def test_section_and_plain_value_cannot_replace_each_other() -> None:
         apply_overrides(BASE, ["optimizer=3"])
     with pytest.raises(ConfigValueError, match="'seed' is a plain value"):
         apply_overrides(BASE, ['seed={"a": 1}'])
-
-
-def test_allow_new_adds_keys_and_sections() -> None:
-    result = apply_overrides(BASE, ["extra=1", "new.deep.key=x", "optimizer.beta=0.9"], True)
-    assert result["extra"] == 1
-    assert result["new"] == {"deep": {"key": "x"}}
-    assert result["optimizer"]["beta"] == 0.9
 
 
 def test_get_key_walks_dotted_paths() -> None:

@@ -7,9 +7,11 @@ from pathlib import Path
 import pytest
 
 from utils.configs import CONFIG_DIR, load_config_template
-from utils.errors import ConfigKeyError, ConfigNotFoundError, RunExistsError
+from training.config_schema import validate_config
+from utils.errors import ConfigKeyError, ConfigNotFoundError, ConfigValueError, RunExistsError
 from utils.initialization import (
     build_run_meta,
+    config_source,
     format_run_table,
     initialize_run,
     resolve_run_config,
@@ -57,6 +59,22 @@ def test_bad_template_or_override_creates_nothing(
     with pytest.raises(error):
         initialize_run("e", "r", **kwargs)
     assert list(experiments_root.iterdir()) == []
+
+
+def test_validate_sees_the_resolved_config_and_its_source(experiments_root: Path) -> None:
+    seen = []
+    initialize_run("e", "r", overrides=["seed=3"], validate=lambda c, s: seen.append((c, s)))
+    [(config, source)] = seen
+    assert config["seed"] == 3 and config["meta"]["run"] == "r"
+    assert source == f"{CONFIG_DIR / 'default.json'} with overrides"
+    assert config_source("default", []) == str(CONFIG_DIR / "default.json")
+
+
+def test_a_config_the_schema_rejects_creates_nothing(experiments_root: Path) -> None:
+    with pytest.raises(ConfigValueError, match=r"training.epochs='abc'.*expected int"):
+        initialize_run("e", "r", overrides=["training.epochs=abc"], validate=validate_config)
+    assert list(experiments_root.iterdir()) == []
+    assert initialize_run("e", "r", validate=validate_config).is_dir()
 
 
 def test_table_aligns_columns() -> None:

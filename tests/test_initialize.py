@@ -1,14 +1,18 @@
 """01_initialize.py as a user runs it: real subprocesses, real files, the bad-input table."""
 
+import copy
 import importlib.util
 import json
+import os
+import shlex
+import stat
 import subprocess
 import sys
 from datetime import datetime
 from pathlib import Path
 
 import pytest
-from conftest import SRC, run_script, subprocess_env
+from conftest import REPO_ROOT, SRC, run_script, subprocess_env
 
 from utils.configs import load_config_template
 from utils.git_info import git_commit
@@ -52,7 +56,7 @@ def test_experiment_only_creates_the_experiment_then_reports_it_exists(
 
 
 def test_run_gets_folders_and_resolved_config_with_meta(experiments_root: Path) -> None:
-    args = ("-e", "exp", "-r", "run-1", "--set", "optimizer.lr=0.5", "--set", "model.name=tiny")
+    args = ("-e", "exp", "-r", "run-1", "--set", "optimizer.lr=0.5", "--set", "model.hidden=64")
     result = run_script(SCRIPT, *args, timeout=60)
     assert result.returncode == 0, result.stderr
     run = experiments_root / "exp" / "run-1"
@@ -64,7 +68,7 @@ def test_run_gets_folders_and_resolved_config_with_meta(experiments_root: Path) 
     meta = config.pop("meta")
     expected = load_config_template("default")
     expected["optimizer"]["lr"] = 0.5
-    expected["model"]["name"] = "tiny"
+    expected["model"]["hidden"] = 64
     assert config == expected
     assert datetime.fromisoformat(meta["created"]).tzinfo is not None
     assert meta["git"]["commit"] == git_commit()
@@ -73,36 +77,62 @@ def test_run_gets_folders_and_resolved_config_with_meta(experiments_root: Path) 
     assert meta["config_template"] == {
         "name": "default", "path": str(SRC.parent / "config" / "default.json")
     }
-    assert meta["overrides"] == ["optimizer.lr=0.5", "model.name=tiny"]
+    assert meta["overrides"] == ["optimizer.lr=0.5", "model.hidden=64"]
     assert (meta["experiment"], meta["run"]) == ("exp", "run-1")
 
 
 def test_set_values_parse_as_json_else_stay_text(experiments_root: Path) -> None:
     result = run_script(
-        SCRIPT, "-e", "exp", "-r", "r", "--allow-new",
-        "--set", "seed=7", "--set", "logging.wandb=false", "--set", "scheduler.name=null",
-        "--set", "model.channels=[8, 16]", "--set", "model.name=my net",
-        "--set", "logging.tags=[\"a\"]", "--set", "extra.deep.key=1.5",
+        SCRIPT, "-e", "exp", "-r", "r",
+        "--set", "seed=7", "--set", "logging.wandb=false", "--set", "training.grad_clip=null",
+        "--set", "model.channels=[8, 16]", "--set", "logging.wandb_project=my project",
+        "--set", "logging.wandb_tags=[\"a\", \"b\"]", "--set", "optimizer.lr=1.5e-3",
         timeout=60,
     )
     assert result.returncode == 0, result.stderr
     config = json.loads((experiments_root / "exp" / "r" / "config.json").read_text())
     assert config["seed"] == 7
     assert config["logging"]["wandb"] is False
-    assert config["scheduler"]["name"] is None
+    assert config["training"]["grad_clip"] is None
     assert config["model"]["channels"] == [8, 16]
-    assert config["model"]["name"] == "my net"
-    assert config["logging"]["tags"] == ["a"]
-    assert config["extra"] == {"deep": {"key": 1.5}}
+    assert config["logging"]["wandb_project"] == "my project"
+    assert config["logging"]["wandb_tags"] == ["a", "b"]
+    assert config["optimizer"]["lr"] == 1.5e-3
+
+
+def test_every_example_in_the_help_runs(experiments_root: Path) -> None:
+    help_text = run_script(SCRIPT, "--help", timeout=60).stdout
+    python = shlex.quote(sys.executable)
+    commands = [
+        line.strip().replace("python src/", f"{python} src/")
+        for line in help_text.splitlines()
+        if "src/01_initialize.py" in line and not line.startswith("usage") and "path/to" not in line
+    ]
+    assert len(commands) >= 5
+    result = subprocess.run(
+        ["bash", "-c", "set -e\n" + "\n".join(commands)], capture_output=True, text=True,
+        timeout=120, cwd=REPO_ROOT, env=subprocess_env(), check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert (experiments_root / "baseline" / "tagged" / "config.json").is_file()
+
+
+def full_template(tmp_path: Path, name: str, **sections: dict) -> Path:
+    """A copy of config/default.json with `sections` merged in, written to tmp_path/name."""
+    config = copy.deepcopy(load_config_template("default"))
+    for section, values in sections.items():
+        config[section] = {**config.get(section, {}), **values}
+    path = tmp_path / name
+    path.write_text(json.dumps(config))
+    return path
 
 
 def test_config_given_as_a_path(tmp_path: Path, experiments_root: Path) -> None:
-    template = tmp_path / "small.json"
-    template.write_text('{"seed": 3, "model": {"hidden": 4}}')
+    template = full_template(tmp_path, "small.json", model={"hidden": 4})
     result = run_script(SCRIPT, "-e", "e", "-r", "r", "-c", str(template), timeout=60)
     assert result.returncode == 0, result.stderr
     config = json.loads((experiments_root / "e" / "r" / "config.json").read_text())
-    assert config["model"] == {"hidden": 4}
+    assert config["model"]["hidden"] == 4
     assert config["meta"]["config_template"] == {"name": str(template), "path": str(template)}
 
 
@@ -115,11 +145,31 @@ def test_names_fall_back_to_current_exp_and_current_run(experiments_root: Path) 
     assert (experiments_root / "envexp" / "cli" / "config.json").is_file()
 
 
-def test_missing_experiment_name_is_a_usage_error(experiments_root: Path) -> None:
+def test_missing_experiment_name_names_the_flag_and_the_variable(experiments_root: Path) -> None:
     result = run_script(SCRIPT, "-r", "orphan", timeout=60)
-    assert result.returncode == 2
-    assert "CURRENT_EXP" in result.stderr
+    assert_one_error_line(result, "no experiment name", "-e/--experiment", "CURRENT_EXP")
     assert tree(experiments_root) == set()
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o027], ids=["umask-022", "umask-027"])
+def test_run_folders_and_config_get_the_modes_of_the_users_umask(
+    umask: int, experiments_root: Path
+) -> None:
+    previous = os.umask(umask)  # the child inherits it
+    try:
+        result = run_script(SCRIPT, "-e", "shared", "-r", "run", timeout=60)
+    finally:
+        os.umask(previous)
+    assert result.returncode == 0, result.stderr
+    run = experiments_root / "shared" / "run"
+    modes = {
+        str(p.relative_to(experiments_root)): stat.S_IMODE(p.stat().st_mode)
+        for p in (run.parent, run, *run.iterdir())
+    }
+    expected = {str(p.relative_to(experiments_root)): 0o777 & ~umask for p in (run.parent, run)}
+    expected |= {f"shared/run/{sub}": 0o777 & ~umask for sub in RUN_SUBDIRS}
+    expected["shared/run/config.json"] = 0o666 & ~umask
+    assert modes == expected
 
 
 def test_list_shows_experiments_runs_and_times(experiments_root: Path) -> None:
@@ -220,7 +270,11 @@ def test_invalid_json_config_names_file_line_and_column(tmp_path: Path) -> None:
     ("override", "fragments"),
     [
         ("optimizer.lrr=0.1",
-         ("unknown key 'optimizer.lrr'", "lr, name, weight_decay", "--allow-new")),
+         ("unknown key 'optimizer.lrr'", "did you mean 'optimizer.lr'?", "lr, name, weight_decay")),
+        ("training.epochs=abc", ("training.epochs='abc'", "expected int")),
+        ("training.epochs=3.5", ("training.epochs=3.5", "expected int")),
+        ("training.epochs=0", ("training.epochs=0", "> 0")),
+        ("logging.wandb_tags=a", ("logging.wandb_tags='a'", "list of strings")),
         ("nosection.x=1", ("'nosection' does not exist",)),
         ("optimizer.lr", ("has no '='", "key.sub=value")),
         ("=3", ("empty key",)),
@@ -233,6 +287,32 @@ def test_bad_override_exits_2_and_creates_nothing(
     before = tree(tmp_path)
     result = run_script(SCRIPT, "-e", "exp", "-r", "run", "--set", override, timeout=60)
     assert_one_error_line(result, *fragments)
+    assert tree(tmp_path) == before
+
+
+def test_template_with_an_unknown_key_exits_2_and_creates_nothing(tmp_path: Path) -> None:
+    template = full_template(tmp_path, "typo.json", training={"epoch": 1})
+    before = tree(tmp_path)
+    result = run_script(SCRIPT, "-e", "exp", "-r", "run", "-c", str(template), timeout=60)
+    assert_one_error_line(
+        result, str(template), "unknown key 'training.epoch'", "did you mean 'training.epochs'?"
+    )
+    assert tree(tmp_path) == before
+
+
+def test_template_with_a_wrong_type_exits_2_and_creates_nothing(tmp_path: Path) -> None:
+    template = full_template(tmp_path, "wrong.json", data={"batch_size": "64"})
+    before = tree(tmp_path)
+    result = run_script(SCRIPT, "-e", "exp", "-r", "run", "-c", str(template), timeout=60)
+    assert_one_error_line(result, str(template), "data.batch_size='64'", "expected int")
+    assert tree(tmp_path) == before
+
+
+@pytest.mark.parametrize("args", [["--run=--"], ["-r--"], ["--run", "x", "--run=--"]])
+def test_a_double_dash_run_name_is_an_invalid_name(args: list[str], tmp_path: Path) -> None:
+    before = tree(tmp_path)
+    result = run_script(SCRIPT, "-e", "exp", *args, timeout=60)
+    assert_one_error_line(result, "invalid run name '--'")
     assert tree(tmp_path) == before
 
 

@@ -1,7 +1,10 @@
 """Experiments and runs on disk: root, paths, atomic creation, listing, run configs, clearing."""
 
 import math
+import os
+import stat
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -80,6 +83,22 @@ def test_create_run_builds_the_whole_folder(experiments_root: Path) -> None:
     assert sorted(p.name for p in path.iterdir()) == sorted([*RUN_SUBDIRS, "config.json"])
     assert load_run_config("e", "r") == CONFIG
     assert [p.name for p in (experiments_root / "e").iterdir()] == ["r"]
+
+
+@pytest.fixture(params=[0o022, 0o027], ids=["umask-022", "umask-027"])
+def umask(request: pytest.FixtureRequest) -> Iterator[int]:
+    """Run the test under this umask, then restore the previous one."""
+    previous = os.umask(request.param)
+    try:
+        yield request.param
+    finally:
+        os.umask(previous)
+
+
+def test_run_folders_get_the_mode_mkdir_gives_under_the_umask(umask: int) -> None:
+    path = create_run("e", "r", CONFIG)
+    for folder in (path.parent, path, *(path / sub for sub in RUN_SUBDIRS)):
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o777 & ~umask, folder
 
 
 def test_create_run_never_overwrites(experiments_root: Path) -> None:

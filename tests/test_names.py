@@ -1,12 +1,15 @@
 """Names: the validation rule, sanitising, and that no name ever escapes the experiments root."""
 
 import importlib.util
+import re
+import subprocess
+import sys
 from pathlib import Path
 from types import ModuleType
 
 import pytest
-from conftest import SRC
-from hypothesis import HealthCheck, given, settings
+from conftest import REPO_ROOT, SRC, subprocess_env
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from utils.errors import InvalidNameError
@@ -88,6 +91,8 @@ def test_arbitrary_names_never_create_anything_outside_the_root(
     @settings(max_examples=150, deadline=None, database=None,
               suppress_health_check=[HealthCheck.too_slow])
     @given(experiment=NAMES, run=NAMES)
+    @example(experiment="", run="--")  # argparse used to turn `--run=--` into []
+    @example(experiment="--", run="a")
     def check(experiment: str, run: str) -> None:
         code = cli.main([f"--experiment={experiment}", f"--run={run}"])
         valid = NAME_PATTERN.fullmatch(experiment) and NAME_PATTERN.fullmatch(run)
@@ -100,3 +105,17 @@ def test_arbitrary_names_never_create_anything_outside_the_root(
         assert snapshot(tmp_path, root) == before
 
     check()
+
+
+def test_ci_runs_property_tests_derandomized_while_developers_explore() -> None:
+    ci_script = (REPO_ROOT / ".ci" / "run").read_text()
+    assert re.search(r"^export HYPOTHESIS_PROFILE=ci$", ci_script, flags=re.M), ci_script
+    probe = "import conftest, hypothesis; print(hypothesis.settings.default.derandomize)"
+    seen = {}
+    for profile in ("ci", ""):
+        env = subprocess_env(PYTHONPATH=f"{REPO_ROOT / 'tests'}:{SRC}", HYPOTHESIS_PROFILE=profile)
+        result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                                timeout=60, env=env, cwd=REPO_ROOT, check=False)
+        assert result.returncode == 0, result.stderr
+        seen[profile] = result.stdout.strip()
+    assert seen == {"ci": "True", "": "False"}

@@ -1,13 +1,14 @@
 """The example's config contract: every key the training code reads, its type and its range.
 
-`validate_config` runs before anything is built, so a typo or a wrong type fails in a second
-with a message naming the key, not after minutes of training.
+`validate_config` runs when a run is created (01_initialize.py) and again before anything is
+built (02_train.py), so a typo, an unknown key or a wrong type fails in a second with a message
+naming the key, not after minutes of training. It imports no torch, so the light CLI can use it.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
-from utils.configs import get_key
+from utils.configs import closest_key, get_key
 from utils.errors import ConfigKeyError, ConfigValueError
 
 Check = tuple[tuple[type, ...], Callable[[Any], bool] | None, str]
@@ -52,11 +53,38 @@ SCHEMA: dict[str, Check] = {
     "logging.tensorboard": _rule((bool,)),
     "logging.wandb": _rule((bool,)),
     "logging.wandb_project": _rule((str,)),
+    "logging.wandb_tags": _rule((list,), (lambda v: all(isinstance(t, str) for t in v), "a list of strings")),
 }
+SECTIONS = frozenset(key.rsplit(".", 1)[0] for key in SCHEMA if "." in key)
+# Written by utils.initialization (where the run came from); its contents are free-form.
+FREE_FORM = frozenset({"meta"})
+
+
+def _unknown_keys(config: dict[str, Any], prefix: str = "") -> Iterator[str]:
+    """The dotted keys the schema does not know; an unknown section is named once, not its keys."""
+    for key, value in config.items():
+        dotted = prefix + key
+        if dotted in SECTIONS and isinstance(value, dict):
+            yield from _unknown_keys(value, dotted + ".")
+        elif dotted not in SCHEMA and dotted not in SECTIONS and dotted not in FREE_FORM:
+            yield dotted
+
+
+def _unknown_key_message(source: str, key: str) -> str:
+    guess = closest_key(key, [*sorted(SCHEMA), *sorted(SECTIONS)])
+    hint = f"did you mean {guess!r}?" if guess else "the known keys are those of config/default.json"
+    return f"{source}: unknown key {key!r}; {hint}"
 
 
 def validate_config(config: dict[str, Any], source: str = "config") -> None:
-    """Raise ConfigKeyError for a missing key, ConfigValueError for a wrong type or range."""
+    """Raise ConfigKeyError for an unknown or missing key, ConfigValueError for a wrong type or range.
+
+    Every key must be in SCHEMA (the top-level `meta` block excepted), so that a misspelt key
+    fails here instead of leaving its default in force without a word.
+    """
+    unknown = next(_unknown_keys(config), None)
+    if unknown is not None:
+        raise ConfigKeyError(_unknown_key_message(source, unknown))
     for key, (types, predicate, expected) in SCHEMA.items():
         try:
             value = get_key(config, key)
@@ -66,6 +94,7 @@ def validate_config(config: dict[str, Any], source: str = "config") -> None:
         wrong_type = not isinstance(value, types) or (isinstance(value, bool) and bool not in types)
         if wrong_type:
             names = " or ".join("null" if t is type(None) else t.__name__ for t in types)
-            raise ConfigValueError(f"{source}: {key}={value!r} has type {type(value).__name__}; expected {names}")
+            detail = f" ({expected})" if expected else ""
+            raise ConfigValueError(f"{source}: {key}={value!r} has type {type(value).__name__}; expected {names}{detail}")
         if predicate is not None and not predicate(value):
             raise ConfigValueError(f"{source}: {key}={value!r} is not valid; expected {expected}")

@@ -1,8 +1,10 @@
 """Config templates and run configs: strict JSON on disk, dotted-key overrides in code."""
 
 import copy
+import difflib
 import json
 import math
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -106,36 +108,40 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     return parts, value
 
 
-def apply_overrides(
-    config: dict[str, Any], overrides: list[str], allow_new: bool = False
-) -> dict[str, Any]:
+def apply_overrides(config: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """Return a copy of `config` with each 'key.sub=value' applied.
 
-    An unknown key is an error unless `allow_new`, so that a typo never silently adds a key;
-    a section cannot be replaced by a plain value or the reverse (ConfigValueError).
+    An override changes a key the config has and never adds one, so a typo fails naming the
+    closest key (ConfigKeyError); a section cannot be replaced by a plain value or the reverse
+    (ConfigValueError).
     """
     result = copy.deepcopy(config)
     for text in overrides:
         parts, value = parse_override(text)
         node = result
         for depth, part in enumerate(parts[:-1]):
-            if part not in node and allow_new:
-                node[part] = {}
             child = node.get(part)
             if not isinstance(child, dict):
-                where = ".".join(parts[: depth + 1])
-                problem = "is not a section" if part in node else "does not exist"
-                raise ConfigKeyError(f"override {text!r}: {where!r} {problem}; {_choices(node)}")
+                where = parts[: depth + 1]
+                if part in node:
+                    problem = f"is not a section; {_choices(node)}"
+                else:
+                    problem = f"does not exist; {_hint(where, node)}"
+                raise ConfigKeyError(f"override {text!r}: {'.'.join(where)!r} {problem}")
             node = child
-        if parts[-1] not in node and not allow_new:
-            raise ConfigKeyError(
-                f"override {text!r}: unknown key {'.'.join(parts)!r}; {_choices(node)}"
-                " (pass --allow-new to add it)"
-            )
-        if parts[-1] in node and isinstance(node[parts[-1]], dict) != isinstance(value, dict):
+        if parts[-1] not in node:
+            key = ".".join(parts)
+            raise ConfigKeyError(f"override {text!r}: unknown key {key!r}; {_hint(parts, node)}")
+        if isinstance(node[parts[-1]], dict) != isinstance(value, dict):
             raise ConfigValueError(_shape_message(text, ".".join(parts), node[parts[-1]]))
         node[parts[-1]] = value
     return result
+
+
+def closest_key(key: str, known: Iterable[str]) -> str | None:
+    """The known key spelled most like `key` (difflib's ratio of at least 0.6), or None."""
+    matches = difflib.get_close_matches(key, list(known), n=1)
+    return matches[0] if matches else None
 
 
 def _shape_message(text: str, key: str, current: Any) -> str:
@@ -146,6 +152,12 @@ def _shape_message(text: str, key: str, current: Any) -> str:
 
 def _choices(node: dict[str, Any]) -> str:
     return "available keys here: " + (", ".join(sorted(node)) or "none")
+
+
+def _hint(parts: list[str], node: dict[str, Any]) -> str:
+    """'did you mean ...? available keys here: ...' for `parts`, whose last part `node` lacks."""
+    guess = closest_key(".".join(parts), (".".join([*parts[:-1], key]) for key in node))
+    return (f"did you mean {guess!r}? " if guess else "") + _choices(node)
 
 
 def get_key(config: dict[str, Any], dotted: str) -> Any:

@@ -4,7 +4,7 @@ A run's `config.json` is the resolved template plus a `meta` block that records 
 came from: when, from which commit, by which command, from which template and overrides.
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -14,19 +14,22 @@ from utils.git_info import git_summary
 from utils.management import RunInfo, create_run, require_new_run
 
 DEFAULT_TEMPLATE = "default"
+# validate(config, source) raises a TemplateError naming the key; the CLI passes
+# training.config_schema.validate_config (utils does not import training).
+Validator = Callable[[dict[str, Any], str], None]
 
 
 def build_run_meta(
-    experiment: str, run: str, template: str, overrides: Sequence[str], command: str
+    experiment: str, run: str, template: str | None, overrides: Sequence[str], command: str
 ) -> dict[str, Any]:
-    """The `meta` block of a new run's config."""
+    """The `meta` block of a new run's config (`template` None: no template, recorded as null)."""
     return {
         "experiment": experiment,
         "run": run,
         "created": datetime.now().astimezone().isoformat(timespec="seconds"),
         "git": git_summary(),
         "command": command,
-        "config_template": {"name": template, "path": str(template_path(template))},
+        "config_template": None if template is None else {"name": template, "path": str(template_path(template))},
         "overrides": list(overrides),
     }
 
@@ -36,13 +39,18 @@ def resolve_run_config(
     run: str,
     template: str = DEFAULT_TEMPLATE,
     overrides: Sequence[str] = (),
-    allow_new: bool = False,
     command: str = "",
 ) -> dict[str, Any]:
     """Template + overrides + `meta`: the config a new run is created with."""
-    config = apply_overrides(load_config_template(template), list(overrides), allow_new)
+    config = apply_overrides(load_config_template(template), list(overrides))
     config["meta"] = build_run_meta(experiment, run, template, overrides, command)
     return config
+
+
+def config_source(template: str, overrides: Sequence[str]) -> str:
+    """Where a resolved config came from, for error messages: the template file (+ overrides)."""
+    path = str(template_path(template))
+    return f"{path} with overrides" if overrides else path
 
 
 def initialize_run(
@@ -50,16 +58,18 @@ def initialize_run(
     run: str,
     template: str = DEFAULT_TEMPLATE,
     overrides: Sequence[str] = (),
-    allow_new: bool = False,
     command: str = "",
+    validate: Validator | None = None,
 ) -> Path:
     """Create the run folder with its resolved `config.json`; never touches an existing run.
 
-    Names, the existing run, the template and the overrides are all checked before anything
-    is created, so a mistake leaves the disk as it was.
+    Names, the existing run, the template, the overrides and (with `validate`) the resolved
+    config are all checked before anything is created, so a mistake leaves the disk as it was.
     """
     require_new_run(experiment, run)
-    config = resolve_run_config(experiment, run, template, overrides, allow_new, command)
+    config = resolve_run_config(experiment, run, template, overrides, command)
+    if validate is not None:
+        validate(config, config_source(template, overrides))
     return create_run(experiment, run, config)
 
 

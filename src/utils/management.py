@@ -7,8 +7,8 @@ before anything is created.
 
 import errno
 import os
+import secrets
 import shutil
-import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -97,12 +97,13 @@ def create_run(experiment: str, run: str, config: dict[str, Any]) -> Path:
     The config is serialised first, so a config that cannot be saved creates nothing. The run
     is assembled in a hidden staging folder and renamed into place, so other processes see no
     run or a complete one. The rename fails when the run exists (a run folder is never empty),
-    so of two processes creating the same run exactly one succeeds.
+    so of two processes creating the same run exactly one succeeds. Folders and files get the
+    modes mkdir and open give under the user's umask (umask 022: 0755 and 0644).
     """
     target = require_new_run(experiment, run)
     text = dump_config(config)
     parent = create_experiment(experiment)
-    staging = Path(tempfile.mkdtemp(dir=parent, prefix=f".{run}.creating-"))
+    staging = _make_staging_folder(parent, run)
     try:
         for sub in RUN_SUBDIRS:
             (staging / sub).mkdir()
@@ -118,6 +119,21 @@ def create_run(experiment: str, run: str, config: dict[str, Any]) -> Path:
         raise
     fsync_directory(parent)
     return target
+
+
+def _make_staging_folder(parent: Path, run: str) -> Path:
+    """A new hidden folder in `parent` with the mode a plain mkdir gives under the user's umask.
+
+    tempfile.mkdtemp would make it 0700, and the rename keeps that mode: teammates could not
+    read the run.
+    """
+    while True:
+        staging = parent / f".{run}.creating-{secrets.token_hex(4)}"
+        try:
+            staging.mkdir()
+        except FileExistsError:
+            continue
+        return staging
 
 
 def require_new_run(experiment: str, run: str) -> Path:
