@@ -1,18 +1,22 @@
-"""Train a run of the worked example: `python src/02_train.py -e EXP -r RUN [--resume]`.
+"""Train a run: `python src/02_train.py -e EXP -r RUN [--resume | --restart]`.
 
-Also runs unchanged under `torchrun --nproc_per_node=N`. Exit codes: 0 done, 2 usage error,
-130/143 stopped by SIGINT/SIGTERM after saving `last.pt` (resume with --resume).
+Also runs unchanged under `torchrun --nproc_per_node=N`. Exit codes: 0 done, 1 failed (e.g. the
+disk is full; the reason is in the run's log.txt), 2 usage error, 130/143 stopped by
+SIGINT/SIGTERM after saving `last.pt` (resume with --resume).
 """
 
 import argparse
 import sys
 
-from utils.errors import TemplateError
+from utils.cli import add_name_option, require_name
+from utils.errors import RunIOError, TemplateError
 from utils.management import apply_overrides, load_run_config
 
 EPILOG = """examples:
   python src/02_train.py -e example -r first
   python src/02_train.py -e example -r first --resume
+  python src/02_train.py -e example -r first --restart      # old outputs kept in restarted/
+  CURRENT_EXP=example CURRENT_RUN=first python src/02_train.py --resume
   python src/02_train.py -e example -r quick --set training.epochs=3 --device cpu
   torchrun --standalone --nproc_per_node=2 src/02_train.py -e example -r ddp
 """
@@ -24,9 +28,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("-e", "--experiment", required=True, help="experiment name")
-    parser.add_argument("-r", "--run", required=True, help="run name")
-    parser.add_argument("--resume", action="store_true", help="continue from the newest valid checkpoint")
+    add_name_option(parser, "experiment")
+    add_name_option(parser, "run")
+    start = parser.add_mutually_exclusive_group()
+    start.add_argument("--resume", action="store_true", help="continue from the newest valid checkpoint")
+    start.add_argument(
+        "--restart", action="store_true",
+        help="start a run that has trained over; its outputs are moved to <run>/restarted/<time>/",
+    )
     parser.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N")
     parser.add_argument(
         "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -38,15 +47,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
+        args.experiment = require_name(args.experiment, "experiment")
+        args.run = require_name(args.run, "run")
         config = apply_overrides(load_run_config(args.experiment, args.run), args.overrides)
         device = _device(args.device)
         from training.session import run_session
 
-        result = run_session(args.experiment, args.run, config, device, args.resume)
+        result = run_session(args.experiment, args.run, config, device, args.resume, args.restart)
     except TemplateError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print_summary(result, args)
+    except RunIOError as exc:
+        if not getattr(exc, "logged_to_run", False):
+            print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if not result.already_finished:
+        print_summary(result, args)
     return result.exit_code
 
 

@@ -6,6 +6,7 @@ trains, evaluates, logs through LOGGER and checkpoints, so it reads top to botto
 
 import signal
 import sys
+import time
 from dataclasses import dataclass, field
 
 import torch
@@ -20,6 +21,22 @@ from utils.checkpoints import CheckpointManager, build_checkpoint
 from utils.helper_functions import barrier, is_main_process
 from utils.logging import LOGGER
 from utils.profiler import Profiler
+
+
+POSTFIX_EVERY = 10  # steps between updates of the progress bar's running loss
+
+
+class EpochClock:
+    """Elapsed time and an ETA from the mean epoch time of this session (resumes included)."""
+
+    def __init__(self, first_epoch: int, epochs: int) -> None:
+        self.first_epoch, self.epochs = first_epoch, epochs
+        self.started = time.perf_counter()
+
+    def lap(self, epoch: int) -> str:
+        elapsed = time.perf_counter() - self.started
+        eta = elapsed / max(epoch - self.first_epoch, 1) * (self.epochs - epoch)
+        return f"{elapsed:.1f} s, eta {eta:.0f} s"
 
 
 @dataclass
@@ -50,15 +67,28 @@ class Trainer:
     def fit(self) -> None:
         """Train until the configured number of epochs or a stop signal."""
         epochs = self.config["training"]["epochs"]
+        clock = EpochClock(first_epoch=self.state.epoch, epochs=epochs)
         while self.state.epoch < epochs:
             finished = self.train_epoch()
             if not finished:
                 self.save(epoch_end=False, result=None)
+                LOGGER.warning(
+                    f"stopped by {signal.Signals(self.stop.signum).name} in epoch {self.state.epoch + 1}"
+                    f" at step {self.state.global_step}: saved last.pt; resume with --resume"
+                )
                 return
             self.state.epoch += 1
             self.state.batches_done = 0
             result = self.maybe_evaluate()
             self.save(epoch_end=True, result=result)
+            LOGGER.info(self._epoch_line(clock.lap(self.state.epoch), evaluated=result is not None))
+
+    def _epoch_line(self, timing: str, evaluated: bool) -> str:
+        """`epoch 3/15  train/loss 0.2143  val/loss 0.1532  val/accuracy 0.9630  lr 0.00095  12.1 s, eta 48 s`"""
+        shown = {k: v for k, v in self.state.history.items() if evaluated or not k.startswith("val/")}
+        metrics = "  ".join(f"{name} {value:.4f}" for name, value in shown.items())
+        lr = self.optimizer.param_groups[0]["lr"]
+        return f"epoch {self.state.epoch}/{self.config['training']['epochs']}  {metrics}  lr {lr:.3g}  {timing}"
 
     def train_epoch(self) -> bool:
         """One epoch (or its remainder after a resume); False when a stop was requested."""
@@ -95,6 +125,8 @@ class Trainer:
             self.state.global_step += 1
             self.state.batches_done = index + 1
             progress.update(1)
+            if not progress.disable and index % POSTFIX_EVERY == 0:  # a host sync, only on a terminal
+                progress.set_postfix(loss=f"{(loss_sum / count).item():.4f}", refresh=False)
             if any_rank(self.stop.requested, self.device):
                 self.stop.request(self.stop.signum or signal.SIGTERM)  # another rank was signalled
                 progress.close()
@@ -102,6 +134,7 @@ class Trainer:
         progress.close()
         totals = torch.stack([loss_sum, hits.float(), torch.tensor(float(count), device=self.device)])
         total_loss, total_hits, total_count = all_reduce_mean(totals).tolist()
+        self.state.history["train/loss"] = total_loss / total_count
         LOGGER.log(
             {"train/epoch_loss": total_loss / total_count, "train/epoch_accuracy": total_hits / total_count,
              "epoch": self.state.epoch + 1},
@@ -170,12 +203,13 @@ class Trainer:
 
 def log_evaluation_images(split: str, result: EvalResult, step: int, loaders: DigitsLoaders) -> None:
     """The confusion matrix and a labelled grid of sample predictions, as images."""
-    from visualization.visualizations import plot_confusion_matrix, plot_prediction_grid
+    from visualization.visualizations import mistakes_first, plot_confusion_matrix, plot_prediction_grid
 
     LOGGER.log_figure(f"{split}/confusion_matrix", plot_confusion_matrix(result.confusion.numpy(), CLASS_NAMES), step)
-    images = result.sample_images[:32] * loaders.std + loaders.mean  # un-normalise to [0, 1]
+    order = mistakes_first(result.sample_labels, result.sample_predictions)[:32]
+    images = result.sample_images[order] * loaders.std + loaders.mean  # un-normalise to [0, 1]
     LOGGER.log_figure(
         f"{split}/predictions",
-        plot_prediction_grid(images, result.sample_labels[:32], result.sample_predictions[:32], CLASS_NAMES),
+        plot_prediction_grid(images, result.sample_labels[order], result.sample_predictions[order], CLASS_NAMES),
         step,
     )

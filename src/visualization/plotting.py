@@ -62,9 +62,17 @@ def finite_series(frame: "pd.DataFrame", metric: str) -> "pd.Series":  # noqa: F
     return column[np.isfinite(column)]
 
 
+# Counters logged beside the metrics (e.g. `epoch`, to map steps to epochs): a straight line
+# tells nothing, so they are not drawn.
+COUNTER_NAMES = frozenset({"epoch", "step", "global_step", "iteration"})
+
+
 def plotted_metrics(frame: "pd.DataFrame") -> list[str]:  # noqa: F821
-    """Metric columns holding at least one finite value, in CSV (first-seen) order."""
-    return [name for name in frame.columns if len(finite_series(frame, name)) > 0]
+    """Metric columns holding at least one finite value, in CSV (first-seen) order; no counters."""
+    return [
+        name for name in frame.columns
+        if name.rsplit("/", 1)[-1] not in COUNTER_NAMES and len(finite_series(frame, name)) > 0
+    ]
 
 
 def summarize_metric(frame: "pd.DataFrame", metric: str, mode: str) -> MetricSummary | None:  # noqa: F821
@@ -82,13 +90,21 @@ def summarize_metric(frame: "pd.DataFrame", metric: str, mode: str) -> MetricSum
 SHARED_AXES_NAMESPACES = {"time": "time (ms)"}  # the profiler's section means
 
 
+EPOCH_PREFIX = "epoch_"  # train/epoch_accuracy is drawn with val/accuracy
+
+
 def group_metrics(metrics: Iterable[str]) -> dict[str, list[str]]:
-    """Group names by their last '/' part, so train/loss and val/loss share one set of axes;
-    names in a `SHARED_AXES_NAMESPACES` namespace (time/forward, time/backward) share one too."""
+    """Group names by their last '/' part without an `epoch_` prefix, so train/loss,
+    train/epoch_loss and val/loss share one set of axes, as do train/epoch_accuracy and
+    val/accuracy; names in a `SHARED_AXES_NAMESPACES` namespace (time/forward, time/backward)
+    share one too."""
     groups: dict[str, list[str]] = {}
     for name in metrics:
         namespace, _, _ = name.partition("/")
-        key = namespace if namespace in SHARED_AXES_NAMESPACES and "/" in name else name.rsplit("/", 1)[-1]
+        if namespace in SHARED_AXES_NAMESPACES and "/" in name:
+            key = namespace
+        else:
+            key = name.rsplit("/", 1)[-1].removeprefix(EPOCH_PREFIX)
         groups.setdefault(key, []).append(name)
     return groups
 

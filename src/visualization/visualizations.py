@@ -29,6 +29,15 @@ def _name(index: int, class_names: Sequence[str] | None) -> str:
     return str(index)
 
 
+def mistakes_first(labels: Any, predictions: Any) -> np.ndarray:
+    """Indices that put wrong predictions first, each group in its original order.
+
+    A grid of the first N samples of a good model is all green; this order shows its mistakes.
+    """
+    right = to_numpy(predictions).reshape(-1) == to_numpy(labels).reshape(-1)
+    return np.argsort(right, kind="stable")
+
+
 def plot_prediction_grid(
     images: Any,
     labels: Any,

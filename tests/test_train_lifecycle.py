@@ -1,0 +1,136 @@
+"""A run's life across sessions: data workers that let it exit, a refused second start,
+--restart, --resume of a finished run, and what the console and log.txt say on the way."""
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO_ROOT, SRC, run_in_group, run_script, subprocess_env
+from train_support import make_run, read_metrics, tensorboard_steps, train, train_command, wait_for
+from utils.checkpoints import load_checkpoint
+
+pytestmark = pytest.mark.slow
+
+WORKERS = ("data.num_workers=2", "data.batch_size=16", "logging.tensorboard=false")
+
+
+def _train_in_group(exp: str, run: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    """Train in its own process group; a hang fails here instead of leaving workers behind."""
+    return run_in_group(train_command(exp, run, *args), timeout=timeout, env=subprocess_env(), cwd=REPO_ROOT)
+
+
+def _no_process_left(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+def test_a_run_with_data_workers_exits_when_finished_stopped_or_resumed():
+    run_dir = make_run("exp", "workers", *WORKERS)
+    process = subprocess.Popen(
+        train_command("exp", "workers"), start_new_session=True, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, env=subprocess_env(), cwd=REPO_ROOT,
+    )
+    try:
+        wait_for(lambda: (run_dir / "checkpoints" / "checkpoint_epoch_1.pt").exists(), process)
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=60)
+        assert process.returncode == 143
+        assert _no_process_left(process.pid), "data workers outlived the stopped run"
+    finally:
+        if process.poll() is None or not _no_process_left(process.pid):
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+    resumed = _train_in_group("exp", "workers", "--resume")  # resumes, then finishes and exits
+    assert resumed.returncode == 0, resumed.stderr
+    assert (run_dir / "logs" / "summary.json").is_file()
+    steps = read_metrics(run_dir)["step"].tolist()
+    assert steps == list(range(load_checkpoint(run_dir / "checkpoints" / "last.pt")["global_step"]))
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_a_second_plain_start_is_refused_and_restart_keeps_the_old_outputs(experiments_root):
+    run_dir = make_run("exp", "twice", "training.epochs=1")
+    first = train("exp", "twice")
+    assert first.returncode == 0, first.stderr
+    before = _snapshot(run_dir)
+
+    again = train("exp", "twice")
+    assert again.returncode == 2
+    lines = again.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--resume" in lines[0] and "--restart" in lines[0], again.stderr
+    assert _snapshot(run_dir) == before, "a refused start must change nothing"
+
+    restarted = train("exp", "twice", "--restart")
+    assert restarted.returncode == 0, restarted.stderr
+    archives = list((run_dir / "restarted").iterdir())
+    assert len(archives) == 1 and archives[0].name in restarted.stderr
+    for name in ("logs/metrics.csv", "checkpoints/last.pt", "config.json"):
+        assert (archives[0] / name).read_bytes() == before[name]
+    steps = read_metrics(run_dir)["step"].tolist()
+    assert steps == list(range(20)), "the new training starts at step 0, each step once"
+    assert tensorboard_steps(run_dir, "train/loss") == list(range(20))
+    assert len(list((run_dir / "logs").glob("events.out.tfevents.*"))) == 1
+
+    listing = run_script("01_initialize.py", "--list")
+    assert "restarted" not in listing.stdout and "twice" in listing.stdout
+
+
+def test_resume_of_a_finished_run_says_so_and_trains_nothing():
+    run_dir = make_run("exp", "done", "training.epochs=1", "logging.tensorboard=false")
+    assert train("exp", "done").returncode == 0
+    before = _snapshot(run_dir)
+    env = subprocess_env(CURRENT_EXP="exp", CURRENT_RUN="done")  # 02_train's name fallback
+    again = subprocess.run(
+        [sys.executable, str(SRC / "02_train.py"), "--resume", "--device", "cpu"], capture_output=True,
+        text=True, timeout=120, env=env, cwd=REPO_ROOT, check=False,
+    )
+    assert again.returncode == 0, again.stderr
+    assert "finished" in again.stdout and "nothing to do" in again.stdout
+    assert _snapshot(run_dir) == before
+
+
+def test_the_console_and_log_txt_show_one_line_per_epoch_and_the_ending():
+    run_dir = make_run("exp", "talk", "logging.tensorboard=false")
+    result = train("exp", "talk")
+    assert result.returncode == 0, result.stderr
+    log = (run_dir / "logs" / "log.txt").read_text()
+    for epoch in (1, 2, 3):
+        console = [line for line in result.stderr.splitlines() if f"epoch {epoch}/3 " in line]
+        assert len(console) == 1, result.stderr
+        for word in ("train/loss", "val/loss", "val/accuracy", "lr", "eta"):
+            assert word in console[0]
+        assert console[0].split(" INFO ", 1)[1] in log
+    assert "finished at epoch 3, step 60" in log and "test/accuracy" in log
+    assert not (run_dir / "plots" / "epoch.png").exists(), "a counter is not a curve"
+    assert (run_dir / "plots" / "accuracy.png").is_file()
+
+
+def test_a_full_disk_stops_the_run_with_one_clear_line_and_resume_works_once_space_is_freed(
+    tmpfs_mount, monkeypatch
+):
+    root = tmpfs_mount("3m") / "experiments"
+    monkeypatch.setenv("EXPERIMENTS_ROOT", str(root))
+    run_dir = make_run("exp", "full", "logging.tensorboard=false", "training.epochs=4", "training.keep_checkpoints=4")
+    result = train("exp", "full")
+    assert result.returncode == 1, result.stderr
+    errors = [line for line in result.stderr.splitlines() if "no space left on device" in line]
+    assert len(errors) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert ".pt" in errors[0] and "free" in errors[0]
+    assert errors[0].split("no space left", 1)[1] in (run_dir / "logs" / "log.txt").read_text()
+
+    subprocess.run(["mount", "-o", "remount,size=64m", str(root.parent)], check=True)
+    resumed = train("exp", "full", "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    steps = read_metrics(run_dir)["step"].tolist()
+    assert steps == list(range(4 * 20))
