@@ -17,7 +17,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 SRC = REPO_ROOT / "src"
 
 # No deadline in either: a per-example time limit is a timing assertion, and flaky on busy cores.
-settings.register_profile("dev", deadline=None)
+settings.register_profile("dev", deadline=None, derandomize=False)  # explicit: hypothesis derandomizes when CI is set
 settings.register_profile("ci", deadline=None, derandomize=True, database=None, print_blob=True)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or "dev")
 
