@@ -6,10 +6,14 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-requirements
 # `make test PYTEST_ARGS="-k csv"` narrows the run; -n 2 uses both cores.
 PYTEST_ARGS ?=
-# `make train` trains a fresh run of the example each time: EXP/RUN can be overridden.
+# `make train` trains a fresh run of an example each time: TASK picks it (digits or shapes;
+# config/default.json is the digits task's template, config/<task>.json the others'),
+# EXP/RUN/CONFIG can be overridden.
+TASK ?= digits
+CONFIG ?= $(if $(filter digits,$(TASK)),default,$(TASK))
 EXP ?= example
 STAMP_NOW := $(shell date +%Y%m%d-%H%M%S)
-RUN ?= run-$(STAMP_NOW)
+RUN ?= $(if $(filter digits,$(TASK)),run,$(TASK))-$(STAMP_NOW)
 TRAIN_ARGS ?=
 
 .PHONY: train test bench venv clean-venv
@@ -26,7 +30,7 @@ $(STAMP): requirements.txt | $(PY)
 	touch $(STAMP)
 
 train: $(STAMP)
-	$(PY) src/01_initialize.py -e $(EXP) -r $(RUN)
+	$(PY) src/01_initialize.py -e $(EXP) -r $(RUN) -c $(CONFIG)
 	$(PY) src/02_train.py -e $(EXP) -r $(RUN) $(TRAIN_ARGS)
 
 test: $(STAMP)

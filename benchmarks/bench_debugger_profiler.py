@@ -12,20 +12,21 @@
 
 import contextlib
 import copy
-import json
 import statistics
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import torch
 from torch import nn
 
-from models.digits_cnn import build_model
+from tasks.digits import DigitsTask
+from training.run_config import parse_run_config
+from training.task import TaskContext
+from utils.configs import load_config_template
 from utils.model_debugger import ModelDebugger
 from utils.profiler import Profiler
 
-CONFIG = Path(__file__).resolve().parents[1] / "config" / "default.json"
+CONFIG = load_config_template("default")
 ROUNDS, STEPS_PER_ROUND = 20, 3
 SECTIONS, REPEATS = 100_000, 7
 
@@ -43,9 +44,15 @@ def time_steps(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, ste
     return (time.perf_counter() - start) / steps
 
 
+def build_example_model() -> nn.Module:
+    """The digits task's CNN with the default config."""
+    config = parse_run_config(CONFIG).parsed
+    return DigitsTask(TaskContext(config=config, seed=0, device=torch.device("cpu"))).build_model()
+
+
 def bench_debugger() -> list[tuple[str, float, float, str]]:
     torch.manual_seed(0)
-    plain = build_model(json.loads(CONFIG.read_text())["model"])
+    plain = build_example_model()
     debugged = copy.deepcopy(plain)
     images, labels = torch.randn(64, 1, 8, 8), torch.randint(0, 10, (64,))
     for model in (plain, debugged):

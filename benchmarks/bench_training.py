@@ -31,30 +31,35 @@ SCRATCH = make_scratch("bench_training_")
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from data.digits import build_dataloaders  # noqa: E402
-from models.digits_cnn import build_model  # noqa: E402
-from training.optim import build_optimizer, build_scheduler  # noqa: E402
+from tasks.digits import DigitsTask  # noqa: E402
+from training.data_loading import LoaderConfig, build_loaders, close_loaders  # noqa: E402
+from training.optim import OptimizerConfig, SchedulerConfig, build_optimizer, build_scheduler  # noqa: E402
+from training.run_config import RunSettings, parse_run_config  # noqa: E402
+from training.task import TaskContext  # noqa: E402
+from training.trainer import TrainingConfig  # noqa: E402
 from utils.configs import load_config_template  # noqa: E402
 
 ROUNDS = 7
 EPOCHS_PER_ROUND = 6
-CONFIG = load_config_template("default")
+CONFIG = parse_run_config(load_config_template("default"))
 
 
 def make_training():
     """A fresh model, optimizer, schedule and loader, seeded the same for every mode."""
     torch.manual_seed(0)
-    loaders = build_dataloaders(CONFIG["data"], CONFIG["seed"])
-    model = build_model(CONFIG["model"])
-    optimizer = build_optimizer(model, CONFIG["optimizer"])
-    scheduler = build_scheduler(optimizer, CONFIG["scheduler"], len(loaders.train), EPOCHS_PER_ROUND)
+    seed = CONFIG[RunSettings].seed
+    task = DigitsTask(TaskContext(config=CONFIG.parsed, seed=seed, device=torch.device("cpu")))
+    loaders = build_loaders(task.build_datasets(), CONFIG[LoaderConfig], seed)
+    model = task.build_model()
+    optimizer = build_optimizer(model, CONFIG[OptimizerConfig])
+    scheduler = build_scheduler(optimizer, CONFIG[SchedulerConfig], len(loaders.train), EPOCHS_PER_ROUND)
     return model, optimizer, scheduler, loaders
 
 
 def steps_per_second(log_step) -> float:
     """Train EPOCHS_PER_ROUND epochs, calling `log_step(loss, lr, step)` after every step."""
     model, optimizer, scheduler, loaders = make_training()
-    clip = CONFIG["training"]["grad_clip"]
+    clip = CONFIG[TrainingConfig].grad_clip
     step = 0
     start = time.perf_counter()
     for epoch in range(EPOCHS_PER_ROUND):
@@ -68,7 +73,9 @@ def steps_per_second(log_step) -> float:
             scheduler.step()
             log_step(loss.detach(), optimizer.param_groups[0]["lr"], step)
             step += 1
-    return step / (time.perf_counter() - start)
+    speed = step / (time.perf_counter() - start)
+    close_loaders(loaders)
+    return speed
 
 
 def no_logging(loss, lr, step) -> None:

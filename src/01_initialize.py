@@ -1,14 +1,14 @@
 """Create an experiment or a run: parse the command line, resolve the config, create the folder.
 
-The work lives in utils.initialization and utils.management; this script stays light (no torch,
-wandb, tensorboard or matplotlib) so that it starts in a blink.
+The work lives in utils.initialization and utils.management. Listing and creating experiments
+stay light (no torch, wandb, tensorboard or matplotlib); creating a run imports the task the
+config names, with torch, to check every key against the task's own schema.
 """
 
 import argparse
 import shlex
 import sys
 
-from training.config_schema import validate_config
 from utils.cli import add_name_option, name_or_env, require_name
 from utils.errors import TemplateError
 from utils.initialization import DEFAULT_TEMPLATE, format_run_table, initialize_run
@@ -36,8 +36,8 @@ examples:
   CURRENT_EXP=baseline CURRENT_RUN=r2 python src/01_initialize.py
 
 --set values are parsed as JSON when they parse (1, 0.5, true, null, [1,2]), else kept as text.
-The resolved config is checked against the schema (training/config_schema.py) before anything
-is created. Runs go under $EXPERIMENTS_ROOT (default: <repo>/experiments), readable as your
+The resolved config is checked against the declared keys of the engine, the writers and the
+task it names (`task`) before anything is created, and written complete. Runs go under $EXPERIMENTS_ROOT (default: <repo>/experiments), readable as your
 umask allows; an existing run is never overwritten.
 Exit codes: 0 done, 2 bad input (one line on stderr, nothing created).
 """
@@ -86,11 +86,16 @@ def make_experiment(experiment: str) -> None:
     print(f"next: python src/01_initialize.py -e {experiment} -r RUN")
 
 
+def complete_config(config: dict, source: str) -> dict:
+    """The config checked against the engine's, the writers' and its task's schema, defaults filled in."""
+    from training.run_config import parse_run_config
+
+    return parse_run_config(config, source).raw
+
+
 def make_run(args: argparse.Namespace, experiment: str, run: str, command: str) -> None:
     """Create the run and say where it is and what comes next."""
-    path = initialize_run(
-        experiment, run, args.config, args.overrides, command, validate=validate_config
-    )
+    path = initialize_run(experiment, run, args.config, args.overrides, command, validate=complete_config)
     print(f"created run {experiment}/{run} at {path}")
     overrides = len(args.overrides)
     print(f"config: {path / 'config.json'} (template {args.config}, {overrides} overrides)")

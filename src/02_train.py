@@ -10,7 +10,8 @@ import sys
 
 from utils.cli import add_name_option, require_name
 from utils.errors import RunIOError, TemplateError
-from utils.management import apply_overrides, load_run_config
+from utils.configs import apply_overrides, load_config_file
+from utils.management import Run
 
 EPILOG = """examples:
   python src/02_train.py -e example -r first
@@ -49,11 +50,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args.experiment = require_name(args.experiment, "experiment")
         args.run = require_name(args.run, "run")
-        config = apply_overrides(load_run_config(args.experiment, args.run), args.overrides)
-        device = _device(args.device)
+        run = Run.require(args.experiment, args.run)
+        raw = apply_overrides(load_config_file(run.config_file), args.overrides)
+        from training.run_config import parse_run_config  # imports torch: only once the run is known
         from training.session import run_session
 
-        result = run_session(args.experiment, args.run, config, device, args.resume, args.restart)
+        config = parse_run_config(raw, str(run.config_file))
+        device = _device(args.device)
+        result = run_session(run, config, device, args.resume, args.restart)
     except TemplateError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -83,15 +87,16 @@ def print_summary(result: "SessionResult", args: argparse.Namespace) -> None:  #
 
     if not is_main_process():
         return
+    run = result.run
     state = "stopped by signal, resume with --resume" if result.exit_code else "finished"
-    lines = [f"run {args.experiment}/{args.run} {state} in {result.wall_time:.1f} s", f"  folder:      {result.run_dir}"]
+    lines = [f"run {run.name} {state} in {result.wall_time:.1f} s", f"  folder:      {run.path}"]
     if result.best_metric is not None:
         lines.append(f"  best metric: {result.best_metric:.4f}")
     lines += [f"  {name}: {value:.4f}" for name, value in result.test_metrics.items()]
     lines += [
-        f"  metrics:     {result.run_dir / 'logs' / 'metrics.csv'}",
-        f"  plots:       {result.run_dir / 'plots'}",
-        f"  TensorBoard: tensorboard --logdir {result.run_dir.parent.parent} --host 127.0.0.1",
+        f"  metrics:     {run.metrics_csv}",
+        f"  plots:       {run.plots}",
+        f"  TensorBoard: tensorboard --logdir {run.path.parent.parent} --host 127.0.0.1",
     ]
     print("\n".join(lines))
 

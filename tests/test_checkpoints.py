@@ -20,16 +20,16 @@ import torch.distributed as dist
 from conftest import subprocess_env
 from torch.nn.parallel import DistributedDataParallel
 
-from utils.checkpoints import (
-    CheckpointManager,
+from utils.checkpointing.io import (
     build_checkpoint,
     capture_rng_state,
     load_checkpoint,
     restore_checkpoint,
     restore_rng_state,
     save_checkpoint,
-    unwrap_model,
 )
+from utils.checkpointing.manager import CheckpointManager
+from utils.helper_functions import unwrap_model
 from utils.errors import CheckpointError, DiskFullError, RunIOError, TemplateError
 
 INPUTS = torch.linspace(-1, 1, 24).reshape(6, 4)  # (B, features)
@@ -86,7 +86,7 @@ def test_round_trip_restores_training_state_and_random_draws(folder: Path) -> No
     original = make_training_objects(seed=0)
     train_steps(original, 3)
     checkpoint = build_checkpoint(**original, epoch=1, global_step=3, best_metric=0.5,
-                                  logger_state={"step": 3}, extra={"note": "x"})
+                                  extra={"note": "x"})
     path = save_checkpoint(folder / "ckpt.pt", checkpoint)
     draws_after_capture = draw_random_numbers()
     train_steps(original, 2)
@@ -100,7 +100,7 @@ def test_round_trip_restores_training_state_and_random_draws(folder: Path) -> No
     assert restored["scaler"].get_scale() == 1024.0 * 2**3
     assert restored["scheduler"].state_dict() == checkpoint["scheduler"]
     assert (loaded["epoch"], loaded["global_step"], loaded["best_metric"]) == (1, 3, 0.5)
-    assert (loaded["logger_state"], loaded["extra"]) == ({"step": 3}, {"note": "x"})
+    assert loaded["extra"] == {"note": "x"}
     train_steps(restored, 2)  # continuing from the restore must retrace the original run
     for name, tensor in original["model"].state_dict().items():
         torch.testing.assert_close(restored["model"].state_dict()[name], tensor, rtol=0, atol=0)
@@ -426,7 +426,7 @@ SAVE_LOOP = """
 import sys
 from pathlib import Path
 import torch
-from utils.checkpoints import build_checkpoint, save_checkpoint
+from utils.checkpointing.io import build_checkpoint, save_checkpoint
 
 model = torch.nn.Linear(2000, 2000)  # about 16 MB, so each save takes a while
 for step in range(1, 100_000):

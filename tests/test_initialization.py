@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 
 from utils.configs import CONFIG_DIR, load_config_template
-from training.config_schema import validate_config
 from utils.errors import ConfigKeyError, ConfigNotFoundError, ConfigValueError, RunExistsError
 from utils.initialization import (
     build_run_meta,
@@ -63,18 +62,24 @@ def test_bad_template_or_override_creates_nothing(
 
 def test_validate_sees_the_resolved_config_and_its_source(experiments_root: Path) -> None:
     seen = []
-    initialize_run("e", "r", overrides=["seed=3"], validate=lambda c, s: seen.append((c, s)))
+    initialize_run("e", "r", overrides=["seed=3"], validate=lambda c, s: seen.append((c, s)) or c)
     [(config, source)] = seen
     assert config["seed"] == 3 and config["meta"]["run"] == "r"
     assert source == f"{CONFIG_DIR / 'default.json'} with overrides"
     assert config_source("default", []) == str(CONFIG_DIR / "default.json")
 
 
-def test_a_config_the_schema_rejects_creates_nothing(experiments_root: Path) -> None:
+def test_a_config_the_validator_rejects_creates_nothing_and_what_it_returns_is_written(experiments_root: Path) -> None:
+    def validate(config: dict, source: str) -> dict:
+        if config["training"]["epochs"] == "abc":
+            raise ConfigValueError(f"{source}: training.epochs='abc' has type str; expected int")
+        return {**config, "added": True}
+
     with pytest.raises(ConfigValueError, match=r"training.epochs='abc'.*expected int"):
-        initialize_run("e", "r", overrides=["training.epochs=abc"], validate=validate_config)
+        initialize_run("e", "r", overrides=["training.epochs=abc"], validate=validate)
     assert list(experiments_root.iterdir()) == []
-    assert initialize_run("e", "r", validate=validate_config).is_dir()
+    path = initialize_run("e", "r", validate=validate)
+    assert json.loads((path / "config.json").read_text())["added"] is True
 
 
 def test_table_aligns_columns() -> None:

@@ -190,13 +190,13 @@ def test_list_shows_experiments_runs_and_times(experiments_root: Path) -> None:
     assert_one_error_line(missing, "'zzz'", "a, b")
 
 
-def test_start_up_imports_no_heavy_library(experiments_root: Path) -> None:
+def _imported_heavy_libraries(*args: str) -> tuple[int, list[str]]:
     probe = (
         "import importlib.util, json, sys\n"
         f"spec = importlib.util.spec_from_file_location('init_cli', {str(SRC / SCRIPT)!r})\n"
         "module = importlib.util.module_from_spec(spec)\n"
         "spec.loader.exec_module(module)\n"
-        "code = module.main(['-e', 'light', '-r', 'run'])\n"
+        f"code = module.main({list(args)!r})\n"
         "heavy = ('torch', 'wandb', 'tensorboard', 'matplotlib')\n"
         "print(json.dumps([code, sorted(m for m in heavy if m in sys.modules)]))\n"
     )
@@ -205,7 +205,19 @@ def test_start_up_imports_no_heavy_library(experiments_root: Path) -> None:
         env=subprocess_env(), check=False,
     )
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout.splitlines()[-1]) == [0, []]
+    code, heavy = json.loads(result.stdout.splitlines()[-1])
+    return code, heavy
+
+
+def test_listing_and_creating_an_experiment_import_no_heavy_library(experiments_root: Path) -> None:
+    assert _imported_heavy_libraries("-e", "light") == (0, [])
+    assert _imported_heavy_libraries("--list") == (0, [])
+    assert (experiments_root / "light").is_dir()
+
+
+def test_creating_a_run_imports_its_task_but_no_logging_or_plotting_library(experiments_root: Path) -> None:
+    """The task's schema is checked at creation, so its module (and torch) is imported."""
+    assert _imported_heavy_libraries("-e", "light", "-r", "run") == (0, ["torch"])
     assert (experiments_root / "light" / "run" / "config.json").is_file()
 
 
@@ -274,7 +286,7 @@ def test_invalid_json_config_names_file_line_and_column(tmp_path: Path) -> None:
         ("training.epochs=abc", ("training.epochs='abc'", "expected int")),
         ("training.epochs=3.5", ("training.epochs=3.5", "expected int")),
         ("training.epochs=0", ("training.epochs=0", "> 0")),
-        ("logging.wandb_tags=a", ("logging.wandb_tags='a'", "list of strings")),
+        ("logging.wandb_tags=a", ("logging.wandb_tags='a'", "expected list of str")),
         ("nosection.x=1", ("'nosection' does not exist",)),
         ("optimizer.lr", ("has no '='", "key.sub=value")),
         ("=3", ("empty key",)),

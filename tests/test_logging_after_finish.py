@@ -10,6 +10,7 @@ from utils.logging import LOGGER, Logger
 
 # One call for each public method that logs or writes; reading calls and finish() are below.
 WRITING_CALLS = {
+    "start_writers": lambda logger: logger.start_writers({"csv": True, "wandb": False}),
     "initialize_csv": lambda logger: logger.initialize_csv(),
     "initialize_tensorboard": lambda logger: logger.initialize_tensorboard(),
     "initialize_wandb": lambda logger: logger.initialize_wandb("template-tests"),

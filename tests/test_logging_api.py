@@ -12,7 +12,7 @@ import pytest
 from conftest import subprocess_env
 
 import utils.logging as ulog
-from utils.log_queue import WriterError
+from utils.log.queue import WriterError
 from utils.logging import LOGGER, AverageMeter, Logger, MetricTracker
 from utils.management import create_run, load_run_config, run_path
 
@@ -62,7 +62,7 @@ def test_get_path_gives_each_folder_of_the_run_and_names_the_kinds_on_a_typo():
                          ("visualization", "visualizations")]:
         assert logger.get_path(kind) == run_path("exp", "fresh") / folder
         assert logger.get_path(kind).is_dir()
-    with pytest.raises(ValueError, match="choose from log, plot, checkpoint, visualization"):
+    with pytest.raises(ValueError, match="choose from checkpoint, log, plot, visualization"):
         logger.get_path("logs")
 
 

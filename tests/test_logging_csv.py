@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import utils.logging as ulog
-from utils.log_writers.csv_writer import CsvWriter
+from utils.log.writers.csv_writer import CsvWriter
 from utils.logging import Logger
 from utils.management import run_path
 

@@ -68,7 +68,7 @@ def test_null_logger_get_path_needs_a_folder_and_checks_the_kind(tmp_path):
     assert NullLogger(path=tmp_path).get_path("plot") == tmp_path / "plots"
     with pytest.raises(RuntimeError, match=r"has no run folder; create it as NullLogger\(path="):
         NullLogger().get_path("plot")
-    with pytest.raises(ValueError, match="choose from log, plot, checkpoint, visualization"):
+    with pytest.raises(ValueError, match="choose from checkpoint, log, plot, visualization"):
         NullLogger().get_path("plots")
 
 

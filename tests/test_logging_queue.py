@@ -5,9 +5,9 @@ import pandas as pd
 import pytest
 import torch
 
-from utils.log_queue import SCALARS, LogWorker, WriterError
-from utils.log_writers.base import Writer
-from utils.log_writers.csv_writer import CsvWriter
+from utils.log.queue import SCALARS, LogWorker, WriterError
+from utils.log.writers.base import Writer
+from utils.log.writers.csv_writer import CsvWriter
 
 
 class FailingWriter(Writer):

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 import utils.logging as ulog
-from utils.log_writers.wandb_writer import RUN_ID_FILE, choose_mode
+from utils.log.writers.wandb_writer import RUN_ID_FILE, choose_mode
 from utils.logging import Logger
 
 BLOCK = 32768  # the .wandb file is a leveldb-style log: 32 KiB blocks of framed records

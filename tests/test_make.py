@@ -41,3 +41,9 @@ def test_make_train_names_each_run_with_a_new_timestamp():
     dry_run = _make("-n", "train")
     assert dry_run.returncode == 0, dry_run.stderr
     assert "01_initialize.py -e example -r run-" in dry_run.stdout
+
+
+def test_make_train_task_shapes_initializes_from_the_shapes_template():
+    dry_run = _make("-n", "train", "TASK=shapes")
+    assert dry_run.returncode == 0, dry_run.stderr
+    assert "-r shapes-" in dry_run.stdout and "-c shapes" in dry_run.stdout

@@ -1,7 +1,6 @@
 """Model debugger: selection, copies, gradients, modes, NaN guard, breakpoints, summary, LOGGER, DDP."""
 
 import copy
-import json
 import sys
 from pathlib import Path
 
@@ -11,11 +10,11 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-from models.digits_cnn import build_model
+from models.util_modules import MLP, ConvBlock
 from utils.logging import Logger
 from utils.model_debugger import ModelDebugger, NonFiniteError
-from utils.model_debugger_layers import select_layers
-from utils.model_debugger_stats import (
+from utils.debugging.layers import select_layers
+from utils.debugging.stats import (
     STAT_NAMES,
     _device_stats,
     _finite_cpu_stats,
@@ -24,7 +23,6 @@ from utils.model_debugger_stats import (
     to_floats,
 )
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 BREAKS: list[dict] = []
 
 
@@ -112,9 +110,22 @@ def all_hooks(model: nn.Module) -> list[int]:
     return sizes
 
 
-def digits_cnn(dropout: float = 0.1) -> nn.Module:
-    config = json.loads((REPO_ROOT / "config" / "default.json").read_text())["model"]
-    return build_model({**config, "dropout": dropout})
+class ExampleCNN(nn.Module):
+    """(B, 1, 8, 8) -> (B, 10): the digits example's layout, defined here so that the library's
+    tests do not import a task. Layers are named features.0.0, ..., head.0, head.4."""
+
+    def __init__(self, dropout: float = 0.1) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            ConvBlock(1, 32, kernel_size=3),  # (B, 32, 8, 8)
+            ConvBlock(32, 64, kernel_size=3),  # (B, 64, 8, 8)
+            nn.MaxPool2d(2),  # (B, 64, 4, 4)
+            nn.Flatten(),  # (B, 1024)
+        )
+        self.head = MLP(64 * 16, [128], 10, dropout=dropout)  # (B, 10)
+
+    def forward(self, images: Tensor) -> Tensor:
+        return self.head(self.features(images))
 
 
 # --- statistics -------------------------------------------------------------------------------
@@ -183,7 +194,7 @@ def test_to_floats_nests_layer_kind_stat() -> None:
 
 # --- selection --------------------------------------------------------------------------------
 def test_layers_are_selected_by_name_glob_and_type() -> None:
-    model = digits_cnn()
+    model = ExampleCNN()
     assert list(select_layers(model, None))[:3] == ["features.0.0", "features.0.1", "features.0.2"]
     assert list(select_layers(model, "head.0")) == ["head.0"]
     assert list(select_layers(model, "features.*.0")) == ["features.0.0", "features.1.0"]
@@ -291,7 +302,7 @@ def test_every_n_steps_captures_only_those_steps() -> None:
 
 def test_detach_leaves_no_hooks_and_identical_outputs(breakpoints: list[dict]) -> None:
     torch.manual_seed(2)
-    model = digits_cnn().eval()
+    model = ExampleCNN().eval()
     x = torch.randn(8, 1, 8, 8)
     hooks_before = all_hooks(model)
     reference = model(x)
@@ -418,7 +429,7 @@ def test_breakpoints_fire_after_chosen_layers_when_the_condition_holds(breakpoin
 
 # --- summary and LOGGER -----------------------------------------------------------------------
 def test_summary_table_lists_every_layer_and_is_written_to_logs() -> None:
-    model = digits_cnn()
+    model = ExampleCNN()
     logger = Logger("dbg", "summary")
     try:
         with ModelDebugger(model, logger=logger) as debugger:
@@ -458,7 +469,7 @@ def test_statistics_are_logged_to_logger_every_n_steps() -> None:
 
 # --- example CNN and DDP ----------------------------------------------------------------------
 def test_debugger_works_on_the_example_cnn() -> None:
-    model = digits_cnn()
+    model = ExampleCNN()
     with ModelDebugger(model, layers=[nn.Conv2d, nn.Linear]) as debugger:
         train_step(model, torch.randn(16, 1, 8, 8))
     stats = debugger.stats()
@@ -470,7 +481,7 @@ def test_debugger_works_on_the_example_cnn() -> None:
 @pytest.mark.slow
 def test_ddp_wrapped_model_gives_the_same_names_and_values(tmp_path: Path) -> None:
     torch.manual_seed(3)
-    plain = digits_cnn(dropout=0.0)
+    plain = ExampleCNN(dropout=0.0)
     inner = copy.deepcopy(plain)
     x = torch.randn(6, 1, 8, 8)
     hooks_before = all_hooks(inner)

@@ -13,7 +13,7 @@ import torch
 import utils.profiler as profiler_module
 from utils.logging import Logger
 from utils.profiler import NULL_SECTION, PROFILER, Profiler
-from utils.torch_trace import TRACE_SUBDIR, trace_steps
+from utils.profiling.torch_trace import TRACE_SUBDIR, trace_steps
 
 
 @pytest.fixture

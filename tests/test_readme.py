@@ -1,14 +1,17 @@
 """Every command in the README is exercised: run here, or named with the test that runs it."""
 
+import json
 import os
 import re
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -44,7 +47,7 @@ def test_the_readme_starts_with_the_two_commands():
 
 def test_every_readme_command_is_run_here_or_covered_elsewhere():
     commands = {command for block in bash_blocks() for command in block}
-    runnable = set(WORKFLOW) | set(HELPERS)
+    runnable = set(WORKFLOW) | set(HELPERS) | set(OWN_TASK)
     assert commands - runnable - set(COVERED_ELSEWHERE) == set()
 
 
@@ -55,8 +58,13 @@ def _bash(script: str, timeout: float = 600) -> subprocess.CompletedProcess:
     )
 
 
-WORKFLOW = bash_blocks()[1]
-HELPERS = bash_blocks()[3]
+def _block_starting(first: str) -> list[str]:
+    return next(block for block in bash_blocks() if block[0] == first)
+
+
+WORKFLOW = next(block for block in bash_blocks() if "python src/01_initialize.py -e mnist -r baseline" in block)
+HELPERS = next(block for block in bash_blocks() if block[0] == "source env.sh" and "setexp mnist" in block)
+OWN_TASK = _block_starting("cp src/tasks/digits.py src/tasks/my_task.py")
 
 
 @pytest.mark.slow
@@ -157,3 +165,39 @@ def test_every_python_block_runs_as_written(index, experiments_root):
         assert not any(experiments_root.iterdir()), "a NullLogger writes nothing"
     else:
         assert "features" in result.stdout and "forward" in result.stdout
+
+
+def _files(root) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
+            if p.is_file() and "__pycache__" not in p.parts}
+
+
+@pytest.mark.slow
+def test_the_bring_your_own_task_block_runs_as_written_and_touches_two_files(tmp_path, experiments_root):
+    copy = tmp_path / "repo"
+    for folder in ("src", "config"):
+        shutil.copytree(REPO_ROOT / folder, copy / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    before = _files(copy)
+    script = f"set -e\nexport PATH={shlex.quote(str(Path(sys.executable).parent))}:$PATH\n" + "\n".join(OWN_TASK)
+    env = subprocess_env()
+    env["PYTHONPATH"] = str(copy / "src")
+    result = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=300,
+                            cwd=copy, env=env, check=False)
+    assert result.returncode == 0, result.stderr[-3000:]
+    after = _files(copy)
+    assert set(after) - set(before) == {"src/tasks/my_task.py", "config/my_task.json"}
+    assert all(after[name] == content for name, content in before.items()), "no other file changes"
+    run = json.loads((experiments_root / "mine" / "first" / "config.json").read_text())
+    assert run["task"] == "my_task"
+    assert "test/accuracy" in result.stdout
+
+
+def test_the_config_tables_are_the_ones_the_declarations_generate():
+    from training.config_table import BLOCK, render
+    from training.task import available_tasks
+
+    blocks = BLOCK.findall(README)
+    assert {name for _, name, _, _ in blocks} >= {"engine", "digits"}
+    for _, name, table, _ in blocks:
+        if name == "engine" or name in available_tasks():  # a deleted example's table may stay
+            assert table == render(name), f"regenerate with: PYTHONPATH=src python -m training.config_table --write ({name})"

@@ -6,7 +6,7 @@ import pytest
 
 from conftest import run_script
 from train_support import make_run, read_metrics, tensorboard_steps, train
-from utils.checkpoints import load_checkpoint
+from utils.checkpointing.io import load_checkpoint
 
 pytestmark = pytest.mark.slow
 
@@ -56,12 +56,12 @@ def test_a_run_that_does_not_exist_names_the_initialize_command():
     _expect_usage_error(run_script("02_train.py", "-e", "exp", "-r", "missing"), "does not exist", "01_initialize.py")
 
 
-def test_a_config_missing_a_required_key_names_the_key(experiments_root):
+def test_a_config_without_a_task_names_the_key_and_the_known_tasks(experiments_root):
     run_dir = make_run("exp", "broken")
     config = json.loads((run_dir / "config.json").read_text())
-    del config["optimizer"]["lr"]
+    del config["task"]
     (run_dir / "config.json").write_text(json.dumps(config))
-    _expect_usage_error(run_script("02_train.py", "-e", "exp", "-r", "broken"), "optimizer.lr", "missing")
+    _expect_usage_error(run_script("02_train.py", "-e", "exp", "-r", "broken"), "'task' is missing", "digits")
 
 
 def test_a_config_value_of_the_wrong_type_names_the_key():

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from train_support import make_run, read_metrics, start_training, tensorboard_steps, train, wait_for
-from utils.checkpoints import load_checkpoint
+from utils.checkpointing.io import load_checkpoint
 
 pytestmark = pytest.mark.slow
 

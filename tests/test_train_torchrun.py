@@ -6,7 +6,7 @@ import pytest
 
 from conftest import REPO_ROOT, SRC, run_in_group, subprocess_env
 from train_support import make_run, read_metrics, tensorboard_steps
-from utils.checkpoints import load_checkpoint
+from utils.checkpointing.io import load_checkpoint
 
 pytestmark = pytest.mark.slow
 

@@ -1,49 +1,67 @@
-"""Evaluation over a (possibly sharded) loader with exact cross-rank totals."""
+"""Evaluation of a task over a (possibly sharded) split, exact across ranks, and its drawings."""
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 
 from training.distributed import all_reduce_sum
+from training.task import Task
+from utils.helper_functions import is_main_process, move_to_device, unwrap_model
+from utils.logging import LOGGER
 
 
 @dataclass
-class EvalResult:
-    """Loss and accuracy over the whole split, the confusion matrix, and one sample batch."""
+class Evaluation:
+    """The task's metrics over the whole split, the sums they came from, and a sample batch."""
 
-    loss: float
-    accuracy: float
-    confusion: torch.Tensor  # (num_classes, num_classes), rows = true class, cols = predicted
-    sample_images: torch.Tensor  # (B, 1, H, W) from this rank's first batch
-    sample_labels: torch.Tensor  # (B,)
-    sample_predictions: torch.Tensor  # (B,)
+    metrics: dict[str, float]
+    sums: dict[str, torch.Tensor]
+    sample: Any  # this rank's first batch, on the device
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, loader: DataLoader, device: torch.device, num_classes: int) -> EvalResult:
-    """Sum loss, hits and the confusion matrix over this rank's shard, then over all ranks."""
+def evaluate(task: Task, model: nn.Module, loader: DataLoader, device: torch.device) -> Evaluation:
+    """Sum `task.eval_step` over this rank's shard, then over all ranks, then summarize."""
     was_training = model.training
     model.eval()
-    totals = torch.zeros(3, device=device, dtype=torch.float64)  # loss sum, hits, count
-    confusion = torch.zeros(num_classes, num_classes, device=device, dtype=torch.int64)
+    sums: dict[str, torch.Tensor] = {}
     sample = None
-    for images, labels in loader:
-        images, labels = images.to(device), labels.to(device)
-        logits = model(images)  # (B, num_classes)
-        predictions = logits.argmax(dim=1)  # (B,)
-        totals[0] += F.cross_entropy(logits, labels, reduction="sum").double()
-        totals[1] += (predictions == labels).sum()
-        totals[2] += labels.numel()
-        confusion += torch.bincount(labels * num_classes + predictions, minlength=num_classes**2).view(
-            num_classes, num_classes
-        )
+    for batch in loader:
+        batch = move_to_device(batch, device)
+        for name, value in task.eval_step(model, batch).items():
+            value = torch.as_tensor(value, device=device).detach()
+            sums[name] = sums[name] + value if name in sums else value.clone()
         if sample is None:
-            sample = (images.cpu(), labels.cpu(), predictions.cpu())
-    all_reduce_sum(totals)
-    all_reduce_sum(confusion)
+            sample = batch
+    for name in sorted(sums):  # the same order on every rank
+        all_reduce_sum(sums[name])
     model.train(was_training)
-    loss_sum, hits, count = totals.tolist()
-    return EvalResult(loss_sum / count, hits / count, confusion.cpu(), *sample)
+    metrics = task.summarize(sums)
+    if set(metrics) != set(task.metrics):
+        raise ValueError(
+            f"task {task.name!r}: summarize() returned {sorted(metrics)}, but the task declares "
+            f"metrics = {tuple(task.metrics)}; make them match"
+        )
+    return Evaluation({name: float(metrics[name]) for name in task.metrics}, sums, sample)
+
+
+def log_drawings(split: str, task: Task, model: nn.Module, evaluation: Evaluation, step: int) -> None:
+    """What `task.draw` returns, logged as `<split>/<name>` on rank 0 (figures or images)."""
+    if not is_main_process() or evaluation.sample is None:
+        return
+    from matplotlib.figure import Figure
+
+    plain = unwrap_model(model)  # a DDP forward on one rank alone would wait for the others
+    was_training = plain.training
+    plain.eval()
+    with torch.no_grad():
+        drawings = task.draw(plain, evaluation.sample, evaluation.sums)
+    plain.train(was_training)
+    for name, drawing in drawings.items():
+        if isinstance(drawing, Figure):
+            LOGGER.log_figure(f"{split}/{name}", drawing, step)
+        else:
+            LOGGER.log_image(f"{split}/{name}", drawing, step)

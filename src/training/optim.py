@@ -1,15 +1,34 @@
 """Optimizer and per-step learning-rate schedule built from the config."""
 
 import math
+from dataclasses import dataclass
+from typing import ClassVar, Literal
 
 import torch
 from torch import nn
 from torch.optim.lr_scheduler import LambdaLR
 
+from utils.config_fields import option
 
-def build_optimizer(model: nn.Module, optimizer_config: dict) -> torch.optim.Optimizer:
+
+@dataclass(frozen=True, kw_only=True)
+class OptimizerConfig:
+    SECTION: ClassVar[str] = "optimizer"
+    name: Literal["adamw", "sgd"] = option("adamw", "AdamW, or SGD with momentum 0.9")
+    lr: float = option(0.003, "peak learning rate (after warm-up)", gt=0)
+    weight_decay: float = option(0.0001, "decoupled (AdamW) or L2 (SGD) weight decay", ge=0)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SchedulerConfig:
+    SECTION: ClassVar[str] = "scheduler"
+    name: Literal["cosine", "constant"] = option("cosine", "after warm-up: cosine decay to 0, or constant")
+    warmup_epochs: int = option(1, "epochs of linear warm-up, stepped every step", ge=0)
+
+
+def build_optimizer(model: nn.Module, config: OptimizerConfig) -> torch.optim.Optimizer:
     """AdamW or SGD (momentum 0.9) with the configured learning rate and weight decay."""
-    name, lr, decay = optimizer_config["name"], optimizer_config["lr"], optimizer_config["weight_decay"]
+    name, lr, decay = config.name, config.lr, config.weight_decay
     if name == "adamw":
         return torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=decay)
     if name == "sgd":
@@ -18,11 +37,11 @@ def build_optimizer(model: nn.Module, optimizer_config: dict) -> torch.optim.Opt
 
 
 def build_scheduler(
-    optimizer: torch.optim.Optimizer, scheduler_config: dict, steps_per_epoch: int, epochs: int
+    optimizer: torch.optim.Optimizer, config: SchedulerConfig, steps_per_epoch: int, epochs: int
 ) -> LambdaLR:
     """Linear warm-up over `warmup_epochs`, then cosine decay to 0 (or constant), per step."""
-    name = scheduler_config["name"]
-    warmup = scheduler_config["warmup_epochs"] * steps_per_epoch
+    name = config.name
+    warmup = config.warmup_epochs * steps_per_epoch
     total = max(1, epochs * steps_per_epoch)
 
     def factor(step: int) -> float:

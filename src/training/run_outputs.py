@@ -16,47 +16,47 @@ from typing import Any
 
 from utils.errors import RunHasOutputsError
 from utils.fileio import atomic_write_text, fsync_directory
-from utils.management import RUN_SUBDIRS
+from utils.management import RUN_SUBDIRS, Run
 
 ARCHIVE_DIR = "restarted"
 SUMMARY_FILE = "summary.json"  # in logs/: written last, only by a session that finished
 
 
-def existing_outputs(run_dir: Path) -> list[Path]:
+def existing_outputs(run: Run) -> list[Path]:
     """The files that show the run has trained: checkpoints, metrics, events, a W&B folder."""
-    logs = run_dir / "logs"
-    found = sorted((run_dir / "checkpoints").glob("*.pt"))
-    found += [path for path in (logs / "metrics.csv", logs / "wandb", logs / SUMMARY_FILE) if path.exists()]
-    found += sorted(logs.glob("events.out.tfevents.*"))
+    found = sorted(run.checkpoints.glob("*.pt"))
+    found += [path for path in (run.metrics_csv, run.logs / "wandb", run.logs / SUMMARY_FILE) if path.exists()]
+    found += sorted(run.logs.glob("events.out.tfevents.*"))
     return found
 
 
-def refuse_plain_start(run_dir: Path, exp: str, run: str) -> None:
+def refuse_plain_start(run: Run) -> None:
     """Raise RunHasOutputsError (exit 2) when the run has outputs; a fresh run passes."""
-    found = existing_outputs(run_dir)
+    found = existing_outputs(run)
     if found:
-        shown = ", ".join(str(path.relative_to(run_dir)) for path in found[:3])
+        shown = ", ".join(str(path.relative_to(run.path)) for path in found[:3])
         raise RunHasOutputsError(
-            f"run {exp}/{run} has already trained ({shown}); continue it with --resume, or start "
+            f"run {run.name} has already trained ({shown}); continue it with --resume, or start "
             "over with --restart (keeps the old outputs under "
             f"{ARCHIVE_DIR}/); nothing was changed"
         )
 
 
-def move_outputs_aside(run_dir: Path) -> Path | None:
+def move_outputs_aside(run: Run) -> Path | None:
     """Move every sub-folder with content into `<run>/restarted/<time>/`, leave them empty.
 
     Each move is one `rename` (atomic); after a crash half-way, a second `--restart` moves the
     rest. The run's config.json is copied beside them, so the old outputs keep their config.
     Returns the archive folder, or None when there was nothing to move.
     """
-    moved = [sub for sub in RUN_SUBDIRS if any((run_dir / sub).iterdir())] if run_dir.is_dir() else []
+    run_dir = run.path
+    moved = [sub for sub in RUN_SUBDIRS if any((run_dir / sub).iterdir())]
     if not moved:
         return None
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S-%f")
     archive = run_dir / ARCHIVE_DIR / stamp
     archive.mkdir(parents=True)
-    shutil.copy2(run_dir / "config.json", archive / "config.json")
+    shutil.copy2(run.config_file, archive / run.config_file.name)
     for sub in moved:
         os.rename(run_dir / sub, archive / sub)
         (run_dir / sub).mkdir()
@@ -65,14 +65,14 @@ def move_outputs_aside(run_dir: Path) -> Path | None:
     return archive
 
 
-def write_summary(run_dir: Path, summary: dict[str, Any]) -> None:
+def write_summary(run: Run, summary: dict[str, Any]) -> None:
     """`logs/summary.json`, atomically: the mark of a session that finished."""
-    atomic_write_text(run_dir / "logs" / SUMMARY_FILE, json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    atomic_write_text(run.logs / SUMMARY_FILE, json.dumps(summary, indent=2, sort_keys=True) + "\n")
 
 
-def finished_epochs(run_dir: Path) -> int | None:
+def finished_epochs(run: Run) -> int | None:
     """Epochs trained by the session that finished last, None when none finished."""
     try:
-        return int(json.loads((run_dir / "logs" / SUMMARY_FILE).read_text())["epochs"])
+        return int(json.loads((run.logs / SUMMARY_FILE).read_text())["epochs"])
     except (OSError, ValueError, KeyError, TypeError):
         return None

@@ -1,39 +1,41 @@
 """One training session of a run: build everything from config.json, resume, fit, report.
 
-`run_session` is what `02_train.py` calls, in one process or in each torchrun worker.
+`run_session` is what `02_train.py` calls, in one process or in each torchrun worker. It knows
+no task by name: the config's `task` key selects one through the registry in `training.task`.
 """
 
 import signal
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from data.digits import CLASS_NAMES, build_dataloaders
-from models.digits_cnn import build_model
-from training.config_schema import validate_config
-from training.data_loading import close_loaders
+from training.data_loading import LoaderConfig, build_loaders, close_loaders
 from training.distributed import destroy_distributed, init_distributed
-from training.evaluation import evaluate
-from training.optim import build_optimizer, build_scheduler
+from training.evaluation import evaluate, log_drawings
+from training.optim import OptimizerConfig, SchedulerConfig, build_optimizer, build_scheduler
+from training.run_config import RunConfig, RunSettings
 from training.run_outputs import finished_epochs, move_outputs_aside, refuse_plain_start, write_summary
 from training.signals import GracefulStop
-from training.trainer import Trainer, TrainState, log_evaluation_images
-from utils.checkpoints import CheckpointManager, load_checkpoint, restore_checkpoint, unwrap_model
-from utils.errors import CheckpointError
-from utils.helper_functions import barrier, get_rank, get_world_size, is_main_process, set_seed
-from utils.logging import LOGGER, Logger
-from utils.management import require_run
+from training.task import TaskContext
+from training.trainer import Trainer, TrainingConfig, TrainState
+from utils.checkpointing.io import load_checkpoint, restore_checkpoint
+from utils.checkpointing.manager import CheckpointManager
+from utils.errors import CheckpointError, RunIOError
+from utils.helper_functions import barrier, get_rank, get_world_size, is_main_process, set_seed, unwrap_model
+from utils.logging import LOGGER, Logger, WriterError
+from utils.management import Run
 from utils.profiler import Profiler
-from visualization.plotting import plot_training_curves
+
 
 
 @dataclass
 class SessionResult:
     """What the summary prints and tests read: where, how well, how long, how it ended."""
 
-    run_dir: Path
+    run: Run
     best_metric: float | None
     test_metrics: dict[str, float]
     wall_time: float
@@ -41,109 +43,90 @@ class SessionResult:
     already_finished: bool = False
 
 
-def run_session(
-    exp: str, run: str, config: dict, device: torch.device, resume: bool, restart: bool = False
-) -> SessionResult:
+def run_session(run: Run, config: RunConfig, device: torch.device, resume: bool, restart: bool = False) -> SessionResult:
     """Train the run; returns exit code 0, or 143/130 after a graceful stop on a signal.
 
     A run that has trained refuses a plain start (RunHasOutputsError): `resume` continues it,
     `restart` moves its outputs aside first. A resume of a finished run returns at once.
     """
     started = time.perf_counter()
-    run_dir = require_run(exp, run)
-    validate_config(config, f"{run_dir / 'config.json'}")
     if not (resume or restart):
-        refuse_plain_start(run_dir, exp, run)
-    if resume and _already_finished(run_dir, config):
-        return SessionResult(run_dir, None, {}, time.perf_counter() - started, 0, already_finished=True)
+        refuse_plain_start(run)
+    if resume and _already_finished(run, config[TrainingConfig].epochs):
+        return SessionResult(run, None, {}, time.perf_counter() - started, 0, already_finished=True)
     stop = GracefulStop().install()
     init_distributed(device)
     logger: Logger | None = None
     trainer: Trainer | None = None
     try:
-        archive = move_outputs_aside(run_dir) if restart and is_main_process() else None
+        archive = move_outputs_aside(run) if restart and is_main_process() else None
         barrier()
-        set_seed(config["seed"], config["deterministic"])
-        checkpoints = CheckpointManager(
-            run_dir / "checkpoints", config["training"]["keep_checkpoints"], config["training"]["best_mode"]
-        )
+        settings = config[RunSettings]
+        set_seed(settings.seed, settings.deterministic)
+        training = config[TrainingConfig]
+        checkpoints = CheckpointManager(run.checkpoints, training.keep_checkpoints, training.best_mode)
         resume_from = checkpoints.find_resume_checkpoint(map_location=device) if resume else None
-        resume_step = resume_from[1]["global_step"] if resume_from else None
-        logger = Logger(exp, run, resume_step=resume_step)
+        logger = Logger(run, resume_step=resume_from[1]["global_step"] if resume_from else None)
         if archive is not None:
             LOGGER.info(f"restart: the previous outputs were moved to {archive}")
-        _initialize_writers(config, resume_from, checkpoints.skipped)
+        _start_logging(config, resume_from, checkpoints.skipped)
         trainer = _build_trainer(config, device, checkpoints, stop)
         if resume_from is not None:
             _restore(trainer, *resume_from)
         trainer.fit()
-        test_metrics = {} if stop.requested else _test(trainer, run_dir)
-        result = SessionResult(
-            run_dir, trainer.state.best_metric, test_metrics, time.perf_counter() - started, stop.exit_code
-        )
+        test_metrics = {} if stop.requested else _test(trainer, run)
+        result = SessionResult(run, checkpoints.best_metric, test_metrics, time.perf_counter() - started, stop.exit_code)
         _report(trainer, result, config)
         return result
     except Exception as error:
+        failure = _machine_failure(error)
         if logger is not None:
-            LOGGER.error(f"training failed: {type(error).__name__}: {error}")
-            error.logged_to_run = True  # the CLI need not print it again
+            logger.error(f"training failed: {type(failure).__name__}: {failure}")
+            failure.logged_to_run = True  # the CLI need not print it again
+        if failure is not error:
+            raise failure from error
         raise
     finally:
         if trainer is not None:
             close_loaders(trainer.loaders)  # persistent workers would block the exit for ever
         if logger is not None:
-            logger.finish()
+            _finish(logger, failing=sys.exc_info()[0] is not None)
         destroy_distributed()
         stop.restore()
 
 
-def _already_finished(run_dir: Path, config: dict) -> bool:
+def _machine_failure(error: Exception) -> Exception:
+    """The RunIOError (a full disk) behind a writer's failure, else the error itself."""
+    cause = error.__cause__
+    return cause if isinstance(error, WriterError) and isinstance(cause, RunIOError) else error
+
+
+def _finish(logger: Logger, failing: bool) -> None:
+    """Close the Logger; while a failure propagates, a writer's error at close is that same
+    failure again, so it is not raised a second time."""
+    try:
+        logger.finish()
+    except Exception:
+        if not failing:
+            raise
+
+
+def _already_finished(run: Run, epochs: int) -> bool:
     """True when a finished session trained every configured epoch; says so on stdout."""
-    done = finished_epochs(run_dir)
-    if done is None or done < config["training"]["epochs"]:
+    done = finished_epochs(run)
+    if done is None or done < epochs:
         return False
     if is_main_process():
         print(
-            f"run {run_dir.parent.name}/{run_dir.name} is finished ({done} epochs); nothing to do. "
+            f"run {run.name} is finished ({done} epochs); nothing to do. "
             "Train longer with --resume --set training.epochs=N, or start over with --restart."
         )
     return True
 
 
-def _report(trainer: Trainer, result: SessionResult, config: dict) -> None:
-    """Rank 0: curves, the profile, the summary line in log.txt and, when finished, summary.json."""
-    if not is_main_process():
-        return
-    state = trainer.state
-    if config["logging"]["csv"]:
-        LOGGER.flush()
-        plot_training_curves(result.run_dir / "logs" / "metrics.csv", result.run_dir / "plots")
-    trainer.profiler.write_report(result.run_dir / "logs")
-    best = f"{result.best_metric:.4f}" if result.best_metric is not None else "none"
-    tested = "".join(f", {name} {value:.4f}" for name, value in result.test_metrics.items())
-    ending = f"stopped by {signal.Signals(trainer.stop.signum).name}" if trainer.stop.requested else "finished"
-    LOGGER.info(
-        f"{ending} at epoch {state.epoch}, step {state.global_step} after {result.wall_time:.1f} s: "
-        f"best {config['training']['best_metric']} {best}{tested}"
-    )
-    if not trainer.stop.requested:
-        write_summary(result.run_dir, {
-            "epochs": state.epoch, "global_step": state.global_step, "best_metric": result.best_metric,
-            "test": result.test_metrics, "wall_time_s": round(result.wall_time, 3),
-        })
-
-
-def _initialize_writers(
-    config: dict, resume_from: tuple[Path, dict] | None, skipped: list[tuple[Path, str]]
-) -> None:
-    logging = config["logging"]
-    if logging["csv"]:
-        LOGGER.initialize_csv()
-    if logging["tensorboard"]:
-        LOGGER.initialize_tensorboard()
-    if logging["wandb"]:
-        LOGGER.initialize_wandb(logging["wandb_project"], tags=logging["wandb_tags"])
-    LOGGER.log_config(config)
+def _start_logging(config: RunConfig, resume_from: tuple[Path, dict] | None, skipped: list[tuple[Path, str]]) -> None:
+    LOGGER.start_writers(config.parsed)
+    LOGGER.log_config(config.raw)
     LOGGER.log_git_hash()
     for path, reason in skipped:
         LOGGER.warning(f"skipped checkpoint {path}: {reason}")
@@ -152,18 +135,21 @@ def _initialize_writers(
         LOGGER.info(f"resuming from {path} at epoch {checkpoint['epoch']}, step {checkpoint['global_step']}")
 
 
-def _build_trainer(config: dict, device: torch.device, checkpoints: CheckpointManager, stop: GracefulStop) -> Trainer:
-    loaders = build_dataloaders(config["data"], config["seed"], get_rank(), get_world_size())
-    model = build_model(config["model"]).to(device)
+def _build_trainer(config: RunConfig, device: torch.device, checkpoints: CheckpointManager, stop: GracefulStop) -> Trainer:
+    settings, training = config[RunSettings], config[TrainingConfig]
+    context = TaskContext(config.parsed, settings.seed, device, get_rank(), get_world_size())
+    task = config.task(context)
+    loaders = build_loaders(task.build_datasets(), config[LoaderConfig], settings.seed, get_rank(), get_world_size())
+    model = task.build_model().to(device)
     LOGGER.log_architecture(model)
     if get_world_size() > 1:
         ids = [device.index] if device.type == "cuda" else None
         model = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
-    optimizer = build_optimizer(model, config["optimizer"])
-    scheduler = build_scheduler(optimizer, config["scheduler"], len(loaders.train), config["training"]["epochs"])
-    scaler = torch.amp.GradScaler("cuda") if config["training"]["amp"] and device.type == "cuda" else None
+    optimizer = build_optimizer(model, config[OptimizerConfig])
+    scheduler = build_scheduler(optimizer, config[SchedulerConfig], len(loaders.train), training.epochs)
+    scaler = torch.amp.GradScaler("cuda") if training.amp and device.type == "cuda" else None
     profiler = Profiler(enabled=True, logger=LOGGER, log_every=len(loaders.train))
-    return Trainer(model, optimizer, scheduler, scaler, loaders, checkpoints, config, device, stop, profiler)
+    return Trainer(task, model, optimizer, scheduler, scaler, loaders, checkpoints, training, device, stop, profiler)
 
 
 def _restore(trainer: Trainer, path: Path, checkpoint: dict) -> None:
@@ -175,23 +161,45 @@ def _restore(trainer: Trainer, path: Path, checkpoint: dict) -> None:
         epoch=checkpoint["epoch"],
         batches_done=checkpoint["extra"]["batches_done"],
         global_step=checkpoint["global_step"],
-        best_metric=checkpoint["best_metric"],
     )
 
 
-def _test(trainer: Trainer, run_dir: Path) -> dict[str, float]:
+def _test(trainer: Trainer, run: Run) -> dict[str, float]:
     """Test metrics of the best checkpoint (the final weights when no best.pt exists)."""
-    best = run_dir / "checkpoints" / "best.pt"
     barrier()
-    if best.is_file():
+    if run.best_checkpoint.is_file():
         try:
-            unwrap_model(trainer.model).load_state_dict(load_checkpoint(best, trainer.device)["model"])
+            unwrap_model(trainer.model).load_state_dict(load_checkpoint(run.best_checkpoint, trainer.device)["model"])
         except CheckpointError as exc:
             LOGGER.warning(f"testing the final weights: {exc}")
-    result = evaluate(trainer.model, trainer.loaders.test, trainer.device, len(CLASS_NAMES))
+    evaluation = evaluate(trainer.task, trainer.model, trainer.loaders.test, trainer.device)
     step = max(trainer.state.global_step - 1, 0)
-    metrics = {"test/loss": result.loss, "test/accuracy": result.accuracy}
+    metrics = {f"test/{name}": value for name, value in evaluation.metrics.items()}
     LOGGER.log(metrics, step)
-    if is_main_process():
-        log_evaluation_images("test", result, step, trainer.loaders)
+    log_drawings("test", trainer.task, trainer.model, evaluation, step)
     return metrics
+
+
+def _report(trainer: Trainer, result: SessionResult, config: RunConfig) -> None:
+    """Rank 0: curves, the profile, the summary line in log.txt and, when finished, summary.json."""
+    if not is_main_process():
+        return
+    from visualization.plotting import plot_training_curves
+
+    run, state = result.run, trainer.state
+    if run.metrics_csv.is_file():
+        LOGGER.flush()
+        plot_training_curves(run.metrics_csv, run.plots)
+    trainer.profiler.write_report(run.logs)
+    best = f"{result.best_metric:.4f}" if result.best_metric is not None else "none"
+    tested = "".join(f", {name} {value:.4f}" for name, value in result.test_metrics.items())
+    ending = f"stopped by {signal.Signals(trainer.stop.signum).name}" if trainer.stop.requested else "finished"
+    LOGGER.info(
+        f"{ending} at epoch {state.epoch}, step {state.global_step} after {result.wall_time:.1f} s: "
+        f"best {config[TrainingConfig].best_metric} {best}{tested}"
+    )
+    if not trainer.stop.requested:
+        write_summary(run, {
+            "epochs": state.epoch, "global_step": state.global_step, "best_metric": result.best_metric,
+            "test": result.test_metrics, "wall_time_s": round(result.wall_time, 3),
+        })

@@ -1,29 +1,45 @@
-"""The example's training loop: epochs of steps, evaluation, checkpoints, graceful stop.
+"""The engine's training loop: epochs of steps, evaluation, checkpoints, graceful stop.
 
-Everything the loop needs is built by `training.session` and handed in; the loop itself only
-trains, evaluates, logs through LOGGER and checkpoints, so it reads top to bottom.
+Everything the loop needs is built by `training.session` and handed in. What is specific to a
+problem (the loss of a batch, the metrics, the pictures) comes from the task through
+`training.task.Task`; the loop itself trains, evaluates, logs through LOGGER and checkpoints.
 """
 
 import signal
 import sys
 import time
 from dataclasses import dataclass, field
+from typing import ClassVar, Literal
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from data.digits import CLASS_NAMES, DigitsLoaders
+from training.data_loading import Loaders
 from training.distributed import all_reduce_mean, any_rank
-from training.evaluation import EvalResult, evaluate
+from training.evaluation import Evaluation, evaluate, log_drawings
 from training.signals import GracefulStop
-from utils.checkpoints import CheckpointManager, build_checkpoint
-from utils.helper_functions import barrier, is_main_process
+from training.task import StepOutput, Task
+from utils.checkpointing.io import build_checkpoint
+from utils.checkpointing.manager import CheckpointManager
+from utils.config_fields import option
+from utils.helper_functions import barrier, is_main_process, move_to_device
 from utils.logging import LOGGER
 from utils.profiler import Profiler
 
-
 POSTFIX_EVERY = 10  # steps between updates of the progress bar's running loss
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainingConfig:
+    SECTION: ClassVar[str] = "training"
+    epochs: int = option(15, "epochs to train", gt=0)
+    grad_clip: float | None = option(1.0, "clip the gradient norm to this value (null: no clipping)", gt=0)
+    amp: bool = option(False, "mixed precision with a GradScaler (CUDA only; off on the CPU)")
+    eval_every: int = option(1, "validate every N epochs (and after the last)", gt=0)
+    checkpoint_every: int = option(5, "keep an epoch checkpoint every N epochs (last.pt is written every epoch)", gt=0)
+    keep_checkpoints: int = option(2, "how many epoch checkpoints to keep (the newest)", gt=0)
+    best_metric: str = option("val/loss", "the validation metric that picks best.pt: val/<one of the task's metrics>")
+    best_mode: Literal["min", "max"] = option("min", "whether a larger (max) or smaller (min) best_metric is better")
 
 
 class EpochClock:
@@ -46,19 +62,44 @@ class TrainState:
     epoch: int = 0  # completed epochs
     batches_done: int = 0  # batches of the current (unfinished) epoch already trained
     global_step: int = 0  # completed optimizer steps; the next step is logged at this index
-    best_metric: float | None = None
-    history: dict[str, float] = field(default_factory=dict)
+    history: dict[str, float] = field(default_factory=dict)  # the latest epoch's means and metrics
+
+
+class EpochTotals:
+    """Sums of a training epoch on the device (no host sync per step), averaged at its end."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.sums: dict[str, torch.Tensor] = {}
+        self.count = 0
+
+    def add(self, output: StepOutput) -> None:
+        for name, value in {"loss": output.loss, **output.metrics}.items():
+            weighted = value.detach().float() * output.count
+            self.sums[name] = self.sums[name] + weighted if name in self.sums else weighted
+        self.count += output.count
+
+    def running_loss(self) -> float:
+        return (self.sums["loss"] / self.count).item()
+
+    def means(self) -> dict[str, float]:
+        """Means over every rank's samples (one all-reduce, one host read)."""
+        names = list(self.sums)
+        count = torch.tensor(float(self.count), device=self.device)
+        totals = all_reduce_mean(torch.stack([*(self.sums[n] for n in names), count])).tolist()
+        return {name: total / totals[-1] for name, total in zip(names, totals[:-1])}
 
 
 @dataclass
 class Trainer:
+    task: Task
     model: nn.Module
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler
     scaler: torch.amp.GradScaler | None
-    loaders: DigitsLoaders
+    loaders: Loaders
     checkpoints: CheckpointManager
-    config: dict
+    config: TrainingConfig
     device: torch.device
     stop: GracefulStop
     profiler: Profiler
@@ -66,12 +107,10 @@ class Trainer:
 
     def fit(self) -> None:
         """Train until the configured number of epochs or a stop signal."""
-        epochs = self.config["training"]["epochs"]
-        clock = EpochClock(first_epoch=self.state.epoch, epochs=epochs)
-        while self.state.epoch < epochs:
-            finished = self.train_epoch()
-            if not finished:
-                self.save(epoch_end=False, result=None)
+        clock = EpochClock(first_epoch=self.state.epoch, epochs=self.config.epochs)
+        while self.state.epoch < self.config.epochs:
+            if not self.train_epoch():
+                self.save(epoch_end=False, evaluation=None)
                 LOGGER.warning(
                     f"stopped by {signal.Signals(self.stop.signum).name} in epoch {self.state.epoch + 1}"
                     f" at step {self.state.global_step}: saved last.pt; resume with --resume"
@@ -79,67 +118,58 @@ class Trainer:
                 return
             self.state.epoch += 1
             self.state.batches_done = 0
-            result = self.maybe_evaluate()
-            self.save(epoch_end=True, result=result)
-            LOGGER.info(self._epoch_line(clock.lap(self.state.epoch), evaluated=result is not None))
+            evaluation = self.maybe_evaluate()
+            self.save(epoch_end=True, evaluation=evaluation)
+            LOGGER.info(self._epoch_line(clock.lap(self.state.epoch), evaluated=evaluation is not None))
 
     def _epoch_line(self, timing: str, evaluated: bool) -> str:
         """`epoch 3/15  train/loss 0.2143  val/loss 0.1532  val/accuracy 0.9630  lr 0.00095  12.1 s, eta 48 s`"""
         shown = {k: v for k, v in self.state.history.items() if evaluated or not k.startswith("val/")}
         metrics = "  ".join(f"{name} {value:.4f}" for name, value in shown.items())
         lr = self.optimizer.param_groups[0]["lr"]
-        return f"epoch {self.state.epoch}/{self.config['training']['epochs']}  {metrics}  lr {lr:.3g}  {timing}"
+        return f"epoch {self.state.epoch}/{self.config.epochs}  {metrics}  lr {lr:.3g}  {timing}"
 
     def train_epoch(self) -> bool:
         """One epoch (or its remainder after a resume); False when a stop was requested."""
         self.model.train()
         self.loaders.train_sampler.set_epoch(self.state.epoch)
-        clip = self.config["training"]["grad_clip"]
-        loss_sum = torch.zeros((), device=self.device)  # stays on the device: no sync per step
-        hits = torch.zeros((), device=self.device, dtype=torch.long)
-        count = 0
+        totals = EpochTotals(self.device)
         progress = self._progress_bar()
         batches = iter(self.loaders.train)
         for index in range(len(self.loaders.train)):
             with self.profiler.section("data"):
-                images, labels = next(batches)
+                batch = next(batches)
                 if index < self.state.batches_done:
                     continue  # already trained before the interruption
-                images, labels = images.to(self.device), labels.to(self.device)
+                batch = move_to_device(batch, self.device)
             with self.profiler.section("forward"):
                 with torch.autocast(self.device.type, enabled=self.scaler is not None):
-                    logits = self.model(images)  # (B, num_classes)
-                    loss = F.cross_entropy(logits, labels)
+                    output = self.task.train_step(self.model, batch)
             with self.profiler.section("backward"):
                 self.optimizer.zero_grad(set_to_none=True)
-                self._backward(loss)
+                self._backward(output.loss)
             with self.profiler.section("optimizer"):
-                self._optimizer_step(clip)
+                self._optimizer_step()
             self.scheduler.step()
-            loss_sum += loss.detach() * labels.numel()
-            hits += (logits.argmax(1) == labels).sum()
-            count += labels.numel()
+            totals.add(output)
             step = self.state.global_step
-            LOGGER.log({"train/loss": all_reduce_mean(loss.detach()), "lr": self.optimizer.param_groups[0]["lr"]}, step)
+            LOGGER.log({"train/loss": all_reduce_mean(output.loss.detach()), "lr": self.optimizer.param_groups[0]["lr"]}, step)
             self.profiler.step(step)  # every `log_every` steps: time/<section> means
             self.state.global_step += 1
             self.state.batches_done = index + 1
             progress.update(1)
             if not progress.disable and index % POSTFIX_EVERY == 0:  # a host sync, only on a terminal
-                progress.set_postfix(loss=f"{(loss_sum / count).item():.4f}", refresh=False)
+                progress.set_postfix(loss=f"{totals.running_loss():.4f}", refresh=False)
             if any_rank(self.stop.requested, self.device):
                 self.stop.request(self.stop.signum or signal.SIGTERM)  # another rank was signalled
                 progress.close()
                 return False
         progress.close()
-        totals = torch.stack([loss_sum, hits.float(), torch.tensor(float(count), device=self.device)])
-        total_loss, total_hits, total_count = all_reduce_mean(totals).tolist()
-        self.state.history["train/loss"] = total_loss / total_count
-        LOGGER.log(
-            {"train/epoch_loss": total_loss / total_count, "train/epoch_accuracy": total_hits / total_count,
-             "epoch": self.state.epoch + 1},
-            self.state.global_step - 1,
-        )
+        if totals.count:  # a resume exactly at an epoch's end trains no batch of it
+            means = totals.means()
+            self.state.history["train/loss"] = means["loss"]
+            epoch_metrics = {f"train/epoch_{name}": value for name, value in means.items()}
+            LOGGER.log({**epoch_metrics, "epoch": self.state.epoch + 1}, self.state.global_step - 1)
         return True
 
     def _backward(self, loss: torch.Tensor) -> None:
@@ -148,11 +178,11 @@ class Trainer:
         else:
             loss.backward()
 
-    def _optimizer_step(self, clip: float | None) -> None:
+    def _optimizer_step(self) -> None:
         if self.scaler is not None:
             self.scaler.unscale_(self.optimizer)
-        if clip is not None:
-            nn.utils.clip_grad_norm_(self.model.parameters(), clip)
+        if self.config.grad_clip is not None:
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
         if self.scaler is not None:
             self.scaler.step(self.optimizer)
             self.scaler.update()
@@ -162,54 +192,36 @@ class Trainer:
     def _progress_bar(self):
         from tqdm import tqdm
 
-        total = len(self.loaders.train)
         return tqdm(
-            total=total, initial=self.state.batches_done, desc=f"epoch {self.state.epoch + 1}",
+            total=len(self.loaders.train), initial=self.state.batches_done, desc=f"epoch {self.state.epoch + 1}",
             leave=False, disable=not (sys.stderr.isatty() and is_main_process()),
         )
 
-    def maybe_evaluate(self) -> EvalResult | None:
-        """Validate every `eval_every` epochs and after the last one; log metrics and images."""
-        training = self.config["training"]
-        if self.state.epoch % training["eval_every"] and self.state.epoch != training["epochs"]:
+    def maybe_evaluate(self) -> Evaluation | None:
+        """Validate every `eval_every` epochs and after the last one; log metrics and drawings."""
+        if self.state.epoch % self.config.eval_every and self.state.epoch != self.config.epochs:
             return None
-        result = evaluate(self.model, self.loaders.val, self.device, len(CLASS_NAMES))
+        evaluation = evaluate(self.task, self.model, self.loaders.val, self.device)
         step = self.state.global_step - 1
-        metrics = {"val/loss": result.loss, "val/accuracy": result.accuracy}
+        metrics = {f"val/{name}": value for name, value in evaluation.metrics.items()}
         self.state.history.update(metrics)
         LOGGER.log(metrics, step)
-        log_evaluation_images("val", result, step, self.loaders)
-        return result
+        log_drawings("val", self.task, self.model, evaluation, step)
+        return evaluation
 
-    def save(self, *, epoch_end: bool, result: EvalResult | None) -> None:
-        """last.pt always; an epoch file every `checkpoint_every` epochs; best.pt on improvement."""
-        training = self.config["training"]
-        metric = None
-        if result is not None:
-            metric = self.state.history[training["best_metric"]]
-            if self.checkpoints.is_better(metric):
-                self.state.best_metric = metric
+    def save(self, *, epoch_end: bool, evaluation: Evaluation | None) -> None:
+        """last.pt always; an epoch file every `checkpoint_every` epochs; best.pt on improvement.
+
+        The checkpoint manager owns the best metric: it decides what improves and keeps it.
+        """
+        metric = self.state.history[self.config.best_metric] if evaluation is not None else None
         if is_main_process():
+            best = metric if metric is not None and self.checkpoints.is_better(metric) else self.checkpoints.best_metric
             checkpoint = build_checkpoint(
                 model=self.model, optimizer=self.optimizer, scheduler=self.scheduler,
                 scaler=self.scaler, epoch=self.state.epoch, global_step=self.state.global_step,
-                best_metric=self.state.best_metric, logger_state=LOGGER.state_dict(),
-                extra={"batches_done": self.state.batches_done},
+                best_metric=best, extra={"batches_done": self.state.batches_done},
             )
-            epoch_file = epoch_end and self.state.epoch % training["checkpoint_every"] == 0
+            epoch_file = epoch_end and self.state.epoch % self.config.checkpoint_every == 0
             self.checkpoints.save(checkpoint, epoch_file=epoch_file, metric=metric)
         barrier()
-
-
-def log_evaluation_images(split: str, result: EvalResult, step: int, loaders: DigitsLoaders) -> None:
-    """The confusion matrix and a labelled grid of sample predictions, as images."""
-    from visualization.visualizations import mistakes_first, plot_confusion_matrix, plot_prediction_grid
-
-    LOGGER.log_figure(f"{split}/confusion_matrix", plot_confusion_matrix(result.confusion.numpy(), CLASS_NAMES), step)
-    order = mistakes_first(result.sample_labels, result.sample_predictions)[:32]
-    images = result.sample_images[order] * loaders.std + loaders.mean  # un-normalise to [0, 1]
-    LOGGER.log_figure(
-        f"{split}/predictions",
-        plot_prediction_grid(images, result.sample_labels[order], result.sample_predictions[order], CLASS_NAMES),
-        step,
-    )

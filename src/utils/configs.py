@@ -11,7 +11,8 @@ from typing import Any
 from utils.errors import ConfigKeyError, ConfigNotFoundError, ConfigSyntaxError, ConfigValueError
 from utils.fileio import atomic_write_text
 
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
+REPO_ROOT = Path(__file__).resolve().parents[2]  # the one definition; src/ is its import root
+CONFIG_DIR = REPO_ROOT / "config"
 
 
 def _reject_constant(token: str) -> Any:

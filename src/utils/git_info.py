@@ -3,7 +3,7 @@
 import subprocess
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from utils.configs import REPO_ROOT
 
 
 def _git(*args: str, cwd: Path = REPO_ROOT) -> str | None:

@@ -73,6 +73,24 @@ def count_parameters(model: "torch.nn.Module", trainable_only: bool = True) -> i
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
 
+def unwrap_model(model: "torch.nn.Module") -> "torch.nn.Module":  # noqa: F821
+    """The bare model inside DDP / DataParallel / torch.compile wrappers (in any nesting).
+
+    Saving and loading through the bare model keeps state-dict keys free of `module.` and
+    `_orig_mod.` prefixes, so wrapped and unwrapped runs share checkpoints.
+    """
+    import torch
+
+    wrappers = (torch.nn.parallel.DistributedDataParallel, torch.nn.DataParallel)
+    while True:
+        if isinstance(model, wrappers):
+            model = model.module
+        elif isinstance(getattr(model, "_orig_mod", None), torch.nn.Module):
+            model = model._orig_mod
+        else:
+            return model
+
+
 def move_to_device(data: Any, device: "torch.device | str", non_blocking: bool = False) -> Any:  # noqa: F821
     """Move tensors inside nested dicts/lists/tuples to `device`; other values pass through."""
     import torch

@@ -14,9 +14,9 @@ from utils.git_info import git_summary
 from utils.management import RunInfo, create_run, require_new_run
 
 DEFAULT_TEMPLATE = "default"
-# validate(config, source) raises a TemplateError naming the key; the CLI passes
-# training.config_schema.validate_config (utils does not import training).
-Validator = Callable[[dict[str, Any], str], None]
+# validate(config, source) raises a TemplateError naming the key, or returns the config complete
+# (defaults filled in); 01_initialize passes training.run_config's check (utils imports no training).
+Validator = Callable[[dict[str, Any], str], dict[str, Any]]
 
 
 def build_run_meta(
@@ -64,12 +64,13 @@ def initialize_run(
     """Create the run folder with its resolved `config.json`; never touches an existing run.
 
     Names, the existing run, the template, the overrides and (with `validate`) the resolved
-    config are all checked before anything is created, so a mistake leaves the disk as it was.
+    config are all checked before anything is created, so a mistake leaves the disk as it was;
+    `validate` returns the config to write (complete, with every default filled in).
     """
     require_new_run(experiment, run)
     config = resolve_run_config(experiment, run, template, overrides, command)
     if validate is not None:
-        validate(config, config_source(template, overrides))
+        config = validate(config, config_source(template, overrides))
     return create_run(experiment, run, config)
 
 

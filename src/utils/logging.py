@@ -1,18 +1,21 @@
 """The run's logger: one object every training script talks to, reachable anywhere as `LOGGER`.
 
     logger = Logger("mnist", "baseline")      # binds to experiments/mnist/baseline/
+    logger.start_writers(config["logging"])   # the writers the config turns on (csv, wandb ...)
     logger.initialize_csv(); logger.initialize_tensorboard(); logger.initialize_wandb("proj")
     LOGGER.log({"train/loss": loss}, step)    # validates, enqueues, returns (a few us)
     LOGGER.log_image("samples", images)       # media: step defaults to the last step logged
     LOGGER.finish()                           # also runs at interpreter exit
 
-`log` is off the hot path: a background thread (utils.log_queue) converts values and feeds the
-writers (utils.log_writers). Only global rank 0 writes; on other ranks every call is a no-op.
+`log` is off the hot path: a background thread (utils.log.queue) converts values and feeds the
+writers, which are found by name in utils.log.writers.registry (a new backend is one Writer
+class and one `register_writer` entry). Only global rank 0 writes; on other ranks every call
+is a no-op.
 A run the Logger creates (when `01_initialize.py` did not) holds the `meta` block and an empty
 config, or the template named by `config_template=`; an existing config.json is never touched.
-Resume: save `LOGGER.state_dict()` in the checkpoint and create `Logger(exp, run,
-resume_step=T)` with T the first step that will be logged again: metrics at steps >= T are
-removed from the CSV and TensorBoard, and W&B continues the stored run id.
+Resume: create `Logger(exp, run, resume_step=T)` with T the first step that will be logged
+again (a checkpoint's `global_step`): metrics at steps >= T are removed from the CSV and
+TensorBoard, and W&B continues the run id its writer stored in `logs/`.
 
 After `finish()` a Logger is closed, on every rank: each call that would log or write raises
 the same RuntimeError naming finish() (nothing is dropped without a word); `finish()` again,
@@ -31,22 +34,24 @@ from logging import ERROR, INFO, WARNING
 from pathlib import Path
 from typing import Any
 
+from utils.config_fields import ParsedConfig
 from utils.helper_functions import get_rank
-from utils.log_files import (
+from utils.log.files import (
     close_text_log,
     describe_architecture,
     ensure_run,
     open_text_log,
-    path_of_kind,
     write_git_record,
 )
-from utils.log_queue import CONFIG, HISTOGRAM, IMAGE, SCALARS, TEXT, LogWorker, WriterError
-from utils.log_null import NullLogger
-from utils.log_proxy import LOGGER, _active, is_active
-from utils.log_values import check_step, image_copy, key_error, snapshot, to_number
-from utils.log_writers.png_writer import PngWriter
-from utils.management import run_path
-from utils.metric_tracker import AverageMeter, MetricTracker, RunningAverage
+from utils.log.queue import CONFIG, HISTOGRAM, IMAGE, SCALARS, TEXT, LogWorker, WriterError
+from utils.log.null import NullLogger
+from utils.log.proxy import LOGGER, _active, is_active
+from utils.log.values import check_step, image_copy, key_error, snapshot, to_number
+from utils.log.writers.base import Writer, WriterContext
+from utils.log.writers.png_writer import PngWriter
+from utils.log.writers.registry import WriterEntry, enabled_writers, writer_entry
+from utils.management import Run
+from utils.log.metric_tracker import AverageMeter, MetricTracker, RunningAverage
 
 __all__ = [
     "LOGGER", "AverageMeter", "Logger", "MetricTracker", "NullLogger", "RunningAverage",
@@ -66,14 +71,15 @@ class Logger:
 
     def __init__(
         self,
-        exp_name: str,
-        run_name: str,
+        exp_name: "str | Run",
+        run_name: str | None = None,
         *,
         resume_step: int | None = None,
         config_template: str | None = None,
     ) -> None:
-        self.exp_name, self.run_name = exp_name, run_name
-        self.path = run_path(exp_name, run_name)
+        run = exp_name if isinstance(exp_name, Run) else Run.resolve(exp_name, run_name)
+        self.run = run  # every path of the run, resolved once (the engine hands its own Run in)
+        self.exp_name, self.run_name, self.path = run.experiment, run.run, run.path
         if resume_step is not None:
             resume_step = check_step(resume_step, "resume_step")
         self.resume_step = resume_step
@@ -83,9 +89,9 @@ class Logger:
         self._forked = False  # set in a forked child, whose copy has no writer thread
         self._pid = os.getpid()
         self._lock = threading.Lock()
-        self._wandb_run_id: str | None = None
+        self._started: dict[str, Writer] = {}  # the last writer started under each name
         if self._enabled:
-            ensure_run(exp_name, run_name, self.path, config_template)
+            ensure_run(run, config_template)
             self._text = open_text_log(self.get_path("log") / "log.txt")
             self._worker = LogWorker()
             self._put = self._worker.put
@@ -93,43 +99,53 @@ class Logger:
             self._worker.add_writer(PngWriter(self.get_path("visualization")))
             atexit.register(self.finish)
             resumed = f" (resuming at step {resume_step})" if resume_step is not None else ""
-            self.info(f"logging run {exp_name}/{run_name} to {self.path}{resumed}")
+            self.info(f"logging run {run.name} to {self.path}{resumed}")
         _active.append(self)
 
     # -- writers ---------------------------------------------------------------------------
+    def start_writers(self, logging_section: Mapping[str, Any] | ParsedConfig) -> None:
+        """Start every registered writer whose enable key (`logging.<name>`) is true.
+
+        `logging_section` is the config's `logging` section (validated against the registered
+        writers' config classes) or a config parsed with `writer_config_sections()`.
+        """
+        self._check_open()
+        chosen = enabled_writers(logging_section)  # validated on every rank alike
+        if self._enabled:
+            for entry, options in chosen:
+                self._start_writer(entry, options)
+
     def initialize_csv(self, file_name: str = "metrics.csv") -> None:
         """Write scalars to `logs/<file_name>` (wide: one row per step)."""
-        self._check_open()
-        if self._enabled:
-            from utils.log_writers.csv_writer import CsvWriter
-
-            self._worker.add_writer(CsvWriter(self.get_path("log") / file_name, self.resume_step))
+        self._start_by_name("csv", {}, file_name=file_name)
 
     def initialize_tensorboard(self, **kwargs: Any) -> None:
         """Write TensorBoard events into `logs/`; kwargs go to `SummaryWriter`."""
-        self._check_open()
-        if self._enabled:
-            from utils.log_writers.tensorboard_writer import TensorBoardWriter
-
-            log_dir = self.get_path("log")
-            self._worker.add_writer(TensorBoardWriter(log_dir, purge_step=self.resume_step, **kwargs))
+        self._start_by_name("tensorboard", {}, **kwargs)
 
     def initialize_wandb(self, project_name: str, **kwargs: Any) -> None:
         """Start a W&B run in `logs/wandb/` (offline without credentials); kwargs go to `wandb.init`.
 
         `finish()` returns once W&B has written the run's `.wandb` file completely (see
-        utils.log_writers.wandb_writer for the one exception: another W&B run still open).
+        utils.log.writers.wandb_writer for the one exception: another W&B run still open).
         """
+        self._start_by_name("wandb", {"wandb_project": project_name}, **kwargs)
+
+    def _start_by_name(self, name: str, options: dict[str, Any], /, **kwargs: Any) -> None:
+        """Start writer `name` enabled, with `options` and its other config keys at their defaults."""
         self._check_open()
         if self._enabled:
-            from utils.log_writers.wandb_writer import WandbWriter, start_wandb_run
+            entry = writer_entry(name)
+            self._start_writer(entry, entry.default_options(**options), **kwargs)
 
-            resume = self.resume_step is not None
-            run = start_wandb_run(project_name, self.get_path("log"), resume, self.warning, **kwargs)
-            self._wandb_run_id = run.id
-            self._worker.add_writer(WandbWriter(run))
-            atexit.unregister(self.finish)  # re-register so our finish runs before wandb's hooks
-            atexit.register(self.finish)
+    def _start_writer(self, entry: WriterEntry, options: Any, /, **kwargs: Any) -> None:
+        context = WriterContext(log_dir=self.get_path("log"), resume_step=self.resume_step, warn=self.warning)
+        writer = entry.start(context, options, **kwargs)
+        self._started[entry.name] = writer
+        self._worker.add_writer(writer)
+        # Re-register so finish() runs before the exit hooks a writer's library added (W&B's).
+        atexit.unregister(self.finish)
+        atexit.register(self.finish)
 
     # -- hot path --------------------------------------------------------------------------
     def log(self, data: Mapping[str, Any], step: int) -> None:
@@ -263,11 +279,12 @@ class Logger:
 
     def state_dict(self) -> dict[str, Any]:
         """What a checkpoint stores to resume logging: last step and W&B run id."""
-        return {"last_step": self._last_step, "wandb_run_id": self._wandb_run_id}
+        wandb = self._started.get("wandb")
+        return {"last_step": self._last_step, "wandb_run_id": wandb.run.id if wandb is not None else None}
 
     def get_path(self, kind: str) -> Path:
         """The run's folder for 'log', 'plot', 'checkpoint' or 'visualization' (also on rank != 0)."""
-        return path_of_kind(self.path, kind)
+        return self.run.folder(kind)
 
     def flush(self) -> None:
         """Block until everything logged so far is in every output; raise a writer's failure."""

@@ -16,6 +16,7 @@ from typing import Any
 
 from utils.configs import (  # re-exported: the config half of management
     CONFIG_DIR,
+    REPO_ROOT,
     apply_overrides,
     available_templates,
     dump_config,
@@ -35,17 +36,90 @@ from utils.fileio import atomic_write_text, fsync_directory
 from utils.names import validate_name
 
 __all__ = [
-    "CONFIG_DIR", "RUN_SUBDIRS", "ROOT_ENV_VAR", "RunInfo", "apply_overrides",
+    "CONFIG_DIR", "RUN_FOLDERS", "RUN_SUBDIRS", "ROOT_ENV_VAR", "Run", "RunInfo", "apply_overrides",
     "available_templates", "clear_run", "create_experiment", "create_run", "experiment_path",
     "experiments_root", "list_all", "list_experiments", "list_runs", "load_config_template",
     "load_run_config", "require_new_run", "require_run", "run_path", "save_run_config",
     "template_path",
 ]
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 ROOT_ENV_VAR = "EXPERIMENTS_ROOT"
-RUN_SUBDIRS = ("checkpoints", "logs", "plots", "visualizations")
+# The one table of a run's sub-folders: kind (as `Logger.get_path` takes it) -> folder name.
+RUN_FOLDERS = {"checkpoint": "checkpoints", "log": "logs", "plot": "plots", "visualization": "visualizations"}
+RUN_SUBDIRS = tuple(RUN_FOLDERS.values())
 CONFIG_FILE = "config.json"
+LAST_CHECKPOINT = "last.pt"
+BEST_CHECKPOINT = "best.pt"
+METRICS_FILE = "metrics.csv"
+TEXT_LOG = "log.txt"
+
+
+@dataclass(frozen=True)
+class Run:
+    """A run resolved once: its names and every path the engine, the Logger and the tools use.
+
+    `Run.resolve` checks the names and that the folder lies inside the experiments root;
+    `Run.require` also that the run exists. Nothing is created here (see `create_run`).
+    """
+
+    experiment: str
+    run: str
+    path: Path
+
+    @classmethod
+    def resolve(cls, experiment: str, run: str) -> "Run":
+        return cls(experiment, run, run_path(experiment, run))
+
+    @classmethod
+    def require(cls, experiment: str, run: str) -> "Run":
+        return cls(experiment, run, require_run(experiment, run))
+
+    @property
+    def name(self) -> str:
+        """`<experiment>/<run>`, as messages print it."""
+        return f"{self.experiment}/{self.run}"
+
+    def folder(self, kind: str) -> Path:
+        """The sub-folder for 'checkpoint', 'log', 'plot' or 'visualization'."""
+        if kind not in RUN_FOLDERS:
+            raise ValueError(f"unknown path kind {kind!r}: choose from {', '.join(RUN_FOLDERS)}")
+        return self.path / RUN_FOLDERS[kind]
+
+    @property
+    def config_file(self) -> Path:
+        return self.path / CONFIG_FILE
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.folder("checkpoint")
+
+    @property
+    def logs(self) -> Path:
+        return self.folder("log")
+
+    @property
+    def plots(self) -> Path:
+        return self.folder("plot")
+
+    @property
+    def visualizations(self) -> Path:
+        return self.folder("visualization")
+
+    @property
+    def last_checkpoint(self) -> Path:
+        return self.checkpoints / LAST_CHECKPOINT
+
+    @property
+    def best_checkpoint(self) -> Path:
+        return self.checkpoints / BEST_CHECKPOINT
+
+    @property
+    def metrics_csv(self) -> Path:
+        return self.logs / METRICS_FILE
+
+    @property
+    def text_log(self) -> Path:
+        return self.logs / TEXT_LOG
 
 
 @dataclass(frozen=True)

@@ -21,8 +21,8 @@ from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
 from utils.logging import LOGGER
-from utils.model_debugger_layers import Selector, first_tensor, select_layers
-from utils.model_debugger_stats import STAT_NAMES, compute_stats, compute_stats_many, format_summary, to_floats
+from utils.debugging.layers import Selector, first_tensor, select_layers
+from utils.debugging.stats import STAT_NAMES, compute_stats, compute_stats_many, format_summary, to_floats
 
 CAPTURE_KINDS = ("output", "grad", "params", "param_grads")
 MODES = ("once", "every", "always")

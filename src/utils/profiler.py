@@ -228,7 +228,7 @@ class Profiler:
 
     def report(self) -> str:
         """The tree as a text table: calls, total, mean, min, max (ms) and % of the parent."""
-        from utils.profiler_report import format_tree
+        from utils.profiling.report import format_tree
 
         return format_tree(self.to_dict())
 
@@ -247,7 +247,7 @@ class Profiler:
 
     def log_means(self, step: int) -> None:
         """Log each section's mean time in ms since the previous log as `time/<path>`."""
-        from utils.profiler_report import flatten_paths
+        from utils.profiling.report import flatten_paths
 
         means = {}
         for path, calls, total_ms in flatten_paths(self.to_dict()):

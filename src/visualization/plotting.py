@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from utils.fileio import atomic_write_bytes
+from utils.log.writers.csv_writer import STEP_COLUMN
 from utils.names import sanitize_name
 
-STEP_COLUMN = "step"
 # Series with at most this many points (e.g. validation every N epochs) are drawn raw with
 # markers: smoothing a handful of points would only make them lag.
 MARKER_LIMIT = 40

@@ -5,17 +5,29 @@ a crash the file parses and holds everything but the last second or two. A metri
 appears mid-run, or a value added to a row already on disk, makes the next flush rewrite the
 file atomically (at most one rewrite per flush). Floats are written with `repr`, so they read
 back bit-identical; NaN and inf are kept as `nan`, `inf`, `-inf`.
+Config: `logging.csv` (CsvConfig) turns it on.
 """
 
 import csv
 import io
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
+from utils.config_fields import option
 from utils.fileio import atomic_write_text
-from utils.log_writers.base import Writer
+from utils.log.writers.base import Writer, WriterContext
 
 STEP_COLUMN = "step"
+
+
+@dataclass(frozen=True, kw_only=True)
+class CsvConfig:
+    """The CSV writer's key in the config's `logging` section."""
+
+    SECTION: ClassVar[str] = "logging"
+    csv: bool = option(True, "write scalars to logs/metrics.csv, one row per step")
 
 
 def format_cell(value: float | int) -> str:
@@ -135,3 +147,8 @@ class CsvWriter(Writer):
         if self._handle is not None:
             self._handle.close()
             self._handle = None
+
+
+def start_csv(context: WriterContext, options: CsvConfig, file_name: str = "metrics.csv") -> CsvWriter:
+    """The run's CSV writer on `logs/<file_name>`; on resume, rows at steps >= T are dropped."""
+    return CsvWriter(context.log_dir / file_name, context.resume_step)

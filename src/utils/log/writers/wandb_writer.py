@@ -8,24 +8,37 @@ An online W&B run ignores steps at or below the last step it already has; to rew
 resume step pass `resume_from=f"{run_id}?_step={T}"` through `initialize_wandb(**kwargs)`.
 `close()` (the Logger's `finish()`) returns once the run's `.wandb` file is complete on disk,
 unless another W&B run of the process is still open (see `WandbWriter.close`).
+Config: `logging.wandb`, `logging.wandb_project`, `logging.wandb_tags` (WandbConfig).
 """
 
 import html
 import netrc
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urlparse
 
 import numpy as np
 
+from utils.config_fields import option
 from utils.fileio import atomic_write_text
-from utils.log_writers.base import Writer
+from utils.log.writers.base import Writer, WriterContext
 
 RUN_ID_FILE = "wandb_run_id.txt"
 INSTALL_HINT = "wandb is not installed: `pip install wandb` (see requirements.txt)"
 DEFAULT_INIT_TIMEOUT = 30.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class WandbConfig:
+    """The W&B writer's keys in the config's `logging` section."""
+
+    SECTION: ClassVar[str] = "logging"
+    wandb: bool = option(True, "log to Weights & Biases (offline without credentials)")
+    wandb_project: str = option("pytorch-template", "the W&B project of the run")
+    wandb_tags: list[str] = option([], "the W&B run's tags")
 
 
 def has_wandb_credentials() -> bool:
@@ -138,3 +151,16 @@ def _open_wandb_run() -> Any:
     from wandb.sdk import wandb_setup
 
     return wandb_setup.singleton().most_recent_active_run
+
+
+def start_wandb(context: WriterContext, options: WandbConfig, /, **kwargs: Any) -> WandbWriter:
+    """Start the run's W&B run (resuming the stored one on resume); kwargs go to `wandb.init`.
+
+    The configured tags are passed only when there are some, so an explicit `tags=` wins and
+    an empty list leaves a resumed run's tags alone.
+    """
+    if options.wandb_tags:
+        kwargs.setdefault("tags", list(options.wandb_tags))
+    resume = context.resume_step is not None
+    run = start_wandb_run(options.wandb_project, context.log_dir, resume, context.warn, **kwargs)
+    return WandbWriter(run)

@@ -1,9 +1,12 @@
 """Logging backends behind one small interface (`Writer`); the Logger fans out to them.
 
+Each backend's module declares its config keys (a typed `logging` section) and a start
+function; `registry` maps the backend's name to both.
+
 Submodules import their heavy library (tensorboard, wandb) only when a writer is created, so
 importing this package stays cheap.
 """
 
-from utils.log_writers.base import Writer
+from utils.log.writers.base import Writer
 
 __all__ = ["Writer"]

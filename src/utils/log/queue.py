@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from utils.log_writers.base import Writer
+from utils.log.writers.base import Writer
 
 SCALARS, IMAGE, HISTOGRAM, TEXT, CONFIG, ADD_WRITER, FLUSH, CLOSE = range(8)
 MAX_BATCH = 1024

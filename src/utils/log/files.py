@@ -1,5 +1,5 @@
 """The run's plain files the Logger writes on the caller's thread: run folder (created when
-missing, sub-folders by kind), log.txt, architecture.txt and the git record. (Metrics and media go through utils.log_writers.)
+missing, sub-folders by kind), log.txt, architecture.txt and the git record. (Metrics and media go through utils.log.writers.)
 """
 
 import logging
@@ -10,36 +10,31 @@ from typing import Any
 
 from utils.errors import RunExistsError
 from utils.fileio import atomic_write_text
-from utils.management import RUN_SUBDIRS, create_run
+from utils.management import RUN_SUBDIRS, Run, create_run
 
 LINE_FORMAT = "%(asctime)s %(levelname)s %(message)s"
-PATH_KINDS = {
-    "log": "logs", "plot": "plots", "checkpoint": "checkpoints", "visualization": "visualizations",
-}
 
 
 def path_of_kind(run_folder: Path, kind: str) -> Path:
-    """The sub-folder of a run for 'log', 'plot', 'checkpoint' or 'visualization'."""
-    if kind not in PATH_KINDS:
-        raise ValueError(f"unknown path kind {kind!r}: choose from {', '.join(PATH_KINDS)}")
-    return run_folder / PATH_KINDS[kind]
+    """The sub-folder of a run for 'log', 'plot', 'checkpoint' or 'visualization' (Run's table)."""
+    return Run("", "", run_folder).folder(kind)
 
 
-def ensure_run(exp_name: str, run_name: str, path: Path, template: str | None = None) -> None:
+def ensure_run(run: Run, template: str | None = None) -> None:
     """Create the run like `01_initialize.py` would when it has no config.json.
 
     Its config is the `meta` block plus the template named (a name in `config/` or a path), or
     nothing else: a run created here never gets some task's config copied in silently. An
     existing config.json is never touched.
     """
-    if not (path / "config.json").is_file():
-        config = _new_run_config(exp_name, run_name, template)
+    if not run.config_file.is_file():
+        config = _new_run_config(run.experiment, run.run, template)
         try:
-            create_run(exp_name, run_name, config)
+            create_run(run.experiment, run.run, config)
         except RunExistsError:
             pass  # created meanwhile by another process: use it as it is
     for sub in RUN_SUBDIRS:
-        (path / sub).mkdir(parents=True, exist_ok=True)
+        (run.path / sub).mkdir(parents=True, exist_ok=True)
 
 
 def _new_run_config(exp_name: str, run_name: str, template: str | None) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """Checkpoint files: build, save atomically, load safely, restore; plus the random states.
 
-Import these from `utils.checkpoints`, which adds `CheckpointManager` (which files to keep).
+Import these from `utils.checkpointing.manager`, which adds `CheckpointManager` (which files to keep).
 
 A checkpoint is a plain dict that `torch.load(..., weights_only=True)` can read: no pickled
 NumPy arrays or custom classes, so loading never runs code from the file. Saving checks
@@ -17,11 +17,12 @@ from typing import Any, BinaryIO
 
 from utils.errors import CheckpointError, UnreadableCheckpointError
 from utils.fileio import atomic_open
+from utils.helper_functions import unwrap_model
 
 FORMAT_VERSION = 1
 REQUIRED_KEYS = (
     "format_version", "model", "optimizer", "scheduler", "scaler", "rng",
-    "epoch", "global_step", "best_metric", "logger_state", "extra",
+    "epoch", "global_step", "best_metric", "extra",
 )
 _SCALAR_TYPES = (type(None), bool, int, float, complex, str, bytes, bytearray)
 _UNSAFE_GLOBAL = re.compile(r"Unsupported global: GLOBAL (\S+)")  # what weights_only refused to import
@@ -75,24 +76,6 @@ def restore_rng_state(state: dict[str, Any]) -> None:
             torch.cuda.set_rng_state(cuda_state.cpu(), device=index)
 
 
-def unwrap_model(model: "torch.nn.Module") -> "torch.nn.Module":  # noqa: F821
-    """The bare model inside DDP / DataParallel / torch.compile wrappers (in any nesting).
-
-    Saving and loading through the bare model keeps state-dict keys free of `module.` and
-    `_orig_mod.` prefixes, so wrapped and unwrapped runs share checkpoints.
-    """
-    import torch
-
-    wrappers = (torch.nn.parallel.DistributedDataParallel, torch.nn.DataParallel)
-    while True:
-        if isinstance(model, wrappers):
-            model = model.module
-        elif isinstance(getattr(model, "_orig_mod", None), torch.nn.Module):
-            model = model._orig_mod
-        else:
-            return model
-
-
 def build_checkpoint(
     *,
     model: "torch.nn.Module",  # noqa: F821
@@ -102,7 +85,6 @@ def build_checkpoint(
     epoch: int,
     global_step: int,
     best_metric: float | None = None,
-    logger_state: dict | None = None,
     extra: dict | None = None,
 ) -> dict[str, Any]:
     """Everything needed to continue training exactly: states, counters, random states.
@@ -120,7 +102,6 @@ def build_checkpoint(
         "epoch": int(epoch),
         "global_step": int(global_step),
         "best_metric": None if best_metric is None else float(best_metric),
-        "logger_state": logger_state,
         "extra": extra,
     }
 

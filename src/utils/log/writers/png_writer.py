@@ -4,7 +4,7 @@ from pathlib import Path
 
 import numpy as np
 
-from utils.log_writers.base import Writer
+from utils.log.writers.base import Writer
 from utils.names import sanitize_name
 
 

@@ -3,12 +3,27 @@
 Writers are only ever called from the logger's background thread, one call at a time, so they
 need no locks. Values arrive already converted: scalars as Python numbers, images as (H, W, 3)
 uint8 arrays, histograms as 1-D NumPy arrays. The base class accepts every call and does
-nothing, so a backend overrides only what it supports, and adding a backend is one new class.
+nothing, so a backend overrides only what it supports. A backend is started by its start
+function, `start(context, options, **kwargs) -> Writer`, which the registry
+(utils.log.writers.registry) calls with the run's `WriterContext` and the backend's parsed
+config section.
 """
 
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+
+@dataclass(frozen=True, kw_only=True)
+class WriterContext:
+    """What a start function gets from the run: where to write, the resume step, a warning line."""
+
+    log_dir: Path  # the run's logs/ folder
+    resume_step: int | None  # first step logged again after a resume; drop outputs at >= it
+    warn: Callable[[str], None]  # a WARNING line on the console and in log.txt
 
 
 class Writer:

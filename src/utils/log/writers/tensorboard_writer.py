@@ -4,17 +4,28 @@ Events go straight into the run's `logs/` folder, so `tensorboard --logdir exper
 each run as `<exp>/<run>/logs`. On resume, `purge_step=T` makes TensorBoard's readers drop
 every event at step >= T from the earlier files, so each step appears once. The hparams are
 written at `close()`, into the same folder, with the last value of every scalar as its metric.
+Config: `logging.tensorboard` (TensorBoardConfig) turns it on.
 """
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
-from utils.log_writers.base import Writer
+from utils.config_fields import option
+from utils.log.writers.base import Writer, WriterContext
 
 INSTALL_HINT = "TensorBoard is not installed: `pip install tensorboard` (see requirements.txt)"
+
+
+@dataclass(frozen=True, kw_only=True)
+class TensorBoardConfig:
+    """The TensorBoard writer's key in the config's `logging` section."""
+
+    SECTION: ClassVar[str] = "logging"
+    tensorboard: bool = option(True, "write TensorBoard events into logs/")
 
 
 def flatten_config(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -88,3 +99,8 @@ class TensorBoardWriter(Writer):
         file_writer = self._writer.file_writer
         for summary in hparams(self._config, metrics):
             file_writer.add_summary(summary)
+
+
+def start_tensorboard(context: WriterContext, options: TensorBoardConfig, /, **kwargs: Any) -> TensorBoardWriter:
+    """The run's TensorBoard writer on `logs/`; kwargs go to `SummaryWriter`."""
+    return TensorBoardWriter(context.log_dir, purge_step=context.resume_step, **kwargs)

@@ -15,7 +15,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from utils.log_files import path_of_kind
+from utils.config_fields import ParsedConfig
+from utils.log.files import path_of_kind
+
 
 class NullLogger:
     """Accepts every Logger call and writes nothing; `path` (optional) answers `get_path`."""
@@ -23,6 +25,9 @@ class NullLogger:
     def __init__(self, path: Path | str | None = None) -> None:
         self.exp_name = self.run_name = self.resume_step = None
         self.path = Path(path) if path is not None else None
+
+    def start_writers(self, logging_section: Mapping[str, Any] | ParsedConfig) -> None:
+        """Does nothing (starts no writer, checks no key)."""
 
     def initialize_csv(self, file_name: str = "metrics.csv") -> None:
         """Does nothing."""

@@ -6,18 +6,9 @@ from typing import Any
 
 from torch import Tensor, nn
 
+from utils.helper_functions import unwrap_model
+
 Selector = str | type[nn.Module]
-
-
-def unwrap_model(model: nn.Module) -> nn.Module:
-    """The user's module inside DDP/DataParallel/torch.compile wrappers, so names carry no prefix."""
-    while True:
-        if isinstance(model, (nn.parallel.DistributedDataParallel, nn.DataParallel)):
-            model = model.module
-        elif isinstance(getattr(model, "_orig_mod", None), nn.Module):
-            model = model._orig_mod
-        else:
-            return model
 
 
 def select_layers(model: nn.Module, selectors: Iterable[Selector] | Selector | None) -> dict[str, nn.Module]:

@@ -2,8 +2,7 @@
 
 A run's `checkpoints/` folder holds `last.pt` (every save), `checkpoint_epoch_<N>.pt` (the
 newest `keep_last` of them) and `best.pt` (the best metric so far). The file-level API
-(build, save, load, restore, random states) lives in `utils.checkpoint_io` and is
-re-exported here, so `from utils.checkpoints import ...` gives the whole checkpoint API.
+(build, save, load, restore, random states) lives in `utils.checkpointing.io`.
 """
 
 import math
@@ -11,27 +10,10 @@ import re
 from pathlib import Path
 from typing import Any
 
-from utils.checkpoint_io import (
-    build_checkpoint,
-    capture_rng_state,
-    check_weights_only_loadable,
-    load_checkpoint,
-    peek_checkpoint,
-    restore_checkpoint,
-    restore_rng_state,
-    save_checkpoint,
-    unwrap_model,
-)
+from utils.checkpointing.io import load_checkpoint, peek_checkpoint, save_checkpoint
 from utils.errors import CheckpointError, UnreadableCheckpointError
+from utils.management import BEST_CHECKPOINT, LAST_CHECKPOINT
 
-__all__ = [
-    "CheckpointManager", "build_checkpoint", "capture_rng_state", "check_weights_only_loadable",
-    "load_checkpoint", "peek_checkpoint", "restore_checkpoint", "restore_rng_state",
-    "save_checkpoint", "unwrap_model",
-]
-
-LAST_NAME = "last.pt"
-BEST_NAME = "best.pt"
 _EPOCH_FILE = re.compile(r"checkpoint_epoch_(\d+)\.pt")
 _STALE_TEMP_GLOB = ".*.pt.*.tmp"  # what save_checkpoint leaves behind when it is SIGKILLed
 
@@ -88,11 +70,11 @@ class CheckpointManager:
         best = float(metric) if improved else self._best_metric
         if best is not None:
             checkpoint = {**checkpoint, "best_metric": best}
-        written = {"last": save_checkpoint(self.directory / LAST_NAME, checkpoint)}
+        written = {"last": save_checkpoint(self.directory / LAST_CHECKPOINT, checkpoint)}
         if epoch_file:
             written["epoch"] = save_checkpoint(self.epoch_path(checkpoint["epoch"]), checkpoint)
         if improved:
-            written["best"] = save_checkpoint(self.directory / BEST_NAME, checkpoint)
+            written["best"] = save_checkpoint(self.directory / BEST_CHECKPOINT, checkpoint)
             self._best_metric = best
         if epoch_file:
             self._prune_epoch_files()
@@ -130,7 +112,7 @@ class CheckpointManager:
 
     def _resume_candidates(self) -> list[Path]:
         """last.pt, then the epoch files newest first (only those that exist)."""
-        last = self.directory / LAST_NAME
+        last = self.directory / LAST_CHECKPOINT
         return ([last] if last.exists() else []) + [path for _, path in reversed(self._epoch_files())]
 
     def _epoch_files(self) -> list[tuple[int, Path]]:
@@ -154,7 +136,7 @@ class CheckpointManager:
 
     def _recover_best_metric(self) -> float | None:
         """The `best_metric` stored in an existing best.pt, so a resumed run keeps its best."""
-        path = self.directory / BEST_NAME
+        path = self.directory / BEST_CHECKPOINT
         if not path.exists():
             return None
         try:

@@ -1,0 +1,1 @@
+"""The shipped tasks: each module registers one task; the engine finds `task: NAME` in tasks/NAME.py."""

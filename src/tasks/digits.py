@@ -1,0 +1,134 @@
+"""The digits task: a small CNN classifies scikit-learn's bundled 8x8 digits (1,797 images, no download).
+
+The whole task is this file plus `config/default.json`: its config keys, the data, the model,
+the loss and metrics of a batch, and what evaluation draws. Copy it to start your own task.
+"""
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.utils.data import TensorDataset
+
+from models.util_modules import MLP, ConvBlock
+from training.task import Datasets, StepOutput, Task, register_task
+from utils.config_fields import option
+
+CLASS_NAMES = [str(i) for i in range(10)]
+
+
+@dataclass(frozen=True, kw_only=True)
+class DigitsData:
+    SECTION: ClassVar[str] = "data"
+    val_fraction: float = option(0.15, "share of the images held out for validation", gt=0, lt=1)
+    test_fraction: float = option(0.15, "share of the images held out for the test", gt=0, lt=1)
+
+
+@dataclass(frozen=True, kw_only=True)
+class DigitsModel:
+    SECTION: ClassVar[str] = "model"
+    channels: list[int] = option([32, 64], "channels of the two conv blocks", gt=0,
+                                 check=(lambda v: len(v) == 2, "two positive integers"))
+    hidden: int = option(128, "width of the MLP head's hidden layer", gt=0)
+    dropout: float = option(0.1, "dropout in the MLP head", ge=0, lt=1)
+
+
+class DigitsCNN(nn.Module):
+    """Two conv blocks, one 2x2 pool, an MLP head: ~150k parameters, >97% test accuracy."""
+
+    def __init__(self, channels: list[int], hidden: int, dropout: float, num_classes: int = len(CLASS_NAMES)):
+        super().__init__()
+        c1, c2 = channels
+        self.features = nn.Sequential(
+            ConvBlock(1, c1, kernel_size=3),  # (B, c1, 8, 8)
+            ConvBlock(c1, c2, kernel_size=3),  # (B, c2, 8, 8)
+            nn.MaxPool2d(2),  # (B, c2, 4, 4)
+            nn.Flatten(),  # (B, c2 * 16)
+        )
+        self.head = MLP(c2 * 16, [hidden], num_classes, dropout=dropout)  # (B, num_classes)
+
+    def forward(self, images: Tensor) -> Tensor:
+        """images (B, 1, 8, 8) -> logits (B, num_classes)."""
+        return self.head(self.features(images))
+
+
+def load_digits_arrays() -> tuple[np.ndarray, np.ndarray]:
+    """Images (N, 1, 8, 8) float32 in [0, 1] and labels (N,) int64."""
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    images = (bunch.images.astype(np.float32) / 16.0)[:, None]  # (N, 1, 8, 8)
+    return images, bunch.target.astype(np.int64)
+
+
+def split_indices(n: int, val_fraction: float, test_fraction: float, seed: int) -> dict[str, np.ndarray]:
+    """A seeded permutation cut into train/val/test index arrays (the same for every rank)."""
+    if val_fraction + test_fraction >= 1:
+        raise ValueError(
+            f"data.val_fraction={val_fraction} and data.test_fraction={test_fraction} leave no "
+            "training data: their sum must stay below 1"
+        )
+    order = np.random.default_rng(seed).permutation(n)
+    n_val, n_test = round(n * val_fraction), round(n * test_fraction)
+    return {"val": order[:n_val], "test": order[n_val : n_val + n_test], "train": order[n_val + n_test :]}
+
+
+@register_task
+class DigitsTask(Task):
+    """Classification: cross entropy, accuracy, a confusion matrix and a grid of predictions."""
+
+    name = "digits"
+    config_sections = (DigitsData, DigitsModel)
+    metrics = ("loss", "accuracy")
+
+    def build_datasets(self) -> Datasets:
+        """Seeded split, normalised with the training set's mean and std (kept for drawing)."""
+        data = self.section(DigitsData)
+        images, labels = load_digits_arrays()
+        parts = split_indices(len(labels), data.val_fraction, data.test_fraction, self.context.seed)
+        self.mean = float(images[parts["train"]].mean())
+        self.std = float(images[parts["train"]].std())
+        normalised = torch.from_numpy((images - self.mean) / self.std)  # (N, 1, 8, 8)
+        targets = torch.from_numpy(labels)  # (N,)
+        return Datasets(**{split: TensorDataset(normalised[index], targets[index]) for split, index in parts.items()})
+
+    def build_model(self) -> nn.Module:
+        model = self.section(DigitsModel)
+        return DigitsCNN(model.channels, model.hidden, model.dropout)
+
+    def train_step(self, model: nn.Module, batch: Any) -> StepOutput:
+        images, labels = batch
+        logits = model(images)  # (B, 10)
+        accuracy = (logits.argmax(1) == labels).float().mean()
+        return StepOutput(F.cross_entropy(logits, labels), len(labels), {"accuracy": accuracy})
+
+    def eval_step(self, model: nn.Module, batch: Any) -> dict[str, Tensor]:
+        images, labels = batch
+        logits = model(images)  # (B, 10)
+        predictions = logits.argmax(dim=1)  # (B,)
+        classes = len(CLASS_NAMES)
+        return {
+            "loss": F.cross_entropy(logits, labels, reduction="sum").double(),
+            "count": torch.tensor(len(labels), device=labels.device),
+            "confusion": torch.bincount(labels * classes + predictions, minlength=classes**2).view(classes, classes),
+        }
+
+    def summarize(self, sums: dict[str, Tensor]) -> dict[str, float]:
+        count = sums["count"].item()
+        return {"loss": sums["loss"].item() / count, "accuracy": sums["confusion"].trace().item() / count}
+
+    def draw(self, model: nn.Module, batch: Any, sums: dict[str, Tensor]) -> dict[str, Any]:
+        """The confusion matrix, and a grid of predictions with the mistakes first."""
+        from visualization.visualizations import mistakes_first, plot_confusion_matrix, plot_prediction_grid
+
+        images, labels = batch
+        predictions = model(images).argmax(dim=1)
+        order = mistakes_first(labels, predictions)[:32]
+        shown = images[order].cpu() * self.std + self.mean  # un-normalised to [0, 1]
+        return {
+            "confusion_matrix": plot_confusion_matrix(sums["confusion"].cpu().numpy(), CLASS_NAMES),
+            "predictions": plot_prediction_grid(shown, labels[order], predictions[order], CLASS_NAMES),
+        }

@@ -1,0 +1,76 @@
+"""A run's whole config: the engine's sections, the task's and the writers', checked at once.
+
+Each section is declared next to the code that reads it (`LoaderConfig` in data_loading,
+`OptimizerConfig` in optim, `TrainingConfig` in trainer, the writers' keys in their modules,
+the task's in its file); this module only gathers them for the task the config names. Both
+`01_initialize.py` and `02_train.py` call `parse_run_config`, so a mistake fails before a run is
+created and again before anything is built.
+"""
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from training.data_loading import LoaderConfig
+from training.optim import OptimizerConfig, SchedulerConfig
+from training.task import Task, available_tasks, find_task
+from training.trainer import TrainingConfig
+from utils.config_fields import REQUIRED, ParsedConfig, option, parse_config
+from utils.errors import ConfigKeyError, ConfigValueError
+from utils.log.writers.registry import writer_config_sections
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunSettings:
+    """The top-level keys."""
+
+    SECTION: ClassVar[str] = ""
+    task: str = option(REQUIRED, "the task to train: NAME of a task in src/tasks/NAME.py (or one registered in code)")
+    seed: int = option(0, "seeds Python, NumPy and torch; the task's data split and the data order", ge=0)
+    deterministic: bool = option(False, "deterministic kernels: bit-identical reruns and resumes on the CPU")
+
+
+ENGINE_SECTIONS: tuple[type, ...] = (RunSettings, LoaderConfig, OptimizerConfig, SchedulerConfig, TrainingConfig)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """The parsed config and the task class it selects: `config[TrainingConfig].epochs`."""
+
+    parsed: ParsedConfig
+    task: type[Task]
+
+    def __getitem__(self, owner: type) -> Any:
+        return self.parsed[owner]
+
+    @property
+    def raw(self) -> dict[str, Any]:
+        """The complete config as JSON (defaults filled in), as written to config.json."""
+        return self.parsed.raw
+
+
+def config_classes(task: type[Task]) -> list[type]:
+    """Every config class a run of `task` reads: the engine's, the writers' and the task's."""
+    return [*ENGINE_SECTIONS, *writer_config_sections(), *task.config_sections]
+
+
+def parse_run_config(config: dict[str, Any], source: str = "config") -> RunConfig:
+    """Validate the whole config for the task it names; ConfigKeyError/ConfigValueError (exit 2)."""
+    name = config.get("task")
+    if name is None:
+        raise ConfigKeyError(f"{source}: required key 'task' is missing; known tasks: {', '.join(available_tasks())}")
+    if not isinstance(name, str):
+        raise ConfigValueError(f"{source}: task={name!r} must be the name of a task")
+    task = find_task(name)
+    parsed = parse_config(config, config_classes(task), source)
+    check_best_metric(parsed[TrainingConfig].best_metric, task, source)
+    return RunConfig(parsed, task)
+
+
+def check_best_metric(metric: str, task: type[Task], source: str) -> None:
+    """best_metric must be one of the validation metrics the task produces."""
+    known = [f"val/{name}" for name in task.metrics]
+    if metric not in known:
+        raise ConfigValueError(
+            f"{source}: training.best_metric={metric!r} is not a metric of task {task.name!r}; "
+            f"choose one of {', '.join(known)}"
+        )

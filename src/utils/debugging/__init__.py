@@ -1,0 +1,1 @@
+"""Behind utils.model_debugger (the front door): which layers are watched, and their statistics."""

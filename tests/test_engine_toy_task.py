@@ -1,0 +1,138 @@
+"""The seam holds for a task the engine has never seen: a linear regression defined in this file
+trains through the real `02_train.py`, stops on a real SIGTERM and resumes exactly."""
+
+import ast
+import json
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+import torch
+from torch import Tensor, nn
+from torch.utils.data import TensorDataset
+
+from conftest import REPO_ROOT, SRC, subprocess_env
+from train_support import read_metrics, wait_for
+from training.task import Datasets, StepOutput, Task, register_task
+from utils.checkpointing.io import load_checkpoint
+from utils.config_fields import option
+from utils.management import create_run
+
+TESTS = Path(__file__).resolve().parent
+
+
+@dataclass(frozen=True, kw_only=True)
+class ToyData:
+    SECTION: ClassVar[str] = "data"
+    samples: int = option(240, "points drawn from y = x.w + b + noise", gt=0)
+
+
+@register_task
+class ToyRegression(Task):
+    name = "toy_regression"
+    config_sections = (ToyData,)
+    metrics = ("loss", "mae")
+
+    def build_datasets(self) -> Datasets:
+        generator = torch.Generator().manual_seed(self.context.seed)
+        x = torch.randn(self.section(ToyData).samples, 4, generator=generator)  # (N, 4)
+        y = x @ torch.tensor([[1.0], [-2.0], [0.5], [3.0]]) + 0.1 * torch.randn(len(x), 1, generator=generator)
+        cut = len(x) * 2 // 3
+        return Datasets(TensorDataset(x[:cut], y[:cut]), TensorDataset(x[cut:], y[cut:]), TensorDataset(x[cut:], y[cut:]))
+
+    def build_model(self) -> nn.Module:
+        return nn.Linear(4, 1)
+
+    def train_step(self, model: nn.Module, batch: Any) -> StepOutput:
+        x, y = batch
+        return StepOutput(nn.functional.mse_loss(model(x), y), len(y))
+
+    def eval_step(self, model: nn.Module, batch: Any) -> dict[str, Tensor]:
+        x, y = batch
+        error = model(x) - y
+        return {"sse": (error**2).sum(), "sae": error.abs().sum(), "count": torch.tensor(len(y))}
+
+    def summarize(self, sums: dict[str, Tensor]) -> dict[str, float]:
+        count = sums["count"].item()
+        return {"loss": sums["sse"].item() / count, "mae": sums["sae"].item() / count}
+
+
+EPOCHS = 40  # tiny epochs: a signal sent after epoch 1 surely lands part-way
+CONFIG = {
+    "task": "toy_regression", "seed": 3, "deterministic": True,
+    "data": {"batch_size": 8, "samples": 240},
+    "optimizer": {"lr": 0.01},
+    "training": {"epochs": EPOCHS, "checkpoint_every": 1, "best_metric": "val/mae", "best_mode": "min"},
+    "logging": {"tensorboard": False, "wandb": False},
+}
+STEPS = EPOCHS * 20  # 160 training points / batch 8
+
+# 02_train.py as a user runs it, after this module has registered its task
+LAUNCH = (
+    "import runpy, sys; import test_engine_toy_task; "
+    "sys.argv = ['02_train.py', *sys.argv[1:]]; runpy.run_path({script!r}, run_name='__main__')"
+)
+
+
+def _command(exp: str, run: str, *args: str) -> list[str]:
+    code = LAUNCH.format(script=str(SRC / "02_train.py"))
+    return [sys.executable, "-c", code, "-e", exp, "-r", run, "--device", "cpu", *args]
+
+
+def _env() -> dict[str, str]:
+    env = subprocess_env()
+    env["PYTHONPATH"] = f"{TESTS}:{env['PYTHONPATH']}"
+    return env
+
+
+def _train(exp: str, run: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(_command(exp, run, *args), capture_output=True, text=True, timeout=120,
+                          env=_env(), cwd=REPO_ROOT, check=False)
+
+
+@pytest.mark.slow
+def test_a_task_defined_in_a_test_file_trains_stops_and_resumes_exactly():
+    reference = create_run("toy", "reference", json.loads(json.dumps(CONFIG)))
+    interrupted = create_run("toy", "interrupted", json.loads(json.dumps(CONFIG)))
+    done = _train("toy", "reference")
+    assert done.returncode == 0, done.stderr
+    assert "test/mae" in done.stdout
+
+    process = subprocess.Popen(_command("toy", "interrupted"), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, env=_env(), cwd=REPO_ROOT)
+    try:
+        wait_for(lambda: (interrupted / "checkpoints" / "checkpoint_epoch_1.pt").exists(), process)
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 143
+    stopped_at = load_checkpoint(interrupted / "checkpoints" / "last.pt")["global_step"]
+    assert 20 <= stopped_at < STEPS
+
+    resumed = _train("toy", "interrupted", "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    expected = load_checkpoint(reference / "checkpoints" / "last.pt")["model"]
+    actual = load_checkpoint(interrupted / "checkpoints" / "last.pt")["model"]
+    assert all(torch.equal(expected[name], actual[name]) for name in expected)
+    metrics = read_metrics(interrupted)
+    assert list(metrics["step"]) == list(range(STEPS))
+    assert metrics["train/loss"].tolist() == read_metrics(reference)["train/loss"].tolist()
+    assert metrics["val/mae"].dropna().iloc[-1] < 0.2, "the toy task learns"
+
+
+ENGINE = [SRC / "02_train.py", *sorted((SRC / "training").glob("*.py")), *sorted((SRC / "utils").rglob("*.py"))]
+
+
+@pytest.mark.parametrize("module", ENGINE, ids=lambda p: str(p.relative_to(SRC)))
+def test_the_engine_imports_no_task(module: Path):
+    tree = ast.parse(module.read_text())
+    imported = [alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names]
+    imported += [node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)]
+    assert not [name for name in imported if name == "tasks" or name.startswith("tasks.")]

@@ -1,0 +1,44 @@
+"""Deleting an example deletes its tests and leaves the rest green: the tree's rooms are separate."""
+
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO_ROOT, subprocess_env
+
+pytestmark = pytest.mark.slow
+
+# The tests closest to the seam: config checking, run creation, the README, the tasks left.
+FAST_SUBSET = ["tests/test_run_config.py", "tests/tasks", "tests/test_engine_toy_task.py",
+               "tests/test_readme.py::test_the_config_tables_are_the_ones_the_declarations_generate",
+               "tests/test_readme.py::test_every_readme_command_is_run_here_or_covered_elsewhere"]
+
+
+def test_a_copy_without_the_shapes_task_and_its_tests_still_passes(tmp_path):
+    copy = tmp_path / "repo"
+    ignore = shutil.ignore_patterns("__pycache__", ".pytest_cache")
+    for folder in ("src", "config", "tests"):
+        shutil.copytree(REPO_ROOT / folder, copy / folder, ignore=ignore)
+    for name in ("pytest.ini", "README.md", "env.sh", "Makefile"):
+        shutil.copy2(REPO_ROOT / name, copy / name)
+    (copy / ".venv").symlink_to(REPO_ROOT / ".venv")
+    (copy / ".ci").mkdir()
+    shutil.copy2(REPO_ROOT / ".ci" / "run", copy / ".ci" / "run")
+    (copy / "src" / "tasks" / "shapes.py").unlink()
+    (copy / "config" / "shapes.json").unlink()
+    shutil.rmtree(copy / "tests" / "tasks" / "shapes")
+
+    env = subprocess_env()
+    env["PYTHONPATH"] = str(copy / "src")
+    pytest_command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q"]
+    collected = subprocess.run([*pytest_command, "--collect-only", "tests"], capture_output=True, text=True,
+                               timeout=120, cwd=copy, env=env, check=False)
+    assert collected.returncode == 0, collected.stdout[-3000:] + collected.stderr[-2000:]
+    assert "tests/tasks/shapes" not in collected.stdout and "tests/tasks/digits" in collected.stdout
+
+    result = subprocess.run([*pytest_command, "-m", "not slow", *FAST_SUBSET], capture_output=True, text=True,
+                            timeout=240, cwd=copy, env=env, check=False)
+    assert result.returncode == 0, result.stdout[-4000:]
+    assert " passed" in result.stdout.splitlines()[-1] and "failed" not in result.stdout.splitlines()[-1]
