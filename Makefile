@@ -4,6 +4,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-requirements
+BENCH_STAMP := $(VENV)/.installed-requirements-bench
 # `make test PYTEST_ARGS="-k csv"` narrows the run; -n 2 uses both cores.
 PYTEST_ARGS ?=
 # `make train` trains a fresh run of an example each time: TASK picks it (digits or shapes;
@@ -36,7 +37,12 @@ train: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -n 2 --durations=10 $(PYTEST_ARGS)
 
-bench: $(STAMP)
+# The benchmarks' anchors (Lightning) install only for `make bench`.
+$(BENCH_STAMP): requirements-bench.txt requirements.txt $(STAMP)
+	$(PY) -m pip install --disable-pip-version-check -q -r requirements-bench.txt
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
 	@set -e; for f in benchmarks/bench_*.py; do \
 		echo "=== $$f"; PYTHONPATH=src $(PY) $$f; \
 	done

@@ -47,3 +47,16 @@ def test_make_train_task_shapes_initializes_from_the_shapes_template():
     dry_run = _make("-n", "train", "TASK=shapes")
     assert dry_run.returncode == 0, dry_run.stderr
     assert "-r shapes-" in dry_run.stdout and "-c shapes" in dry_run.stdout
+
+
+def test_make_bench_installs_the_anchors_and_make_test_does_not():
+    bench = _make("-n", "bench")
+    assert bench.returncode == 0, bench.stderr
+    test = _make("-n", "test")
+    assert test.returncode == 0, test.stderr
+    assert "requirements-bench.txt" not in test.stdout
+    anchors = (REPO_ROOT / "requirements-bench.txt").read_text()
+    assert "lightning==" in anchors and "-r requirements.txt" in anchors
+    stamp = REPO_ROOT / ".venv" / ".installed-requirements-bench"
+    if not stamp.exists() or stamp.stat().st_mtime < (REPO_ROOT / "requirements-bench.txt").stat().st_mtime:
+        assert "pip install --disable-pip-version-check -q -r requirements-bench.txt" in bench.stdout

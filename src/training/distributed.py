@@ -10,7 +10,7 @@ from datetime import timedelta
 import torch
 import torch.distributed as dist
 
-from utils.helper_functions import get_world_size, is_distributed, local_rank
+from utils.helper_functions import is_distributed, local_rank
 
 
 def init_distributed(device: torch.device) -> bool:
@@ -36,13 +36,11 @@ def all_reduce_sum(values: torch.Tensor) -> torch.Tensor:
     return values
 
 
-def all_reduce_mean(values: torch.Tensor) -> torch.Tensor:
-    """Average a tensor over ranks, for metrics logged by rank 0 on behalf of all."""
-    return all_reduce_sum(values) / get_world_size()
-
-
 def any_rank(flag: bool, device: torch.device) -> bool:
-    """True when `flag` is true on at least one rank (e.g. a stop signal reached one worker)."""
+    """True when `flag` is true on at least one rank (e.g. a stop signal reached one worker).
+
+    A collective and a host read: the loop calls it once per epoch, not per step.
+    """
     if not (is_distributed() and dist.is_initialized()):
         return flag
     value = torch.tensor([1.0 if flag else 0.0], device=device)

@@ -74,7 +74,7 @@ def run_session(run: Run, config: RunConfig, device: torch.device, resume: bool,
         if resume_from is not None:
             _restore(trainer, *resume_from)
         trainer.fit()
-        test_metrics = {} if stop.requested else _test(trainer, run)
+        test_metrics = {} if trainer.stop_agreed() else _test(trainer, run)  # every rank decides alike
         result = SessionResult(run, checkpoints.best_metric, test_metrics, time.perf_counter() - started, stop.exit_code)
         _report(trainer, result, config)
         return result

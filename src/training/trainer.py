@@ -9,24 +9,23 @@ import signal
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 from torch import nn
 
 from training.data_loading import Loaders
-from training.distributed import all_reduce_mean, any_rank
+from training.distributed import all_reduce_sum, any_rank
 from training.evaluation import Evaluation, evaluate, log_drawings
 from training.signals import GracefulStop
 from training.task import StepOutput, Task
 from utils.checkpointing.io import build_checkpoint
 from utils.checkpointing.manager import CheckpointManager
 from utils.config_fields import option
-from utils.helper_functions import barrier, is_main_process, move_to_device
+from utils.helper_functions import barrier, is_distributed, is_main_process, move_to_device
 from utils.logging import LOGGER
 from utils.profiler import Profiler
 
-POSTFIX_EVERY = 10  # steps between updates of the progress bar's running loss
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -40,6 +39,10 @@ class TrainingConfig:
     keep_checkpoints: int = option(2, "how many epoch checkpoints to keep (the newest)", gt=0)
     best_metric: str = option("val/loss", "the validation metric that picks best.pt: val/<one of the task's metrics>")
     best_mode: Literal["min", "max"] = option("min", "whether a larger (max) or smaller (min) best_metric is better")
+    stop_check_every: int = option(
+        10, "under torchrun, steps between the ranks' agreement on a stop signal (one collective and "
+        "one host read; none in between)", gt=0,
+    )
 
 
 class EpochClock:
@@ -79,15 +82,25 @@ class EpochTotals:
             self.sums[name] = self.sums[name] + weighted if name in self.sums else weighted
         self.count += output.count
 
-    def running_loss(self) -> float:
-        return (self.sums["loss"] / self.count).item()
 
-    def means(self) -> dict[str, float]:
-        """Means over every rank's samples (one all-reduce, one host read)."""
-        names = list(self.sums)
+    def agree(self, stop: bool) -> tuple[bool, float]:
+        """(whether any rank asked to stop, the running loss over every rank): one all-reduce, one read."""
         count = torch.tensor(float(self.count), device=self.device)
-        totals = all_reduce_mean(torch.stack([*(self.sums[n] for n in names), count])).tolist()
-        return {name: total / totals[-1] for name, total in zip(names, totals[:-1])}
+        flag = torch.tensor(float(stop), device=self.device)
+        loss = self.sums["loss"] if self.sums else torch.zeros((), device=self.device)
+        stop_votes, loss_sum, total = all_reduce_sum(torch.stack([flag, loss.float(), count])).tolist()
+        return stop_votes > 0, loss_sum / max(total, 1.0)
+
+    def close(self, stop: bool) -> tuple[bool, dict[str, float]]:
+        """At the epoch's end: (whether any rank asked to stop, the means over every rank's
+        samples), from one all-reduce and one host read."""
+        names = list(self.sums)
+        flag = torch.tensor(float(stop), device=self.device)
+        count = torch.tensor(float(self.count), device=self.device)
+        totals = all_reduce_sum(torch.stack([flag, *(self.sums[n].float() for n in names), count])).tolist()
+        samples = totals[-1]
+        means = {name: total / samples for name, total in zip(names, totals[1:-1])} if samples else {}
+        return totals[0] > 0, means
 
 
 @dataclass
@@ -153,24 +166,57 @@ class Trainer:
             self.scheduler.step()
             totals.add(output)
             step = self.state.global_step
-            LOGGER.log({"train/loss": all_reduce_mean(output.loss.detach()), "lr": self.optimizer.param_groups[0]["lr"]}, step)
+            # this rank's loss, a device tensor: the logging thread reads it, the loop never waits
+            LOGGER.log({"train/loss": output.loss.detach(), "lr": self.optimizer.param_groups[0]["lr"]}, step)
             self.profiler.step(step)  # every `log_every` steps: time/<section> means
             self.state.global_step += 1
             self.state.batches_done = index + 1
             progress.update(1)
-            if not progress.disable and index % POSTFIX_EVERY == 0:  # a host sync, only on a terminal
-                progress.set_postfix(loss=f"{totals.running_loss():.4f}", refresh=False)
-            if any_rank(self.stop.requested, self.device):
-                self.stop.request(self.stop.signum or signal.SIGTERM)  # another rank was signalled
+            if self._should_stop(totals, progress):
                 progress.close()
                 return False
         progress.close()
-        if totals.count:  # a resume exactly at an epoch's end trains no batch of it
-            means = totals.means()
+        stop_any, means = totals.close(self.stop.requested)
+        if stop_any:  # a signal in the steps since the last check stops every rank here
+            self._stop_for_another_rank()
+            return False
+        if means:  # a resume exactly at an epoch's end trains no batch of it
             self.state.history["train/loss"] = means["loss"]
             epoch_metrics = {f"train/epoch_{name}": value for name, value in means.items()}
             LOGGER.log({**epoch_metrics, "epoch": self.state.epoch + 1}, self.state.global_step - 1)
         return True
+
+    def stop_agreed(self) -> bool:
+        """Whether any rank was signalled (one collective under torchrun); every rank then stops."""
+        if any_rank(self.stop.requested, self.device):
+            self._stop_for_another_rank()
+        return self.stop.requested
+
+    def _stop_for_another_rank(self) -> None:
+        if not self.stop.requested:
+            self.stop.request(signal.SIGTERM)  # another rank was signalled
+
+    def _should_stop(self, totals: EpochTotals, progress: Any) -> bool:
+        """Whether every rank stops after this step.
+
+        In one process the signal flag is read every step (a host bool: free). Under torchrun the
+        ranks agree every `stop_check_every` steps, at the same global steps on every rank, with
+        one all-reduce and one host read that also carry the progress bar's running loss; no
+        other step synchronises the host with the device.
+        """
+        at_check = self.state.global_step % self.config.stop_check_every == 0
+        if not is_distributed():
+            if at_check and not progress.disable:  # a host read, only on a terminal
+                progress.set_postfix(loss=f"{totals.agree(False)[1]:.4f}", refresh=False)
+            return self.stop.requested
+        if not at_check:
+            return False
+        stop_any, running_loss = totals.agree(self.stop.requested)
+        if not progress.disable:
+            progress.set_postfix(loss=f"{running_loss:.4f}", refresh=False)
+        if stop_any:
+            self._stop_for_another_rank()
+        return stop_any
 
     def _backward(self, loss: torch.Tensor) -> None:
         if self.scaler is not None:
