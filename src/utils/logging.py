@@ -5,6 +5,7 @@
     logger.initialize_csv(); logger.initialize_tensorboard(); logger.initialize_wandb("proj")
     LOGGER.log({"train/loss": loss}, step)    # validates, enqueues, returns (a few us)
     LOGGER.log_image("samples", images)       # media: step defaults to the last step logged
+                                              # (waits when 256 MiB of media are unwritten)
     LOGGER.finish()                           # also runs at interpreter exit
 
 `log` is off the hot path: a background thread (utils.log.queue) converts values and feeds the
@@ -23,6 +24,10 @@ the same RuntimeError naming finish() (nothing is dropped without a word); `fini
 Logger still open; with none, every `LOGGER` call raises an error saying how to create one.
 Code that may run without a run (a model's unit test, a notebook) asks `is_active()` or takes
 a `NullLogger`, which accepts every call of the Logger's API and writes nothing.
+
+Media are copied for the thread, so the queue also bounds their bytes (`media_queue_bytes`,
+256 MiB by default): a loop that logs images faster than the writers encode them waits in
+`log_image` rather than holding every copy, and the first wait warns once per run.
 """
 
 import atexit
@@ -43,10 +48,10 @@ from utils.log.files import (
     open_text_log,
     write_git_record,
 )
-from utils.log.queue import CONFIG, HISTOGRAM, IMAGE, SCALARS, TEXT, LogWorker, WriterError
+from utils.log.queue import CONFIG, HISTOGRAM, IMAGE, MEDIA_QUEUE_BYTES, SCALARS, TEXT, LogWorker, WriterError
 from utils.log.null import NullLogger
 from utils.log.proxy import LOGGER, _active, is_active
-from utils.log.values import check_step, image_copy, key_error, snapshot, to_number
+from utils.log.values import check_byte_budget, check_step, image_copy, key_error, snapshot, to_number
 from utils.log.writers.base import Writer, WriterContext
 from utils.log.writers.png_writer import PngWriter
 from utils.log.writers.registry import WriterEntry, enabled_writers, writer_entry
@@ -66,7 +71,8 @@ class Logger:
 
     A created run holds the `meta` block and an empty config, or the template
     `config_template` names (a name in `config/` or a path to a .json file); the argument is
-    only read when the run is created.
+    only read when the run is created. `media_queue_bytes` bounds the memory held by media
+    (images, figures, histograms, text) logged but not yet written; a caller beyond it waits.
     """
 
     def __init__(
@@ -76,6 +82,7 @@ class Logger:
         *,
         resume_step: int | None = None,
         config_template: str | None = None,
+        media_queue_bytes: int = MEDIA_QUEUE_BYTES,
     ) -> None:
         run = exp_name if isinstance(exp_name, Run) else Run.resolve(exp_name, run_name)
         self.run = run  # every path of the run, resolved once (the engine hands its own Run in)
@@ -83,6 +90,7 @@ class Logger:
         if resume_step is not None:
             resume_step = check_step(resume_step, "resume_step")
         self.resume_step = resume_step
+        self._media_budget = check_byte_budget(media_queue_bytes, "media_queue_bytes")
         self._last_step = resume_step - 1 if resume_step else None  # T - 1 may still be amended
         self._enabled = get_rank() == 0
         self._finished = False
@@ -93,7 +101,7 @@ class Logger:
         if self._enabled:
             ensure_run(run, config_template)
             self._text = open_text_log(self.get_path("log") / "log.txt")
-            self._worker = LogWorker()
+            self._worker = LogWorker(max_bytes=self._media_budget, on_first_wait=self._warn_media_wait)
             self._put = self._worker.put
             self._errors = self._worker.errors
             self._worker.add_writer(PngWriter(self.get_path("visualization")))
@@ -191,7 +199,7 @@ class Logger:
         self._check_open()
         if self._enabled:
             step = self._media_step(name, step)
-            self._put((IMAGE, name, image_copy(name, image), step, options))
+            self._put_media((IMAGE, name, image_copy(name, image), step, options))
 
     def log_figure(self, name: str, figure: Any, step: int | None = None) -> None:
         """Log a matplotlib figure as an image; the figure is closed afterwards.
@@ -203,21 +211,33 @@ class Logger:
             from visualization.helper_functions import figure_to_array
 
             step = self._media_step(name, step)
-            self._put((IMAGE, name, figure_to_array(figure), step, {}))
+            self._put_media((IMAGE, name, figure_to_array(figure), step, {}))
 
     def log_histogram(self, name: str, values: Any, step: int | None = None) -> None:
         """Log the distribution of a tensor or array to TensorBoard and W&B."""
         self._check_open()
         if self._enabled:
             step = self._media_step(name, step)
-            self._put((HISTOGRAM, name, snapshot(values), step))
+            self._put_media((HISTOGRAM, name, snapshot(values), step))
 
     def log_text(self, name: str, text: str, step: int | None = None) -> None:
         """Log a piece of text to TensorBoard and W&B."""
         self._check_open()
         if self._enabled:
             step = self._media_step(name, step)
-            self._put((TEXT, name, str(text), step))
+            self._put_media((TEXT, name, str(text), step))
+
+    def _put_media(self, item: tuple) -> None:
+        if not self._worker.put_media(item):
+            self._check_open()  # finish() ran while this call waited for room: raise its error
+
+    def _warn_media_wait(self, name: str) -> None:
+        budget = self._media_budget / 2**20
+        self.warning(
+            f"media logging is slowing training: logging {name!r} waited for the logging thread "
+            f"to write the {budget:g} MiB of media queued before it; log images less often (every "
+            "N steps, not every step) or smaller, or raise Logger(media_queue_bytes=...)"
+        )
 
     def _media_step(self, name: str, step: Any) -> int:
         if type(name) is not str or not name:

@@ -4,9 +4,13 @@ The caller only validates and enqueues; this thread turns accelerator tensors in
 (one transfer per device and dtype per batch of records, so a GPU is synchronised here and
 never on the training thread), turns images into uint8 arrays and calls the writers. It also
 flushes the writers about once a second. It wakes every `tick` seconds (or at once for a flush,
-a close or a full queue), not at every record: a wake-up per training step would take the
+a close or a half-full queue), not at every record: a wake-up per training step would take the
 GIL and a core from the training loop fifty times a second for no gain. A full queue blocks
 the caller (nothing is dropped).
+The queue is bounded twice: by records (`maxsize`) and by the bytes of media it holds
+(`max_bytes`, default 256 MiB): an image counts from `put_media` until the thread has written
+it, so a caller logging images faster than they are encoded waits instead of piling gigabytes
+of copies into memory. Scalars are not counted and take the unchanged `put`.
 A writer that raises is taken out of service and its error is handed to the caller at the
 next `raise_pending_error()`.
 """
@@ -15,6 +19,8 @@ import queue
 import sys
 import threading
 import time
+from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -23,6 +29,7 @@ from utils.log.writers.base import Writer
 
 SCALARS, IMAGE, HISTOGRAM, TEXT, CONFIG, ADD_WRITER, FLUSH, CLOSE = range(8)
 MAX_BATCH = 1024
+MEDIA_QUEUE_BYTES = 256 * 2**20  # default byte budget for media waiting to be written
 
 
 class WriterError(RuntimeError):
@@ -30,13 +37,30 @@ class WriterError(RuntimeError):
 
 
 class LogWorker:
-    """One daemon thread and its bounded queue; `put` is the only call on the hot path."""
+    """One daemon thread and its bounded queue; `put` is the only call on the hot path.
 
-    def __init__(self, maxsize: int = 10_000, flush_seconds: float = 1.0, tick: float = 0.2) -> None:
+    `on_first_wait(name)` is called once, on the caller's thread, after the first `put_media`
+    that had to wait for room (the Logger turns it into a warning).
+    """
+
+    def __init__(
+        self,
+        maxsize: int = 10_000,
+        flush_seconds: float = 1.0,
+        tick: float = 0.2,
+        max_bytes: int = MEDIA_QUEUE_BYTES,
+        on_first_wait: Callable[[str], None] | None = None,
+    ) -> None:
         self._queue: queue.Queue = queue.Queue(maxsize)
         self._wake = threading.Event()
         self._flush_seconds, self._tick = flush_seconds, tick
-        self._maxsize = maxsize
+        self._maxsize, self._max_bytes = maxsize, max_bytes
+        self._room = threading.Condition()  # guards the byte counts below and _closed
+        self._held = self._high_water = 0
+        self._unreleased = 0  # bytes of the batch in hand not yet released (thread only)
+        self._seconds_waited = 0.0
+        self._closed = False
+        self._on_first_wait, self._warned = on_first_wait, False
         self._writers: list[Writer] = []
         self.errors: list[WriterError] = []  # read by the Logger to skip checks when empty
         self._thread = threading.Thread(target=self._run, name="utils.logging", daemon=True)
@@ -47,6 +71,64 @@ class LogWorker:
         self._queue.put(item)
         if self._queue.qsize() > self._maxsize // 2:
             self._wake.set()
+
+    def put_media(self, item: tuple) -> bool:
+        """Enqueue a media record once its bytes fit the budget; False if closed meanwhile.
+
+        The caller waits while the media queued plus this record would exceed `max_bytes`;
+        a record larger than the whole budget passes once the queue holds no media.
+        """
+        size = media_bytes(item)
+        with self._room:
+            waited = not self._fits(size)
+            if waited:
+                self._wait_for_room(size)
+            if self._closed:
+                return False
+            self._held += size
+            self._high_water = max(self._high_water, self._held)
+            first_wait = waited and not self._warned
+            self._warned = self._warned or waited
+        self._queue.put(item)
+        if self._held > self._max_bytes // 2 or self._queue.qsize() > self._maxsize // 2:
+            self._wake.set()
+        if first_wait and self._on_first_wait is not None:
+            self._on_first_wait(item[1])
+        return True
+
+    @property
+    def bytes_held(self) -> int:
+        """Bytes of media enqueued and not yet written."""
+        return self._held
+
+    @property
+    def bytes_high_water(self) -> int:
+        """The most bytes of media the queue has held at once."""
+        return self._high_water
+
+    @property
+    def seconds_waited(self) -> float:
+        """Total time callers of `put_media` have waited for room."""
+        return self._seconds_waited
+
+    def _fits(self, size: int) -> bool:
+        return self._held == 0 or self._held + size <= self._max_bytes
+
+    def _wait_for_room(self, size: int) -> None:
+        """Wait (in `_room`) until `size` bytes fit, the worker closes or its thread is gone."""
+        start = time.monotonic()
+        self._wake.set()  # the thread need not sleep out its tick: someone is waiting
+        while not (self._fits(size) or self._closed or not self._thread.is_alive()):
+            self._room.wait(timeout=1.0)
+        self._seconds_waited += time.monotonic() - start
+
+    def _release(self, size: int) -> None:
+        """The thread is done with `size` bytes of media: let waiting callers in."""
+        if size:
+            with self._room:
+                self._held -= size
+                self._unreleased -= size
+                self._room.notify_all()
 
     def _put_now(self, item: tuple) -> None:
         """Enqueue a control record and wake the thread at once."""
@@ -64,7 +146,13 @@ class LogWorker:
         done.wait()
 
     def close(self) -> None:
-        """Write and flush everything, close every writer, stop the thread."""
+        """Write and flush everything, close every writer, stop the thread.
+
+        A caller still waiting in `put_media` gets False: its record comes after the close.
+        """
+        with self._room:
+            self._closed = True
+            self._room.notify_all()
         self._put_now((CLOSE, None))
         self._thread.join()
 
@@ -79,7 +167,7 @@ class LogWorker:
         while True:
             self._wake.wait(timeout=max(0.0, min(self._tick, next_flush - time.monotonic())))
             self._wake.clear()
-            batch = []
+            batch: deque[tuple] = deque()
             while len(batch) < MAX_BATCH:
                 try:
                     batch.append(self._queue.get_nowait())
@@ -87,28 +175,38 @@ class LogWorker:
                     break
             if len(batch) == MAX_BATCH:
                 self._wake.set()  # more is waiting: come straight back
+            self._unreleased = sum(map(media_bytes, batch))
             try:
                 if not self._process(batch):
                     return
             except Exception as exc:  # a bug here must not leave flush() waiting forever
                 self._record(exc, "the logging thread")
-                for item in batch:
+                for item in batch:  # the records not handled yet
                     if item[0] == FLUSH:
                         item[1].set()
                     elif item[0] == CLOSE:
                         return
+            finally:
+                batch.clear()
+                self._release(self._unreleased)  # what a failure or a CLOSE left unwritten
             if time.monotonic() >= next_flush:
                 self._call_writers("flush", False)
                 next_flush = time.monotonic() + self._flush_seconds
 
-    def _process(self, batch: list[tuple]) -> bool:
-        """Handle one batch in order; False once CLOSE was handled."""
+    def _process(self, batch: deque[tuple]) -> bool:
+        """Handle one batch in order, taking each record out of `batch`; False after CLOSE.
+
+        A record leaves `batch` before it is handled, so an image's memory is freed when its
+        bytes are released, not when the whole batch is done.
+        """
         try:
             self._convert_device_tensors(batch)
         except Exception as exc:
             self._record(exc, "tensor conversion")
-            batch = [item for item in batch if item[0] != SCALARS]
-        for item in _merge_steps(batch):
+            _drop_scalars(batch)
+        _merge_steps(batch)
+        while batch:
+            item = batch.popleft()
             kind = item[0]
             if kind == SCALARS:
                 self._call_writers("write_scalars", item[1], item[2])
@@ -121,7 +219,10 @@ class LogWorker:
                 self._close_writers()
                 return False
             else:
+                size = media_bytes(item)
                 self._handle_media(item)
+                del item  # free the payload before a waiting caller copies the next one
+                self._release(size)
         return True
 
     def _handle_media(self, item: tuple) -> None:
@@ -169,7 +270,7 @@ class LogWorker:
         self.errors.append(error)
 
     @staticmethod
-    def _convert_device_tensors(batch: list[tuple]) -> None:
+    def _convert_device_tensors(batch: deque[tuple]) -> None:
         """Replace accelerator tensors in SCALARS records by numbers, one transfer per group."""
         groups: dict[tuple, list[tuple[dict, str]]] = {}
         for item in batch:
@@ -186,8 +287,14 @@ class LogWorker:
                 metrics[key] = number
 
 
-def _merge_steps(batch: list[tuple]) -> list[tuple]:
-    """Join consecutive SCALARS records of one step, so each writer sees the step once."""
+def _drop_scalars(batch: deque[tuple]) -> None:
+    kept = [item for item in batch if item[0] != SCALARS]
+    batch.clear()
+    batch.extend(kept)
+
+
+def _merge_steps(batch: deque[tuple]) -> None:
+    """Join consecutive SCALARS records of one step in place, so each writer sees the step once."""
     merged: list[tuple] = []
     for item in batch:
         last = merged[-1] if merged else None
@@ -195,7 +302,18 @@ def _merge_steps(batch: list[tuple]) -> list[tuple]:
             last[2].update(item[2])  # the dicts are the logger's own copies
             continue
         merged.append(item)
-    return merged
+    batch.clear()
+    batch.extend(merged)
+
+
+def media_bytes(item: tuple) -> int:
+    """Memory a record's payload holds (host or device): its nbytes; 0 for other records."""
+    kind = item[0]
+    if kind == IMAGE or kind == HISTOGRAM:
+        return int(item[2].nbytes)
+    if kind == TEXT:
+        return sys.getsizeof(item[2])
+    return 0
 
 
 def _to_float_array(values: Any) -> np.ndarray:

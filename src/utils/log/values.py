@@ -25,6 +25,16 @@ def check_step(step: Any, what: str) -> int:
     return step
 
 
+def check_byte_budget(size: Any, what: str) -> int:
+    """`size` as a positive int of bytes; TypeError for non-integers (bools too), ValueError if < 1."""
+    if isinstance(size, bool) or not hasattr(size, "__index__"):
+        raise TypeError(f"{what} must be an integer number of bytes, got {size!r} ({type(size).__name__})")
+    size = int(size.__index__())
+    if size < 1:
+        raise ValueError(f"{what} must be at least 1 byte, got {size}; e.g. 256 * 2**20 for 256 MiB")
+    return size
+
+
 def to_number(key: str, value: Any) -> Any:
     """A Python number, or a detached copy of a one-element accelerator tensor (read later).
 
