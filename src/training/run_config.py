@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from training.data_loading import LoaderConfig
+from training.early_stopping import EarlyStoppingConfig
 from training.optim import OptimizerConfig, SchedulerConfig
 from training.task import Task, available_tasks, find_task
 from training.trainer import TrainingConfig
@@ -29,7 +30,9 @@ class RunSettings:
     deterministic: bool = option(False, "deterministic kernels: bit-identical reruns and resumes on the CPU")
 
 
-ENGINE_SECTIONS: tuple[type, ...] = (RunSettings, LoaderConfig, OptimizerConfig, SchedulerConfig, TrainingConfig)
+ENGINE_SECTIONS: tuple[type, ...] = (
+    RunSettings, LoaderConfig, OptimizerConfig, SchedulerConfig, TrainingConfig, EarlyStoppingConfig,
+)
 
 
 @dataclass(frozen=True)
@@ -62,15 +65,16 @@ def parse_run_config(config: dict[str, Any], source: str = "config") -> RunConfi
         raise ConfigValueError(f"{source}: task={name!r} must be the name of a task")
     task = find_task(name)
     parsed = parse_config(config, config_classes(task), source)
-    check_best_metric(parsed[TrainingConfig].best_metric, task, source)
+    check_metric("training.best_metric", parsed[TrainingConfig].best_metric, task, source)
+    check_metric("early_stopping.metric", parsed[EarlyStoppingConfig].metric, task, source)
     return RunConfig(parsed, task)
 
 
-def check_best_metric(metric: str, task: type[Task], source: str) -> None:
-    """best_metric must be one of the validation metrics the task produces."""
+def check_metric(key: str, metric: str, task: type[Task], source: str) -> None:
+    """A metric the config watches must be one of the validation metrics the task produces."""
     known = [f"val/{name}" for name in task.metrics]
     if metric not in known:
         raise ConfigValueError(
-            f"{source}: training.best_metric={metric!r} is not a metric of task {task.name!r}; "
+            f"{source}: {key}={metric!r} is not a metric of task {task.name!r}; "
             f"choose one of {', '.join(known)}"
         )

@@ -76,3 +76,11 @@ def finished_epochs(run: Run) -> int | None:
         return int(json.loads((run.logs / SUMMARY_FILE).read_text())["epochs"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
+
+
+def stopped_early(run: Run) -> bool:
+    """Whether the session that finished last was ended by early stopping."""
+    try:
+        return bool(json.loads((run.logs / SUMMARY_FILE).read_text()).get("stopped_early"))
+    except (OSError, ValueError, AttributeError):
+        return False

@@ -14,10 +14,11 @@ import torch
 
 from training.data_loading import LoaderConfig, build_loaders, close_loaders
 from training.distributed import destroy_distributed, init_distributed
+from training.early_stopping import EarlyStopping, EarlyStoppingConfig
 from training.evaluation import evaluate, log_drawings
 from training.optim import OptimizerConfig, SchedulerConfig, build_optimizer, build_scheduler
 from training.run_config import RunConfig, RunSettings
-from training.run_outputs import finished_epochs, move_outputs_aside, refuse_plain_start, write_summary
+from training.run_outputs import finished_epochs, move_outputs_aside, refuse_plain_start, stopped_early, write_summary
 from training.signals import GracefulStop
 from training.task import TaskContext
 from training.trainer import Trainer, TrainingConfig, TrainState
@@ -114,7 +115,7 @@ def _finish(logger: Logger, failing: bool) -> None:
 def _already_finished(run: Run, epochs: int) -> bool:
     """True when a finished session trained every configured epoch; says so on stdout."""
     done = finished_epochs(run)
-    if done is None or done < epochs:
+    if done is None or done < epochs and not stopped_early(run):
         return False
     if is_main_process():
         print(
@@ -146,10 +147,13 @@ def _build_trainer(config: RunConfig, device: torch.device, checkpoints: Checkpo
         ids = [device.index] if device.type == "cuda" else None
         model = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
     optimizer = build_optimizer(model, config[OptimizerConfig])
-    scheduler = build_scheduler(optimizer, config[SchedulerConfig], len(loaders.train), training.epochs)
+    steps_per_epoch = -(-len(loaders.train) // training.accumulate_steps)  # optimizer steps
+    scheduler = build_scheduler(optimizer, config[SchedulerConfig], steps_per_epoch, training.epochs)
     scaler = torch.amp.GradScaler("cuda") if training.amp and device.type == "cuda" else None
-    profiler = Profiler(enabled=True, logger=LOGGER, log_every=len(loaders.train))
-    return Trainer(task, model, optimizer, scheduler, scaler, loaders, checkpoints, training, device, stop, profiler)
+    profiler = Profiler(enabled=True, logger=LOGGER, log_every=steps_per_epoch)
+    early_stopping = EarlyStopping(config[EarlyStoppingConfig])
+    return Trainer(task, model, optimizer, scheduler, scaler, loaders, checkpoints, training, device, stop, profiler,
+                   early_stopping)
 
 
 def _restore(trainer: Trainer, path: Path, checkpoint: dict) -> None:
@@ -157,11 +161,13 @@ def _restore(trainer: Trainer, path: Path, checkpoint: dict) -> None:
         checkpoint, model=trainer.model, optimizer=trainer.optimizer,
         scheduler=trainer.scheduler, scaler=trainer.scaler,
     )
+    extra = checkpoint["extra"]
     trainer.state = TrainState(
-        epoch=checkpoint["epoch"],
-        batches_done=checkpoint["extra"]["batches_done"],
-        global_step=checkpoint["global_step"],
+        epoch=checkpoint["epoch"], batches_done=extra["batches_done"], global_step=checkpoint["global_step"],
+        stopped_early=extra.get("stopped_early"),
     )
+    if "early_stopping" in extra:  # checkpoints written before early stopping existed lack it
+        trainer.early_stopping.load_state_dict(extra["early_stopping"])
 
 
 def _test(trainer: Trainer, run: Run) -> dict[str, float]:
@@ -201,5 +207,6 @@ def _report(trainer: Trainer, result: SessionResult, config: RunConfig) -> None:
     if not trainer.stop.requested:
         write_summary(run, {
             "epochs": state.epoch, "global_step": state.global_step, "best_metric": result.best_metric,
+            "stopped_early": state.stopped_early,
             "test": result.test_metrics, "wall_time_s": round(result.wall_time, 3),
         })

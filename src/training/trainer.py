@@ -5,6 +5,7 @@ problem (the loss of a batch, the metrics, the pictures) comes from the task thr
 `training.task.Task`; the loop itself trains, evaluates, logs through LOGGER and checkpoints.
 """
 
+import contextlib
 import signal
 import sys
 import time
@@ -16,6 +17,7 @@ from torch import nn
 
 from training.data_loading import Loaders
 from training.distributed import all_reduce_sum, any_rank
+from training.early_stopping import EarlyStopping
 from training.evaluation import Evaluation, evaluate, log_drawings
 from training.signals import GracefulStop
 from training.task import StepOutput, Task
@@ -39,6 +41,10 @@ class TrainingConfig:
     keep_checkpoints: int = option(2, "how many epoch checkpoints to keep (the newest)", gt=0)
     best_metric: str = option("val/loss", "the validation metric that picks best.pt: val/<one of the task's metrics>")
     best_mode: Literal["min", "max"] = option("min", "whether a larger (max) or smaller (min) best_metric is better")
+    accumulate_steps: int = option(
+        1, "micro-batches whose gradients add up to one optimizer step (the logged step counts "
+        "optimizer steps)", gt=0,
+    )
     stop_check_every: int = option(
         10, "under torchrun, steps between the ranks' agreement on a stop signal (one collective and "
         "one host read; none in between)", gt=0,
@@ -66,6 +72,7 @@ class TrainState:
     batches_done: int = 0  # batches of the current (unfinished) epoch already trained
     global_step: int = 0  # completed optimizer steps; the next step is logged at this index
     history: dict[str, float] = field(default_factory=dict)  # the latest epoch's means and metrics
+    stopped_early: str | None = None  # the reason, once early stopping ended the training
 
 
 class EpochTotals:
@@ -116,12 +123,13 @@ class Trainer:
     device: torch.device
     stop: GracefulStop
     profiler: Profiler
+    early_stopping: EarlyStopping
     state: TrainState = field(default_factory=TrainState)
 
     def fit(self) -> None:
         """Train until the configured number of epochs or a stop signal."""
         clock = EpochClock(first_epoch=self.state.epoch, epochs=self.config.epochs)
-        while self.state.epoch < self.config.epochs:
+        while self.state.epoch < self.config.epochs and self.state.stopped_early is None:
             if not self.train_epoch():
                 self.save(epoch_end=False, evaluation=None)
                 LOGGER.warning(
@@ -132,8 +140,12 @@ class Trainer:
             self.state.epoch += 1
             self.state.batches_done = 0
             evaluation = self.maybe_evaluate()
+            if evaluation is not None:
+                self.state.stopped_early = self.early_stopping.update(self.state.history[self.early_stopping.config.metric])
             self.save(epoch_end=True, evaluation=evaluation)
             LOGGER.info(self._epoch_line(clock.lap(self.state.epoch), evaluated=evaluation is not None))
+            if self.state.stopped_early is not None:
+                LOGGER.info(f"{self.state.stopped_early}; stopped after epoch {self.state.epoch}")
 
     def _epoch_line(self, timing: str, evaluated: bool) -> str:
         """`epoch 3/15  train/loss 0.2143  val/loss 0.1532  val/accuracy 0.9630  lr 0.00095  12.1 s, eta 48 s`"""
@@ -149,29 +161,39 @@ class Trainer:
         totals = EpochTotals(self.device)
         progress = self._progress_bar()
         batches = iter(self.loaders.train)
-        for index in range(len(self.loaders.train)):
+        accumulate, batch_count = self.config.accumulate_steps, len(self.loaders.train)
+        group_loss = torch.zeros((), device=self.device)  # the mean loss of the micro-batches so far
+        for index in range(batch_count):
             with self.profiler.section("data"):
                 batch = next(batches)
                 if index < self.state.batches_done:
                     continue  # already trained before the interruption
                 batch = move_to_device(batch, self.device)
-            with self.profiler.section("forward"):
-                with torch.autocast(self.device.type, enabled=self.scaler is not None):
-                    output = self.task.train_step(self.model, batch)
-            with self.profiler.section("backward"):
+            steps_now = (index + 1) % accumulate == 0 or index + 1 == batch_count  # a group's last batch
+            if index % accumulate == 0:
                 self.optimizer.zero_grad(set_to_none=True)
-                self._backward(output.loss)
+                group_loss = torch.zeros((), device=self.device)
+            # DDP averages gradients only on the micro-batch that steps the optimizer
+            with self._gradient_sync(steps_now):
+                with self.profiler.section("forward"):
+                    with torch.autocast(self.device.type, enabled=self.scaler is not None):
+                        output = self.task.train_step(self.model, batch)
+                with self.profiler.section("backward"):
+                    self._backward(output.loss / accumulate)
+            totals.add(output)
+            group_loss = group_loss + output.loss.detach() / accumulate
+            self.state.batches_done = index + 1
+            progress.update(1)
+            if not steps_now:
+                continue
             with self.profiler.section("optimizer"):
                 self._optimizer_step()
             self.scheduler.step()
-            totals.add(output)
             step = self.state.global_step
             # this rank's loss, a device tensor: the logging thread reads it, the loop never waits
-            LOGGER.log({"train/loss": output.loss.detach(), "lr": self.optimizer.param_groups[0]["lr"]}, step)
+            LOGGER.log({"train/loss": group_loss, "lr": self.optimizer.param_groups[0]["lr"]}, step)
             self.profiler.step(step)  # every `log_every` steps: time/<section> means
             self.state.global_step += 1
-            self.state.batches_done = index + 1
-            progress.update(1)
             if self._should_stop(totals, progress):
                 progress.close()
                 return False
@@ -217,6 +239,12 @@ class Trainer:
         if stop_any:
             self._stop_for_another_rank()
         return stop_any
+
+    def _gradient_sync(self, steps_now: bool) -> Any:
+        """DDP's `no_sync` on micro-batches that do not step the optimizer; a no-op otherwise."""
+        if steps_now or not isinstance(self.model, nn.parallel.DistributedDataParallel):
+            return contextlib.nullcontext()
+        return self.model.no_sync()
 
     def _backward(self, loss: torch.Tensor) -> None:
         if self.scaler is not None:
@@ -266,7 +294,10 @@ class Trainer:
             checkpoint = build_checkpoint(
                 model=self.model, optimizer=self.optimizer, scheduler=self.scheduler,
                 scaler=self.scaler, epoch=self.state.epoch, global_step=self.state.global_step,
-                best_metric=best, extra={"batches_done": self.state.batches_done},
+                best_metric=best, extra={
+                    "batches_done": self.state.batches_done, "stopped_early": self.state.stopped_early,
+                    "early_stopping": self.early_stopping.state_dict(),
+                },
             )
             epoch_file = epoch_end and self.state.epoch % self.config.checkpoint_every == 0
             self.checkpoints.save(checkpoint, epoch_file=epoch_file, metric=metric)

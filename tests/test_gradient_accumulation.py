@@ -1,0 +1,73 @@
+"""Gradient accumulation: micro-batches add up to one optimizer step, logged steps count
+optimizer steps, and a run stopped by SIGTERM resumes exactly."""
+
+import json
+import signal
+import subprocess
+
+import pytest
+import torch
+
+from conftest import REPO_ROOT
+from test_engine_toy_task import CONFIG, _command, _env
+from train_support import read_metrics, wait_for
+from utils.checkpointing.io import load_checkpoint
+from utils.management import create_run
+
+pytestmark = pytest.mark.slow
+
+
+def _config(batch_size: int, accumulate: int, epochs: int) -> dict:
+    config = json.loads(json.dumps(CONFIG))
+    config["data"]["batch_size"] = batch_size
+    config["training"].update(accumulate_steps=accumulate, epochs=epochs)
+    return config
+
+
+def _train(exp: str, run: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(_command(exp, run, *args), capture_output=True, text=True, timeout=120,
+                          env=_env(), cwd=REPO_ROOT, check=False)
+
+
+def test_two_micro_batches_of_4_step_like_one_batch_of_8():
+    whole = create_run("acc", "whole", _config(batch_size=8, accumulate=1, epochs=3))
+    split = create_run("acc", "split", _config(batch_size=4, accumulate=2, epochs=3))
+    for run in ("whole", "split"):
+        done = _train("acc", run)
+        assert done.returncode == 0, done.stderr
+    assert read_metrics(split)["step"].tolist() == list(range(3 * 20)), "one logged step per optimizer step"
+    expected = load_checkpoint(whole / "checkpoints" / "last.pt")["model"]
+    actual = load_checkpoint(split / "checkpoints" / "last.pt")["model"]
+    for name in expected:
+        assert torch.allclose(expected[name], actual[name], atol=1e-5), name
+    losses = read_metrics(whole)["train/loss"], read_metrics(split)["train/loss"]
+    assert torch.allclose(torch.tensor(losses[0].values), torch.tensor(losses[1].values), atol=1e-5)
+
+
+def test_an_accumulating_run_stopped_by_sigterm_resumes_exactly():
+    steps = 40 * 14  # 40 micro-batches of 4 per epoch, 3 per step: 13 full groups and one of 1
+    reference = create_run("acc", "reference", _config(batch_size=4, accumulate=3, epochs=40))
+    interrupted = create_run("acc", "interrupted", _config(batch_size=4, accumulate=3, epochs=40))
+    assert _train("acc", "reference").returncode == 0
+
+    process = subprocess.Popen(_command("acc", "interrupted"), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, env=_env(), cwd=REPO_ROOT)
+    try:
+        wait_for(lambda: (interrupted / "checkpoints" / "checkpoint_epoch_1.pt").exists(), process)
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 143
+    stopped = load_checkpoint(interrupted / "checkpoints" / "last.pt")
+    assert 14 <= stopped["global_step"] < steps
+    assert stopped["extra"]["batches_done"] % 3 == 0 or stopped["extra"]["batches_done"] == 40, "stops between groups"
+
+    resumed = _train("acc", "interrupted", "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    expected = load_checkpoint(reference / "checkpoints" / "last.pt")["model"]
+    actual = load_checkpoint(interrupted / "checkpoints" / "last.pt")["model"]
+    assert all(torch.equal(expected[name], actual[name]) for name in expected)
+    assert read_metrics(interrupted)["step"].tolist() == list(range(steps))
