@@ -33,6 +33,20 @@ def test_training_writes_every_output_of_a_run():
     assert (run_dir / "logs" / "architecture.txt").is_file()
     assert "test/accuracy" in result.stdout and str(run_dir) in result.stdout
     assert "tensorboard --logdir" in result.stdout
+    _assert_one_line_per_epoch_and_the_ending(result.stderr, (run_dir / "logs" / "log.txt").read_text())
+    assert not (run_dir / "plots" / "epoch.png").exists(), "a counter is not a curve"
+    assert (run_dir / "plots" / "accuracy.png").is_file()
+
+
+def _assert_one_line_per_epoch_and_the_ending(console: str, log: str) -> None:
+    """Also when stderr is no terminal: `epoch N/M` with the losses, lr and ETA, in log.txt too."""
+    for epoch in (1, 2, 3):
+        lines = [line for line in console.splitlines() if f"epoch {epoch}/3 " in line]
+        assert len(lines) == 1, console
+        for word in ("train/loss", "val/loss", "val/accuracy", "lr", "eta"):
+            assert word in lines[0]
+        assert lines[0].split(" INFO ", 1)[1] in log
+    assert "finished at epoch 3, step 60" in log and "test/accuracy" in log
 
 
 def test_set_overrides_apply_to_the_session_only():

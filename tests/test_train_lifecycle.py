@@ -100,22 +100,6 @@ def test_resume_of_a_finished_run_says_so_and_trains_nothing():
     assert _snapshot(run_dir) == before
 
 
-def test_the_console_and_log_txt_show_one_line_per_epoch_and_the_ending():
-    run_dir = make_run("exp", "talk", "logging.tensorboard=false")
-    result = train("exp", "talk")
-    assert result.returncode == 0, result.stderr
-    log = (run_dir / "logs" / "log.txt").read_text()
-    for epoch in (1, 2, 3):
-        console = [line for line in result.stderr.splitlines() if f"epoch {epoch}/3 " in line]
-        assert len(console) == 1, result.stderr
-        for word in ("train/loss", "val/loss", "val/accuracy", "lr", "eta"):
-            assert word in console[0]
-        assert console[0].split(" INFO ", 1)[1] in log
-    assert "finished at epoch 3, step 60" in log and "test/accuracy" in log
-    assert not (run_dir / "plots" / "epoch.png").exists(), "a counter is not a curve"
-    assert (run_dir / "plots" / "accuracy.png").is_file()
-
-
 def test_a_full_disk_stops_the_run_with_one_clear_line_and_resume_works_once_space_is_freed(
     tmpfs_mount, monkeypatch
 ):
