@@ -13,11 +13,14 @@ from torch import Tensor, nn
 from models.util_modules import MLP, ConvBlock
 from utils.logging import Logger
 from utils.model_debugger import ModelDebugger, NonFiniteError
+from utils.debugging import memo
+from utils.debugging.cpu_stats import finite_cpu_stats, load_kernels, numpy_stats
 from utils.debugging.layers import select_layers
 from utils.debugging.stats import (
     STAT_NAMES,
     _device_stats,
     _finite_cpu_stats,
+    _padded_stats,
     compute_stats,
     compute_stats_many,
     to_floats,
@@ -190,6 +193,64 @@ def test_to_floats_nests_layer_kind_stat() -> None:
     nested = to_floats({"a": {"output": compute_stats(torch.tensor([2.0, -2.0]))}})
     assert nested["a"]["output"]["mean"] == 0.0
     assert nested["a"]["output"]["abs_mean"] == 2.0
+
+
+def test_padded_batch_used_on_accelerators_equals_one_by_one_statistics() -> None:
+    torch.manual_seed(0)
+    tensors = [torch.randn(288), torch.ones(32), torch.zeros(7), torch.relu(torch.randn(64)),
+               torch.randn(3, 4) * 5 + 100, torch.tensor([1.0, float("nan"), 0.0, float("inf"), -float("inf"), 0.0]),
+               torch.randn(5).double()]
+    batched = _padded_stats([tensor.reshape(-1) for tensor in tensors])  # (K, S)
+    for tensor, row in zip(tensors, batched.unbind(), strict=True):
+        assert torch.allclose(row, compute_stats(tensor), rtol=1e-5, atol=1e-6, equal_nan=True), tensor
+
+
+CPU_CASES = {
+    "normal": torch.randn(70_000), "relu": torch.relu(torch.randn(300, 7)), "negative": -torch.rand(5000) - 1,
+    "large mean": 1000 + 0.01 * torch.randn(10_000), "zeros and -0.0": torch.tensor([0.0, -0.0, 2.0, -3.0]),
+    "float64": torch.randn(4097).double(), "NaN": torch.tensor([1.0, float("nan")]),
+    "Inf": torch.tensor([float("inf")]),
+}
+
+
+@pytest.mark.parametrize("case", CPU_CASES)
+def test_numpy_fallback_equals_the_c_kernel(case: str) -> None:
+    if not load_kernels():
+        pytest.skip("no C compiler: only the NumPy path runs here")
+    tensor = CPU_CASES[case]
+    kernel, fallback = finite_cpu_stats(tensor), numpy_stats(tensor.reshape(-1).numpy())
+    if case in ("NaN", "Inf"):
+        assert kernel is None and fallback is None
+    else:
+        assert kernel.tolist() == pytest.approx(fallback.tolist(), rel=1e-5, abs=1e-6)
+
+
+@pytest.fixture
+def measured(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, ...]]:
+    """Shapes of the tensors whose statistics the debugger computes (rather than reuses)."""
+    shapes: list[tuple[int, ...]] = []
+    measure = memo.compute_stats
+    monkeypatch.setattr(memo, "compute_stats", lambda tensor: shapes.append(tuple(tensor.shape)) or measure(tensor))
+    return shapes
+
+
+def test_an_alias_reuses_the_statistics_of_its_source(measured: list[tuple[int, ...]]) -> None:
+    model = nn.Sequential(nn.Linear(3, 4), nn.Identity(), nn.Flatten())  # (B, 2, 3) -> (B, 2, 4) -> same -> (B, 8)
+    with ModelDebugger(model, capture=["output", "grad"]) as debugger:
+        model(torch.randn(5, 2, 3)).square().mean().backward()
+    assert measured == [(5, 2, 4), (5, 8)]  # the linear layer's output, the gradient reaching the flatten
+    stats = debugger.stats()
+    assert stats["0"] == stats["1"] == stats["2"]
+
+
+def test_an_in_place_write_is_measured_again(measured: list[tuple[int, ...]]) -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 4), nn.ReLU(inplace=True))  # the ReLU overwrites the linear layer's output
+    with ModelDebugger(model, capture=["output"]) as debugger, torch.no_grad():
+        model(torch.randn(16, 4))
+    assert len(measured) == 2
+    stats = debugger.stats()
+    assert stats["0"]["output"]["min"] < 0 <= stats["1"]["output"]["min"]
 
 
 # --- selection --------------------------------------------------------------------------------

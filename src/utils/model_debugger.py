@@ -22,7 +22,8 @@ from torch.utils.hooks import RemovableHandle
 
 from utils.logging import LOGGER
 from utils.debugging.layers import Selector, first_tensor, select_layers
-from utils.debugging.stats import STAT_NAMES, compute_stats, compute_stats_many, format_summary, to_floats
+from utils.debugging.memo import StatsMemo
+from utils.debugging.stats import STAT_NAMES, compute_stats_many, format_summary, to_floats
 
 CAPTURE_KINDS = ("output", "grad", "params", "param_grads")
 MODES = ("once", "every", "always")
@@ -79,6 +80,7 @@ class ModelDebugger:
         self.log_stats, self.step = log_stats, start_step
         self.logger = LOGGER if logger is None else logger
         self._stats: dict[str, dict[str, Tensor]] = {}  # layer -> kind -> (S,) statistics
+        self._memo = StatsMemo()  # a step's aliases (Flatten, Identity, their gradients) are measured once
         self._buffers: dict[tuple[str, str], deque[Tensor]] = {}
         self._shapes: dict[str, tuple[int, ...]] = {}
         self._breaks: dict[str, list[tuple[str, Callable[[Tensor], Any] | None]]] = {}
@@ -117,6 +119,7 @@ class ModelDebugger:
         self._handles, self._pass_handles = [], []
         self._attached = False
         self._model_inputs, self._outputs_finite = None, {}  # a forward the guard stopped never ended
+        self._memo.clear()
         self._flush_log()
 
     @property
@@ -193,6 +196,7 @@ class ModelDebugger:
             self._capturing = False  # the captured step's backward never completed: give up on it
             self.detach()
             return
+        self._memo.clear()
         self._current_step, self.step = self.step, self.step + 1
         self._capturing = self.mode != "every" or self._current_step % self.every == 0
         self._once_started = True
@@ -261,7 +265,7 @@ class ModelDebugger:
     def _record(self, name: str, kind: str, tensor: Tensor) -> None:
         """Keep statistics and/or a detached clone (never a view that later writes would change)."""
         if self.keep != "tensors":
-            self._stats.setdefault(name, {})[kind] = compute_stats(tensor)
+            self._stats.setdefault(name, {})[kind] = self._memo.measure(tensor)
         if self.keep != "stats":
             buffer = self._buffers.setdefault((name, kind), deque(maxlen=self.buffer_size))
             buffer.append(tensor.detach().clone())

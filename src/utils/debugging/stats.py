@@ -5,15 +5,15 @@ tensor (in `STAT_NAMES` order), so capturing them never synchronises a GPU; they
 floats only when read (`to_floats`), in a single transfer.
 """
 
-import math
 from collections.abc import Mapping, Sequence
 
 import torch
 from torch import Tensor
 
+from utils.debugging.cpu_stats import finite_cpu_stats as _finite_cpu_stats
+
 STAT_NAMES = ("mean", "std", "min", "max", "abs_mean", "norm", "zero_frac", "nan_count", "inf_count")
-SMALL = 4096  # tensors up to this size are batched by compute_stats_many
-_CANCELLATION = 0.05  # below this share of E[x^2], the variance is recomputed two-pass
+SMALL = 4096  # tensors up to this size on an accelerator are batched by compute_stats_many
 _MASK_CACHE: dict[tuple[tuple[int, ...], torch.device], tuple[Tensor, Tensor]] = {}
 _AFFINE_CACHE: dict[tuple[int, torch.device], tuple[Tensor, Tensor]] = {}
 
@@ -35,47 +35,20 @@ def compute_stats(tensor: Tensor) -> Tensor:
     """Statistics of `tensor` as a (len(STAT_NAMES),) float32 tensor on its device.
 
     Nothing synchronises a GPU. `std` is the population standard deviation (correction 0,
-    two-pass, so a large mean does not drown it); NaNs propagate into the value statistics and
+    computed so that a large mean does not drown it); NaNs propagate into the value statistics and
     are counted in `nan_count` (and as non-zero in `zero_frac`). An empty tensor gives NaN
     statistics and zero counts.
     """
-    x = tensor.detach().reshape(-1)  # (N,)
+    x = tensor.detach()
     if x.dtype != torch.float32 and x.dtype != torch.float64:
         x = x.float()
     if x.numel() == 0:
         return torch.tensor([float("nan")] * 7 + [0.0, 0.0], device=x.device)
-    if x.device.type == "cpu":
-        stats = _finite_cpu_stats(x)
+    if x.is_cpu:
+        stats = _finite_cpu_stats(x)  # one pass in the calling thread, any shape
         if stats is not None:
             return stats
-    return _device_stats(x)
-
-
-def _finite_cpu_stats(x: Tensor) -> Tensor | None:
-    """Fast path for a finite CPU tensor, where reading a value costs nothing: the extremes
-    decide which full passes are needed (a ReLU output needs no pass for |x|, a tensor without
-    a zero crossing none for counting zeros, and no NaN/Inf counting is needed once the mean and
-    the sum of squares are finite). None if not all finite."""
-    n = x.numel()
-    mean_t = x.mean()
-    low_t, high_t = torch.aminmax(x)
-    squares_t = torch.dot(x, x)  # sum of squares in one BLAS pass
-    mean, low, high, squares = mean_t.item(), low_t.item(), high_t.item(), squares_t.item()
-    if not (math.isfinite(mean) and math.isfinite(squares)):
-        return None
-    if low >= 0:
-        magnitude, abs_mean = x, mean  # |x| is x itself: no pass needed
-    elif high <= 0:
-        magnitude, abs_mean = x, -mean  # signs all <= 0: their summed magnitude counts non-zeros
-    else:
-        magnitude = x.abs()  # (N,)
-        abs_mean = magnitude.sum().item() / n
-    zeros = 0.0 if low > 0 or high < 0 else n - abs(torch.sign(magnitude).sum().item())
-    variance = squares / n - mean * mean
-    if variance < _CANCELLATION * squares / n:  # mean dominates: E[x^2] - mean^2 lost its digits
-        variance = torch.dot(centered := x - mean_t, centered).item() / n
-    return torch.tensor([mean, math.sqrt(max(variance, 0.0)), low, high, abs_mean, math.sqrt(squares), zeros / n,
-                         0.0, 0.0], dtype=torch.float32)
+    return _device_stats(x.reshape(-1))
 
 
 def _device_stats(x: Tensor) -> Tensor:
@@ -101,16 +74,17 @@ def _device_stats(x: Tensor) -> Tensor:
 
 
 def compute_stats_many(tensors: Sequence[Tensor]) -> list[Tensor]:
-    """`compute_stats` of each tensor, with the small ones done together in a few batched ops.
+    """`compute_stats` of each tensor, with the small ones on an accelerator done together.
 
-    Small float tensors on one device (biases, norm weights, ...) are padded into one (K, L)
-    float64 matrix whose row statistics cost about as much as one tensor's; the rest go one by
-    one. Nothing synchronises a GPU.
+    Small float tensors on one accelerator (biases, norm weights, ...) are padded into one
+    (K, L) float64 matrix whose row statistics take about as many kernel launches as one
+    tensor's; the rest go one by one, and so does everything on CPU, where the one-pass sums
+    cost less per tensor than the batch's twenty ops. Nothing synchronises a GPU.
     """
     results: list[Tensor | None] = [None] * len(tensors)
     groups: dict[torch.device, list[int]] = {}
     for index, tensor in enumerate(tensors):
-        if 0 < tensor.numel() <= SMALL and tensor.is_floating_point():
+        if tensor.device.type != "cpu" and 0 < tensor.numel() <= SMALL and tensor.is_floating_point():
             groups.setdefault(tensor.device, []).append(index)
         else:
             results[index] = compute_stats(tensor)
