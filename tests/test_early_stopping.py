@@ -1,13 +1,11 @@
 """Early stopping: the rule, its config, and a resume that stops at the same epoch."""
 
 import json
-import subprocess
 
 import pytest
 import torch
 
-from test_engine_toy_task import CONFIG, _command, _env
-from conftest import REPO_ROOT
+from test_engine_toy_task import CONFIG, _train
 from train_support import read_metrics
 from training.early_stopping import EarlyStopping, EarlyStoppingConfig
 from training.run_config import parse_run_config
@@ -41,10 +39,6 @@ def test_the_watched_metric_must_be_one_the_task_produces():
     with pytest.raises(ConfigValueError, match=r"early_stopping.metric='val/f1'.*choose one of val/loss, val/mae"):
         parse_run_config(config)
 
-
-def _train(exp: str, run: str, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(_command(exp, run, *args), capture_output=True, text=True, timeout=120,
-                          env=_env(), cwd=REPO_ROOT, check=False)
 
 
 @pytest.mark.slow

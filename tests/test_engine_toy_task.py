@@ -3,7 +3,6 @@ trains through the real `02_train.py`, stops on a real SIGTERM and resumes exact
 
 import ast
 import json
-import signal
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -16,7 +15,7 @@ from torch import Tensor, nn
 from torch.utils.data import TensorDataset
 
 from conftest import REPO_ROOT, SRC, subprocess_env
-from train_support import read_metrics, wait_for
+from train_support import read_metrics, signal_once_ready
 from training.task import Datasets, StepOutput, Task, register_task
 from utils.checkpointing.io import load_checkpoint
 from utils.config_fields import option
@@ -90,7 +89,7 @@ def _env() -> dict[str, str]:
 
 
 def _train(exp: str, run: str, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(_command(exp, run, *args), capture_output=True, text=True, timeout=120,
+    return subprocess.run(_command(exp, run, *args), capture_output=True, text=True, timeout=240,
                           env=_env(), cwd=REPO_ROOT, check=False)
 
 
@@ -102,17 +101,8 @@ def test_a_task_defined_in_a_test_file_trains_stops_and_resumes_exactly():
     assert done.returncode == 0, done.stderr
     assert "test/mae" in done.stdout
 
-    process = subprocess.Popen(_command("toy", "interrupted"), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True, env=_env(), cwd=REPO_ROOT)
-    try:
-        wait_for(lambda: (interrupted / "checkpoints" / "checkpoint_epoch_1.pt").exists(), process)
-        process.send_signal(signal.SIGTERM)
-        process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    assert process.returncode == 143
+    ready = (interrupted / "checkpoints" / "checkpoint_epoch_1.pt").exists
+    assert signal_once_ready(_command("toy", "interrupted"), ready, env=_env()) == 143
     stopped_at = load_checkpoint(interrupted / "checkpoints" / "last.pt")["global_step"]
     assert 20 <= stopped_at < STEPS
 

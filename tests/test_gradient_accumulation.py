@@ -2,15 +2,12 @@
 optimizer steps, and a run stopped by SIGTERM resumes exactly."""
 
 import json
-import signal
-import subprocess
 
 import pytest
 import torch
 
-from conftest import REPO_ROOT
-from test_engine_toy_task import CONFIG, _command, _env
-from train_support import read_metrics, wait_for
+from test_engine_toy_task import CONFIG, _command, _env, _train
+from train_support import read_metrics, signal_once_ready
 from utils.checkpointing.io import load_checkpoint
 from utils.management import create_run
 
@@ -23,10 +20,6 @@ def _config(batch_size: int, accumulate: int, epochs: int) -> dict:
     config["training"].update(accumulate_steps=accumulate, epochs=epochs)
     return config
 
-
-def _train(exp: str, run: str, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(_command(exp, run, *args), capture_output=True, text=True, timeout=120,
-                          env=_env(), cwd=REPO_ROOT, check=False)
 
 
 def test_two_micro_batches_of_4_step_like_one_batch_of_8():
@@ -50,17 +43,8 @@ def test_an_accumulating_run_stopped_by_sigterm_resumes_exactly():
     interrupted = create_run("acc", "interrupted", _config(batch_size=4, accumulate=3, epochs=40))
     assert _train("acc", "reference").returncode == 0
 
-    process = subprocess.Popen(_command("acc", "interrupted"), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True, env=_env(), cwd=REPO_ROOT)
-    try:
-        wait_for(lambda: (interrupted / "checkpoints" / "checkpoint_epoch_1.pt").exists(), process)
-        process.send_signal(signal.SIGTERM)
-        process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    assert process.returncode == 143
+    ready = (interrupted / "checkpoints" / "checkpoint_epoch_1.pt").exists
+    assert signal_once_ready(_command("acc", "interrupted"), ready, env=_env()) == 143
     stopped = load_checkpoint(interrupted / "checkpoints" / "last.pt")
     assert 14 <= stopped["global_step"] < steps
     assert stopped["extra"]["batches_done"] % 3 == 0 or stopped["extra"]["batches_done"] == 40, "stops between groups"

@@ -1,5 +1,6 @@
 """Helpers shared by the training tests: tiny runs, training subprocesses, readers."""
 
+import signal
 import subprocess
 import sys
 import time
@@ -51,6 +52,21 @@ def wait_for(condition, process: subprocess.Popen, timeout: float = 120) -> None
             process.kill()
             raise AssertionError("condition not reached in time")
         time.sleep(0.05)
+
+
+def signal_once_ready(command: list[str], ready, signum: int = signal.SIGTERM, env: dict | None = None) -> int:
+    """Start `command`, send `signum` once `ready()` holds, return its exit code (bounded in time)."""
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env=env or subprocess_env(), cwd=REPO_ROOT)
+    try:
+        wait_for(ready, process)
+        process.send_signal(signum)
+        process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    return process.returncode
 
 
 def read_metrics(run_dir: Path) -> pd.DataFrame:
