@@ -29,6 +29,9 @@ def experiments_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     root.mkdir()
     monkeypatch.setenv("EXPERIMENTS_ROOT", str(root))
     monkeypatch.setenv("WANDB_MODE", "offline")
+    # `make test` runs two workers on two cores: one thread per process (the subprocesses' torch
+    # and BLAS) instead of four threads fighting over two cores
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
     monkeypatch.setenv("WANDB_SILENT", "true")
     monkeypatch.setenv("WANDB_DISABLE_GIT", "true")
     monkeypatch.setenv("WANDB_CONFIG_DIR", str(tmp_path / "wandb-config"))
@@ -100,3 +103,4 @@ def run_in_group(command: list[str], *, timeout: float, **kwargs) -> subprocess.
             process.communicate()
             raise
     return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
+

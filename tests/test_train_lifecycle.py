@@ -15,7 +15,7 @@ from utils.checkpointing.io import load_checkpoint
 
 pytestmark = pytest.mark.slow
 
-WORKERS = ("data.num_workers=2", "data.batch_size=16", "logging.tensorboard=false")
+WORKERS = ("data.num_workers=2", "data.batch_size=32", "logging.tensorboard=false")
 
 
 def _train_in_group(exp: str, run: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
