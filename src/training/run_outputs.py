@@ -70,17 +70,10 @@ def write_summary(run: Run, summary: dict[str, Any]) -> None:
     atomic_write_text(run.logs / SUMMARY_FILE, json.dumps(summary, indent=2, sort_keys=True) + "\n")
 
 
-def finished_epochs(run: Run) -> int | None:
-    """Epochs trained by the session that finished last, None when none finished."""
+def read_summary(run: Run) -> dict[str, Any] | None:
+    """What the session that finished last wrote (epochs, stopped_early, ...), None when none did."""
     try:
-        return int(json.loads((run.logs / SUMMARY_FILE).read_text())["epochs"])
-    except (OSError, ValueError, KeyError, TypeError):
+        summary = json.loads((run.logs / SUMMARY_FILE).read_text())
+    except (OSError, ValueError):
         return None
-
-
-def stopped_early(run: Run) -> bool:
-    """Whether the session that finished last was ended by early stopping."""
-    try:
-        return bool(json.loads((run.logs / SUMMARY_FILE).read_text()).get("stopped_early"))
-    except (OSError, ValueError, AttributeError):
-        return False
+    return summary if isinstance(summary, dict) and isinstance(summary.get("epochs"), int) else None

@@ -18,7 +18,7 @@ from training.early_stopping import EarlyStopping, EarlyStoppingConfig
 from training.evaluation import evaluate, log_drawings
 from training.optim import OptimizerConfig, SchedulerConfig, build_optimizer, build_scheduler
 from training.run_config import RunConfig, RunSettings
-from training.run_outputs import finished_epochs, move_outputs_aside, refuse_plain_start, stopped_early, write_summary
+from training.run_outputs import move_outputs_aside, read_summary, refuse_plain_start, write_summary
 from training.signals import GracefulStop
 from training.task import TaskContext
 from training.trainer import Trainer, TrainingConfig, TrainState
@@ -114,9 +114,10 @@ def _finish(logger: Logger, failing: bool) -> None:
 
 def _already_finished(run: Run, epochs: int) -> bool:
     """True when a finished session trained every configured epoch; says so on stdout."""
-    done = finished_epochs(run)
-    if done is None or done < epochs and not stopped_early(run):
+    summary = read_summary(run)
+    if summary is None or summary["epochs"] < epochs and not summary.get("stopped_early"):
         return False
+    done = summary["epochs"]
     if is_main_process():
         print(
             f"run {run.name} is finished ({done} epochs); nothing to do. "

@@ -20,6 +20,7 @@ import typing
 from collections.abc import Callable, Iterable
 from typing import Any, Literal
 
+from utils.configs import closest_key
 from utils.errors import ConfigKeyError, ConfigValueError
 
 ROOT = ""  # the SECTION of top-level keys (seed, task, ...)
@@ -164,17 +165,18 @@ def json_type(value: Any) -> str:
 
 def suggest(key: str, known: Iterable[str]) -> str:
     """`; did you mean 'training.epochs'?` for the closest known key, else ''."""
-    close = difflib.get_close_matches(key, list(known), n=1, cutoff=0.6)
-    if not close:  # a misspelt section: compare the section names alone
-        section, _, rest = key.partition(".")
-        sections = {k.partition(".")[0] for k in known if "." in k}
-        close_sections = difflib.get_close_matches(section, sorted(sections), n=1, cutoff=0.6)
-        if close_sections and rest:
-            close = difflib.get_close_matches(f"{close_sections[0]}.{rest}", list(known), n=1, cutoff=0.5)
-        close = close or [f"{s}" for s in close_sections]
-    if close:
-        return f"; did you mean {close[0]!r}?"
+    known = list(known)
     sections = sorted({k.partition(".")[0] for k in known if "." in k})
+    close = closest_key(key, known)
+    if close is None:  # a misspelt section: compare the section names alone
+        section, _, rest = key.partition(".")
+        close_section = closest_key(section, sections)
+        if close_section is not None and rest:
+            matches = difflib.get_close_matches(f"{close_section}.{rest}", known, n=1, cutoff=0.5)
+            close = matches[0] if matches else None
+        close = close or close_section
+    if close:
+        return f"; did you mean {close!r}?"
     return f"; the known sections are {', '.join(sections)}" if sections else ""
 
 
