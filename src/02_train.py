@@ -7,11 +7,17 @@ SIGINT/SIGTERM after saving `last.pt` (resume with --resume).
 
 import argparse
 import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
+from training.signals import exit_on_late_sigterm, ignore_sigterm
 from utils.cli import add_name_option, require_name
 from utils.errors import RunIOError, TemplateError
 from utils.configs import apply_overrides, load_config_file
 from utils.management import Run
+
+if TYPE_CHECKING:
+    from training.callbacks import EpochCallback  # imports torch: only for type checkers
 
 EPILOG = """examples:
   python src/02_train.py -e example -r first
@@ -45,7 +51,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, callbacks: Sequence["EpochCallback"] = ()) -> int:
+    """The CLI; returns its exit code. `callbacks` (see `training.callbacks`) let a caller in the
+    same process, such as a sweep, watch each evaluated epoch on rank 0 and stop the run."""
     args = parse_args(argv)
     try:
         args.experiment = require_name(args.experiment, "experiment")
@@ -57,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
 
         config = parse_run_config(raw, str(run.config_file))
         device = _device(args.device)
-        result = run_session(run, config, device, args.resume, args.restart)
+        result = run_session(run, config, device, args.resume, args.restart, callbacks)
     except TemplateError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -102,4 +110,7 @@ def print_summary(result: "SessionResult", args: argparse.Namespace) -> None:  #
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_on_late_sigterm()
+    code = main()
+    ignore_sigterm()
+    sys.exit(code)

@@ -93,26 +93,33 @@ def _train(exp: str, run: str, *args: str) -> subprocess.CompletedProcess:
                           env=_env(), cwd=REPO_ROOT, check=False)
 
 
-@pytest.mark.slow
-def test_a_task_defined_in_a_test_file_trains_stops_and_resumes_exactly():
-    reference = create_run("toy", "reference", json.loads(json.dumps(CONFIG)))
-    interrupted = create_run("toy", "interrupted", json.loads(json.dumps(CONFIG)))
-    done = _train("toy", "reference")
+def check_exact_resume(exp: str, config: dict) -> tuple[Path, Path]:
+    """Train `config` uninterrupted and with a SIGTERM after epoch 1 then `--resume`; check both
+    end with the same weights and every step once in the CSV. Returns (reference, interrupted)."""
+    reference = create_run(exp, "reference", json.loads(json.dumps(config)))
+    interrupted = create_run(exp, "interrupted", json.loads(json.dumps(config)))
+    done = _train(exp, "reference")
     assert done.returncode == 0, done.stderr
     assert "test/mae" in done.stdout
 
     ready = (interrupted / "checkpoints" / "checkpoint_epoch_1.pt").exists
-    assert signal_once_ready(_command("toy", "interrupted"), ready, env=_env()) == 143
+    assert signal_once_ready(_command(exp, "interrupted"), ready, env=_env()) == 143
     stopped_at = load_checkpoint(interrupted / "checkpoints" / "last.pt")["global_step"]
     assert 20 <= stopped_at < STEPS
 
-    resumed = _train("toy", "interrupted", "--resume")
+    resumed = _train(exp, "interrupted", "--resume")
     assert resumed.returncode == 0, resumed.stderr
     expected = load_checkpoint(reference / "checkpoints" / "last.pt")["model"]
     actual = load_checkpoint(interrupted / "checkpoints" / "last.pt")["model"]
     assert all(torch.equal(expected[name], actual[name]) for name in expected)
+    assert list(read_metrics(interrupted)["step"]) == list(range(STEPS))
+    return reference, interrupted
+
+
+@pytest.mark.slow
+def test_a_task_defined_in_a_test_file_trains_stops_and_resumes_exactly():
+    reference, interrupted = check_exact_resume("toy", CONFIG)
     metrics = read_metrics(interrupted)
-    assert list(metrics["step"]) == list(range(STEPS))
     assert metrics["train/loss"].tolist() == read_metrics(reference)["train/loss"].tolist()
     assert metrics["val/mae"].dropna().iloc[-1] < 0.2, "the toy task learns"
 

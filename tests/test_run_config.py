@@ -112,6 +112,16 @@ def test_an_unknown_key_without_a_close_match_lists_the_sections():
         parse_run_config(_with("zzz", 1))
 
 
+def test_a_renamed_key_names_its_replacement_and_its_choices():
+    config = _with("training.amp", True)
+    with pytest.raises(ConfigKeyError) as error:
+        parse_run_config(config, "run/config.json")
+    assert str(error.value) == (
+        "run/config.json: training.amp was replaced by training.precision ('fp32' or 'bf16' or 'fp16'); "
+        "remove training.amp and set training.precision instead (the README's config table says what it means)"
+    )
+
+
 def test_the_meta_block_written_at_initialization_is_kept_as_it_is():
     meta = {"created": "now", "anything": [1, {"x": None}]}
     assert parse_run_config({**DEFAULT, "meta": meta}).raw["meta"] == meta

@@ -1,5 +1,7 @@
 """Evaluation of a task over a (possibly sharded) split, exact across ranks, and its drawings."""
 
+import contextlib
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,6 +14,8 @@ from training.task import Task
 from utils.helper_functions import is_main_process, move_to_device, unwrap_model
 from utils.logging import LOGGER
 
+HALF_DTYPES = (torch.float16, torch.bfloat16)
+
 
 @dataclass
 class Evaluation:
@@ -23,19 +27,29 @@ class Evaluation:
 
 
 @torch.no_grad()
-def evaluate(task: Task, model: nn.Module, loader: DataLoader, device: torch.device) -> Evaluation:
-    """Sum `task.eval_step` over this rank's shard, then over all ranks, then summarize."""
+def evaluate(
+    task: Task, model: nn.Module, loader: DataLoader, device: torch.device,
+    autocast: AbstractContextManager | None = None,
+) -> Evaluation:
+    """Sum `task.eval_step` over this rank's shard, then over all ranks, then summarize.
+
+    `autocast` is the training's precision context (see `training.precision`); half-precision
+    sums are kept in float32, since adding many values in bfloat16 would lose the metric.
+    """
     was_training = model.training
     model.eval()
     sums: dict[str, torch.Tensor] = {}
     sample = None
-    for batch in loader:
-        batch = move_to_device(batch, device)
-        for name, value in task.eval_step(model, batch).items():
-            value = torch.as_tensor(value, device=device).detach()
-            sums[name] = sums[name] + value if name in sums else value.clone()
-        if sample is None:
-            sample = batch
+    with autocast or contextlib.nullcontext():
+        for batch in loader:
+            batch = move_to_device(batch, device)
+            for name, value in task.eval_step(model, batch).items():
+                value = torch.as_tensor(value, device=device).detach()
+                if value.dtype in HALF_DTYPES:
+                    value = value.float()
+                sums[name] = sums[name] + value if name in sums else value.clone()
+            if sample is None:
+                sample = batch
     for name in sorted(sums):  # the same order on every rank
         all_reduce_sum(sums[name])
     model.train(was_training)

@@ -7,16 +7,20 @@ no task by name: the config's `task` key selects one through the registry in `tr
 import signal
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from training.callbacks import EpochCallback
+from training.compiling import check_compile
 from training.data_loading import LoaderConfig, build_loaders, close_loaders
 from training.distributed import destroy_distributed, init_distributed
 from training.early_stopping import EarlyStopping, EarlyStoppingConfig
 from training.evaluation import evaluate, log_drawings
 from training.optim import OptimizerConfig, SchedulerConfig, build_optimizer, build_scheduler
+from training.precision import MixedPrecision, check_precision
 from training.run_config import RunConfig, RunSettings
 from training.run_outputs import move_outputs_aside, read_summary, refuse_plain_start, write_summary
 from training.signals import GracefulStop
@@ -44,11 +48,15 @@ class SessionResult:
     already_finished: bool = False
 
 
-def run_session(run: Run, config: RunConfig, device: torch.device, resume: bool, restart: bool = False) -> SessionResult:
+def run_session(
+    run: Run, config: RunConfig, device: torch.device, resume: bool, restart: bool = False,
+    callbacks: Sequence[EpochCallback] = (),
+) -> SessionResult:
     """Train the run; returns exit code 0, or 143/130 after a graceful stop on a signal.
 
     A run that has trained refuses a plain start (RunHasOutputsError): `resume` continues it,
     `restart` moves its outputs aside first. A resume of a finished run returns at once.
+    `callbacks` are asked after each evaluated epoch on rank 0 (see `training.callbacks`).
     """
     started = time.perf_counter()
     if not (resume or restart):
@@ -56,10 +64,11 @@ def run_session(run: Run, config: RunConfig, device: torch.device, resume: bool,
     if resume and _already_finished(run, config[TrainingConfig].epochs):
         return SessionResult(run, None, {}, time.perf_counter() - started, 0, already_finished=True)
     stop = GracefulStop().install()
-    init_distributed(device)
+    init_distributed(device)  # first: it selects this rank's GPU, where the compile check runs
     logger: Logger | None = None
     trainer: Trainer | None = None
     try:
+        _check_machine(config[TrainingConfig], device)
         archive = move_outputs_aside(run) if restart and is_main_process() else None
         barrier()
         settings = config[RunSettings]
@@ -71,7 +80,7 @@ def run_session(run: Run, config: RunConfig, device: torch.device, resume: bool,
         if archive is not None:
             LOGGER.info(f"restart: the previous outputs were moved to {archive}")
         _start_logging(config, resume_from, checkpoints.skipped)
-        trainer = _build_trainer(config, device, checkpoints, stop)
+        trainer = _build_trainer(config, device, checkpoints, stop, tuple(callbacks))
         if resume_from is not None:
             _restore(trainer, *resume_from)
         trainer.fit()
@@ -137,30 +146,46 @@ def _start_logging(config: RunConfig, resume_from: tuple[Path, dict] | None, ski
         LOGGER.info(f"resuming from {path} at epoch {checkpoint['epoch']}, step {checkpoint['global_step']}")
 
 
-def _build_trainer(config: RunConfig, device: torch.device, checkpoints: CheckpointManager, stop: GracefulStop) -> Trainer:
+def _build_trainer(
+    config: RunConfig, device: torch.device, checkpoints: CheckpointManager, stop: GracefulStop,
+    callbacks: tuple[EpochCallback, ...],
+) -> Trainer:
     settings, training = config[RunSettings], config[TrainingConfig]
     context = TaskContext(config.parsed, settings.seed, device, get_rank(), get_world_size())
     task = config.task(context)
     loaders = build_loaders(task.build_datasets(), config[LoaderConfig], settings.seed, get_rank(), get_world_size())
     model = task.build_model().to(device)
     LOGGER.log_architecture(model)
+    if training.compile:
+        model = torch.compile(model)  # shares the parameters; checkpoints hold the plain model's keys
     if get_world_size() > 1:
         ids = [device.index] if device.type == "cuda" else None
         model = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
     optimizer = build_optimizer(model, config[OptimizerConfig])
     steps_per_epoch = -(-len(loaders.train) // training.accumulate_steps)  # optimizer steps
     scheduler = build_scheduler(optimizer, config[SchedulerConfig], steps_per_epoch, training.epochs)
-    scaler = torch.amp.GradScaler("cuda") if training.amp and device.type == "cuda" else None
     profiler = Profiler(enabled=True, logger=LOGGER, log_every=steps_per_epoch)
     early_stopping = EarlyStopping(config[EarlyStoppingConfig])
-    return Trainer(task, model, optimizer, scheduler, scaler, loaders, checkpoints, training, device, stop, profiler,
-                   early_stopping)
+    precision = MixedPrecision(training.precision, device)
+    return Trainer(task, model, optimizer, scheduler, precision, loaders, checkpoints, training, device, stop, profiler,
+                   early_stopping, callbacks)
+
+
+def _check_machine(training: TrainingConfig, device: torch.device) -> None:
+    """Usage errors (exit 2) for a precision or a compile this machine cannot do, before any training."""
+    check_precision(training.precision, device)
+    if training.compile:
+        check_compile(device)
 
 
 def _restore(trainer: Trainer, path: Path, checkpoint: dict) -> None:
+    scaler = trainer.precision.scaler
+    if scaler is not None and checkpoint["scaler"] is None:
+        LOGGER.info("the checkpoint has no GradScaler state (trained without fp16): the loss scale starts anew")
+        scaler = None
     restore_checkpoint(
         checkpoint, model=trainer.model, optimizer=trainer.optimizer,
-        scheduler=trainer.scheduler, scaler=trainer.scaler,
+        scheduler=trainer.scheduler, scaler=scaler,
     )
     extra = checkpoint["extra"]
     trainer.state = TrainState(
@@ -179,7 +204,8 @@ def _test(trainer: Trainer, run: Run) -> dict[str, float]:
             unwrap_model(trainer.model).load_state_dict(load_checkpoint(run.best_checkpoint, trainer.device)["model"])
         except CheckpointError as exc:
             LOGGER.warning(f"testing the final weights: {exc}")
-    evaluation = evaluate(trainer.task, trainer.model, trainer.loaders.test, trainer.device)
+    autocast = trainer.precision.autocast()
+    evaluation = evaluate(trainer.task, trainer.model, trainer.loaders.test, trainer.device, autocast)
     step = max(trainer.state.global_step - 1, 0)
     metrics = {f"test/{name}": value for name, value in evaluation.metrics.items()}
     LOGGER.log(metrics, step)

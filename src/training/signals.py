@@ -1,6 +1,8 @@
 """Graceful stop on SIGTERM/SIGINT: the first sets a flag, the loop saves and exits cleanly.
 
-A second SIGINT raises KeyboardInterrupt at once, for a user who really wants out.
+A second SIGINT raises KeyboardInterrupt at once, for a user who really wants out. Outside the
+session, `02_train.py` makes a SIGTERM exit 143 rather than kill the process (see
+`exit_on_late_sigterm`).
 """
 
 import signal
@@ -45,3 +47,26 @@ class GracefulStop:
         for signum, handler in self._previous.items():
             signal.signal(signum, handler)
         self._previous.clear()
+
+
+def exit_on_late_sigterm() -> None:
+    """For the CLI's process: a SIGTERM outside the training session exits 143, never kills it.
+
+    Every rank of a stopped run exits 143, and torchrun's agent sends SIGTERM to the workers still
+    running as soon as one has exited non-zero. Those are on their way out, and the interpreter's
+    teardown (seconds, with torch loaded) resets Python's handlers to the default action, which
+    would kill them (exit -15). Here a SIGTERM before or after the session raises SystemExit(143),
+    and once the session is over, `ignore_sigterm` lets the process end with its own exit code.
+    """
+
+    def leave(signum: int, frame: FrameType | None) -> None:
+        ignore_sigterm()
+        raise SystemExit(EXIT_CODES[signal.SIGTERM])
+
+    signal.signal(signal.SIGTERM, leave)
+
+
+def ignore_sigterm() -> None:
+    """Ignore SIGTERM in every thread until the process ends: unlike a Python handler, an ignored
+    signal stays ignored through the interpreter's teardown."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)

@@ -15,10 +15,12 @@ from typing import Any, ClassVar, Literal
 import torch
 from torch import nn
 
+from training.callbacks import EpochCallback, ask_callbacks
 from training.data_loading import Loaders
 from training.distributed import all_reduce_sum, any_rank
 from training.early_stopping import EarlyStopping
 from training.evaluation import Evaluation, evaluate, log_drawings
+from training.precision import MixedPrecision, Precision
 from training.signals import GracefulStop
 from training.task import StepOutput, Task
 from utils.checkpointing.io import build_checkpoint
@@ -33,9 +35,14 @@ from utils.profiler import Profiler
 @dataclass(frozen=True, kw_only=True)
 class TrainingConfig:
     SECTION: ClassVar[str] = "training"
+    RENAMED: ClassVar[dict[str, str]] = {"amp": "precision"}  # old key -> its replacement
     epochs: int = option(15, "epochs to train", gt=0)
     grad_clip: float | None = option(1.0, "clip the gradient norm to this value (null: no clipping)", gt=0)
-    amp: bool = option(False, "mixed precision with a GradScaler (CUDA only; off on the CPU)")
+    precision: Precision = option(
+        "fp32", "'fp32': no autocast; 'bf16': autocast to bfloat16 (CPU and CUDA); 'fp16': autocast "
+        "to float16 with a GradScaler (CUDA only)",
+    )
+    compile: bool = option(False, "torch.compile the model (needs a C++ compiler on the CPU, checked at start)")
     eval_every: int = option(1, "validate every N epochs (and after the last)", gt=0)
     checkpoint_every: int = option(5, "keep an epoch checkpoint every N epochs (last.pt is written every epoch)", gt=0)
     keep_checkpoints: int = option(2, "how many epoch checkpoints to keep (the newest)", gt=0)
@@ -116,7 +123,7 @@ class Trainer:
     model: nn.Module
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler
-    scaler: torch.amp.GradScaler | None
+    precision: MixedPrecision
     loaders: Loaders
     checkpoints: CheckpointManager
     config: TrainingConfig
@@ -124,6 +131,7 @@ class Trainer:
     stop: GracefulStop
     profiler: Profiler
     early_stopping: EarlyStopping
+    callbacks: tuple[EpochCallback, ...] = ()  # asked on rank 0 after each evaluated epoch
     state: TrainState = field(default_factory=TrainState)
 
     def fit(self) -> None:
@@ -141,11 +149,17 @@ class Trainer:
             self.state.batches_done = 0
             evaluation = self.maybe_evaluate()
             if evaluation is not None:
-                self.state.stopped_early = self.early_stopping.update(self.state.history[self.early_stopping.config.metric])
+                self.state.stopped_early = self._stop_reason()
             self.save(epoch_end=True, evaluation=evaluation)
             LOGGER.info(self._epoch_line(clock.lap(self.state.epoch), evaluated=evaluation is not None))
             if self.state.stopped_early is not None:
                 LOGGER.info(f"{self.state.stopped_early}; stopped after epoch {self.state.epoch}")
+
+    def _stop_reason(self) -> str | None:
+        """Early stopping's reason, else a callback's, else None (every callback still sees the epoch)."""
+        early = self.early_stopping.update(self.state.history[self.early_stopping.config.metric])
+        asked = ask_callbacks(self.callbacks, self.state.epoch, self.state.history, self.device)
+        return early if early is not None else asked
 
     def _epoch_line(self, timing: str, evaluated: bool) -> str:
         """`epoch 3/15  train/loss 0.2143  val/loss 0.1532  val/accuracy 0.9630  lr 0.00095  12.1 s, eta 48 s`"""
@@ -176,10 +190,10 @@ class Trainer:
             # DDP averages gradients only on the micro-batch that steps the optimizer
             with self._gradient_sync(steps_now):
                 with self.profiler.section("forward"):
-                    with torch.autocast(self.device.type, enabled=self.scaler is not None):
+                    with self.precision.autocast():
                         output = self.task.train_step(self.model, batch)
                 with self.profiler.section("backward"):
-                    self._backward(output.loss / accumulate)
+                    self.precision.backward(output.loss / accumulate)
             totals.add(output)
             group_loss = group_loss + output.loss.detach() / accumulate
             self.state.batches_done = index + 1
@@ -246,22 +260,11 @@ class Trainer:
             return contextlib.nullcontext()
         return self.model.no_sync()
 
-    def _backward(self, loss: torch.Tensor) -> None:
-        if self.scaler is not None:
-            self.scaler.scale(loss).backward()
-        else:
-            loss.backward()
-
     def _optimizer_step(self) -> None:
-        if self.scaler is not None:
-            self.scaler.unscale_(self.optimizer)
+        self.precision.unscale(self.optimizer)
         if self.config.grad_clip is not None:
             nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
-        if self.scaler is not None:
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-        else:
-            self.optimizer.step()
+        self.precision.step(self.optimizer)
 
     def _progress_bar(self):
         from tqdm import tqdm
@@ -275,7 +278,7 @@ class Trainer:
         """Validate every `eval_every` epochs and after the last one; log metrics and drawings."""
         if self.state.epoch % self.config.eval_every and self.state.epoch != self.config.epochs:
             return None
-        evaluation = evaluate(self.task, self.model, self.loaders.val, self.device)
+        evaluation = evaluate(self.task, self.model, self.loaders.val, self.device, self.precision.autocast())
         step = self.state.global_step - 1
         metrics = {f"val/{name}": value for name, value in evaluation.metrics.items()}
         self.state.history.update(metrics)
@@ -293,7 +296,7 @@ class Trainer:
             best = metric if metric is not None and self.checkpoints.is_better(metric) else self.checkpoints.best_metric
             checkpoint = build_checkpoint(
                 model=self.model, optimizer=self.optimizer, scheduler=self.scheduler,
-                scaler=self.scaler, epoch=self.state.epoch, global_step=self.state.global_step,
+                scaler=self.precision.scaler, epoch=self.state.epoch, global_step=self.state.global_step,
                 best_metric=best, extra={
                     "batches_done": self.state.batches_done, "stopped_early": self.state.stopped_early,
                     "early_stopping": self.early_stopping.state_dict(),

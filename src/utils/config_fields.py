@@ -9,8 +9,9 @@ A field's type comes from its annotation (int, float, bool, str, X | None, list[
 Literal[...]), its default and one-line doc from `option`, its range from `gt`/`ge`/`lt`/`le`.
 `parse_config` reads a config dict with a set of such classes: several classes may share a
 section (the engine's `data.batch_size` beside a task's `data.val_fraction`), an unknown key is
-a ConfigKeyError naming the closest known key, and a wrong type or range a ConfigValueError
-naming the key, the value and what was expected. Code then reads typed fields, not strings.
+a ConfigKeyError naming the closest known key (or, for a key a class lists in `RENAMED`, its
+replacement), and a wrong type or range a ConfigValueError naming the key, the value and what
+was expected. Code then reads typed fields, not strings.
 """
 
 import dataclasses
@@ -104,6 +105,17 @@ def all_specs(owners: Iterable[type]) -> dict[str, FieldSpec]:
                 raise ValueError(f"config key {spec.key!r} is declared twice (by {owner.__name__} too)")
             specs[spec.key] = spec
     return specs
+
+
+def renamed_keys(owners: Iterable[type]) -> dict[str, str]:
+    """Old dotted key -> its replacement, from each class's `RENAMED = {"old": "new"}` (names in
+    its section), so that a config written for an older template is told what to write now."""
+    renamed: dict[str, str] = {}
+    for owner in owners:
+        section = getattr(owner, "SECTION", ROOT)
+        prefix = f"{section}." if section else ""
+        renamed.update({prefix + old: prefix + new for old, new in getattr(owner, "RENAMED", {}).items()})
+    return renamed
 
 
 def type_name(annotation: Any) -> str:
@@ -222,7 +234,14 @@ def parse_config(config: dict[str, Any], owners: Iterable[type], source: str = "
             # an unknown section is named once, not key by key
             raise ConfigKeyError(f"{source}: unknown key {name!r}{suggest(name, sections | root_keys)}")
     given = flatten(config)
+    renamed = renamed_keys(owners)
     for key in given:
+        if key in renamed:
+            new = specs[renamed[key]]
+            raise ConfigKeyError(
+                f"{source}: {key} was replaced by {new.key} ({new.describe_type()}); remove {key} "
+                f"and set {new.key} instead (the README's config table says what it means)"
+            )
         if key not in specs:
             shown = key.rstrip(".")
             raise ConfigKeyError(f"{source}: unknown key {shown!r}{suggest(shown, specs)}")
