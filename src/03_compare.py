@@ -1,7 +1,7 @@
-"""Compare the runs of one experiment: best and final values per metric, and a shared plot.
+"""Compare the runs of one experiment, or the trials of one sweep: best and final values, and plots.
 
-Reads each run's logs/metrics.csv (pandas is imported on use, matplotlib only when plotting),
-so the script starts quickly and never touches torch.
+Reads each run's logs/metrics.csv and a sweep's state file (pandas is imported on use, matplotlib
+only when plotting), so the script starts quickly and never touches torch.
 """
 
 import argparse
@@ -9,14 +9,21 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
+from sweeps.state import SweepState, read_state, sweep_dir
 from utils.cli import add_name_option, require_name
 from utils.errors import TemplateError
-from utils.management import experiment_path, list_runs, require_run
+from utils.management import Run, experiment_path, list_runs
 from utils.names import sanitize_name
+from utils.sweep_table import (
+    export_sweep_table, format_sweep_table, list_sweeps, sweep_frame, sweep_metric, sweep_title, swept_parameters,
+)
 from visualization.plotting import MetricSummary, plot_run_comparison, read_metrics, summarize_metric
+from visualization.sweep_plots import plot_sweep
 
 PROG = "03_compare.py"
 DEFAULT_PREFIXES = ("val/", "test/")
+# flags of the run comparison that a sweep's spec decides instead (its trials, metric and mode)
+RUN_ONLY_FLAGS = {"runs": "-r/--runs", "metrics": "-m/--metrics", "mode": "--mode", "smoothing": "--smoothing"}
 EXAMPLES = """\
 examples:
   # every run of an experiment, validation and test metrics
@@ -28,9 +35,15 @@ examples:
   # smoothed comparison plot, or no plot at all
   python src/03_compare.py -e baseline -m train/loss --smoothing 0.9
   python src/03_compare.py -e baseline --no-plot
+  # the trials of a sweep (04_sweep.py): parameters, state, best and final of its metric
+  python src/03_compare.py -e baseline --sweep lr-hidden
+  # ... and the same table as tidy CSV for pandas or a spreadsheet
+  python src/03_compare.py -e baseline --sweep lr-hidden --export lr-hidden.csv --no-plot
 
 Without -m: the val/ and test/ metrics, or every metric when no run has any of those.
 Plots go to experiments/EXP/comparison_<metric>.png. Best values are marked with '*'.
+With --sweep: the metric and mode of the sweep's spec, trials sorted best first, and one plot
+of the metric against each swept parameter in experiments/EXP/sweeps/NAME/NAME_<metric>.png.
 Without -e: the experiment in $CURRENT_EXP (env.sh: setexp NAME).
 Exit codes: 0 done, 2 bad input (one line on stderr).
 """
@@ -64,15 +77,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--mode", metavar="METRIC=max|min", action="append", default=[],
         help="what counts as best for a metric (repeatable); a bare max|min applies to all",
     )
-    parser.add_argument("--smoothing", type=float, default=0.0, help="EMA weight in [0, 1) for the plot")
+    parser.add_argument("--smoothing", type=float, help="EMA weight in [0, 1) for the plot (default 0)")
     parser.add_argument("--no-plot", action="store_true", help="print the table only")
+    parser.add_argument("--sweep", metavar="NAME", help="compare the trials of this sweep instead of runs")
+    parser.add_argument("--export", metavar="FILE.csv", type=Path, help="with --sweep: write the table as CSV")
     return parser
 
 
 def load_runs(experiment: str, runs: list[str] | None) -> dict[str, "pd.DataFrame"]:  # noqa: F821
     """Each chosen run's metrics (an empty frame for a run that has logged nothing yet)."""
     names = runs if runs else [info.run for info in list_runs(experiment)]
-    return {name: read_metrics(require_run(experiment, name) / "logs" / "metrics.csv") for name in names}
+    return {name: read_metrics(Run.require(experiment, name).metrics_csv) for name in names}
 
 
 def resolve_metric(name: str, available: list[str]) -> str:
@@ -140,7 +155,7 @@ def write_plots(
 ) -> list[Path]:
     """A comparison PNG per metric that at least one run has values for."""
     folder = experiment_path(experiment)
-    csvs = {run: require_run(experiment, run) / "logs" / "metrics.csv" for run in frames}
+    csvs = {run: Run.require(experiment, run).metrics_csv for run in frames}
     written = []
     for metric in metrics:
         if any(summarize_metric(frame, metric, "min") is not None for frame in frames.values()):
@@ -151,8 +166,11 @@ def write_plots(
 
 def compare(args: argparse.Namespace, experiment: str) -> None:
     """Load, choose metrics, print the tables, plot."""
-    if not 0.0 <= args.smoothing < 1.0:
-        raise UsageError(f"--smoothing {args.smoothing}: expected a value in [0, 1)")
+    if args.export is not None:
+        raise UsageError("--export writes a sweep's table: add --sweep NAME")
+    smoothing = 0.0 if args.smoothing is None else args.smoothing
+    if not 0.0 <= smoothing < 1.0:
+        raise UsageError(f"--smoothing {smoothing}: expected a value in [0, 1)")
     frames = load_runs(experiment, args.runs)
     if not frames:
         print(f"experiment {experiment} has no runs yet; create one with "
@@ -166,8 +184,66 @@ def compare(args: argparse.Namespace, experiment: str) -> None:
     modes = parse_modes(args.mode, metrics)
     print("\n\n".join(format_metric_table(metric, modes[metric], frames) for metric in metrics))
     if not args.no_plot:
-        for path in write_plots(experiment, metrics, frames, args.smoothing):
+        for path in write_plots(experiment, metrics, frames, smoothing):
             print(f"plot: {path}")
+
+
+def reject_run_flags(args: argparse.Namespace) -> None:
+    """A sweep's trials, metric and mode come from its spec: the flags that choose them for runs
+    would be silently ignored, so they are an error instead."""
+    given = [flag for dest, flag in RUN_ONLY_FLAGS.items() if getattr(args, dest)]
+    if given:
+        raise UsageError(
+            f"--sweep does not combine with {', '.join(given)}: a sweep's trials, metric and mode come "
+            "from its spec; drop them, or leave out --sweep to compare runs"
+        )
+
+
+def require_export_folder(path: Path | None) -> None:
+    """Fail before any work when the export could not be written where asked."""
+    if path is None:
+        return
+    if path.is_dir():
+        raise UsageError(f"--export {path} is a folder; give a file name such as {path / 'sweep.csv'}")
+    if not path.parent.is_dir():
+        raise UsageError(f"--export {path}: folder {path.parent} does not exist; create it or choose another path")
+
+
+def require_sweep(experiment: str, name: str) -> SweepState:
+    """The sweep's state, or an error listing the sweeps the experiment has."""
+    state = read_state(experiment, name)
+    if state is None:
+        list_runs(experiment)  # an unknown experiment fails here, naming the existing ones
+        known = ", ".join(list_sweeps(experiment)) or "none"
+        raise UsageError(
+            f"experiment {experiment} has no sweep {name!r}; its sweeps: {known} "
+            f"(start one with `python src/04_sweep.py -e {experiment} -s SPEC`)"
+        )
+    return state
+
+
+def write_sweep_plot(state: SweepState, frame: "pd.DataFrame") -> str:  # noqa: F821
+    """Plot the metric against each parameter into the sweep's folder; the line to print."""
+    metric, _ = sweep_metric(state)
+    if not frame["best"].notna().any():
+        return f"no plot: no trial has logged {metric} yet"
+    out = sweep_dir(state.experiment, state.name) / f"{state.name}_{sanitize_name(metric)}.png"
+    plot_sweep(frame, swept_parameters(state), metric, sweep_title(state), out)
+    return f"plot: {out}"
+
+
+def compare_sweep(args: argparse.Namespace, experiment: str) -> None:
+    """Print the sweep's trials best first, export the table, plot."""
+    reject_run_flags(args)
+    require_export_folder(args.export)
+    state = require_sweep(experiment, args.sweep)
+    frame = sweep_frame(state)
+    print(format_sweep_table(state, frame))
+    if args.export is not None:
+        export_sweep_table(frame, args.export)
+        print(f"table: {args.export}")
+    if not args.no_plot:
+        print(write_sweep_plot(state, frame))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -175,7 +251,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        compare(args, require_name(args.experiment, "experiment"))
+        experiment = require_name(args.experiment, "experiment")
+        if args.sweep is None:
+            compare(args, experiment)
+        else:
+            compare_sweep(args, experiment)
     except (TemplateError, UsageError) as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)
         return 2

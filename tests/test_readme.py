@@ -47,7 +47,7 @@ def test_the_readme_starts_with_the_two_commands():
 
 def test_every_readme_command_is_run_here_or_covered_elsewhere():
     commands = {command for block in bash_blocks() for command in block}
-    runnable = set(WORKFLOW) | set(HELPERS) | set(OWN_TASK)
+    runnable = set(WORKFLOW) | set(HELPERS) | set(OWN_TASK) | set(SWEEPS)
     assert commands - runnable - set(COVERED_ELSEWHERE) == set()
 
 
@@ -65,6 +65,7 @@ def _block_starting(first: str) -> list[str]:
 WORKFLOW = next(block for block in bash_blocks() if "python src/01_initialize.py -e mnist -r baseline" in block)
 HELPERS = next(block for block in bash_blocks() if block[0] == "source env.sh" and "setexp mnist" in block)
 OWN_TASK = _block_starting("cp src/tasks/digits.py src/tasks/my_task.py")
+SWEEPS = _block_starting("python src/04_sweep.py -e mnist -s config/sweeps/example.json --dry-run")
 
 
 @pytest.mark.slow
@@ -201,3 +202,19 @@ def test_the_config_tables_are_the_ones_the_declarations_generate():
     for _, name, table, _ in blocks:
         if name == "engine" or name in available_tasks():  # a deleted example's table may stay
             assert table == render(name), f"regenerate with: PYTHONPATH=src python -m training.config_table --write ({name})"
+
+
+@pytest.mark.slow
+def test_the_sweeps_block_runs_as_written(experiments_root):
+    python = shlex.quote(str(Path(sys.executable).parent))
+    result = _bash(f"set -e\nexport PATH={python}:$PATH\n" + "\n".join(SWEEPS))
+    assert result.returncode == 0, result.stderr[-3000:]
+    runs = sorted(p.parent.parent.name for p in (experiments_root / "mnist").glob("lr-hidden-*/logs/summary.json"))
+    assert runs == [f"lr-hidden-{n:03d}" for n in range(4)]
+    assert "lr-hidden-003  start" in result.stdout, "the dry run lists the trials"
+    assert "[4/4]" in result.stdout and result.stdout.count("done") >= 8, "progress lines, then the status table"
+
+
+def test_the_readme_shows_the_example_sweep_spec_as_it_is():
+    shown = re.search(r"## Sweeps.*?```json\n(.*?)```", README, flags=re.S).group(1)
+    assert json.loads(shown) == json.loads((REPO_ROOT / "config" / "sweeps" / "example.json").read_text())

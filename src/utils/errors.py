@@ -70,3 +70,11 @@ class RunIOError(Exception):
 
 class DiskFullError(RunIOError, OSError):
     """A write that failed for lack of space (or quota); the message names the file and the sizes."""
+
+
+class SweepSpecError(TemplateError, ValueError):
+    """A sweep spec that is missing, malformed, or changed since its sweep started."""
+
+
+class SweepBusyError(TemplateError):
+    """A sweep that another driver is running right now."""

@@ -20,9 +20,13 @@ Validator = Callable[[dict[str, Any], str], dict[str, Any]]
 
 
 def build_run_meta(
-    experiment: str, run: str, template: str | None, overrides: Sequence[str], command: str
+    experiment: str, run: str, template: str | None, overrides: Sequence[str], command: str,
+    extra_meta: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The `meta` block of a new run's config (`template` None: no template, recorded as null)."""
+    """The `meta` block of a new run's config (`template` None: no template, recorded as null).
+
+    `extra_meta` adds keys of the caller's (a sweep records its name, trial number and params).
+    """
     return {
         "experiment": experiment,
         "run": run,
@@ -31,6 +35,7 @@ def build_run_meta(
         "command": command,
         "config_template": None if template is None else {"name": template, "path": str(template_path(template))},
         "overrides": list(overrides),
+        **(extra_meta or {}),
     }
 
 
@@ -40,10 +45,11 @@ def resolve_run_config(
     template: str = DEFAULT_TEMPLATE,
     overrides: Sequence[str] = (),
     command: str = "",
+    extra_meta: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Template + overrides + `meta`: the config a new run is created with."""
     config = apply_overrides(load_config_template(template), list(overrides))
-    config["meta"] = build_run_meta(experiment, run, template, overrides, command)
+    config["meta"] = build_run_meta(experiment, run, template, overrides, command, extra_meta)
     return config
 
 
@@ -60,15 +66,17 @@ def initialize_run(
     overrides: Sequence[str] = (),
     command: str = "",
     validate: Validator | None = None,
+    extra_meta: dict[str, Any] | None = None,
 ) -> Path:
     """Create the run folder with its resolved `config.json`; never touches an existing run.
 
     Names, the existing run, the template, the overrides and (with `validate`) the resolved
     config are all checked before anything is created, so a mistake leaves the disk as it was;
-    `validate` returns the config to write (complete, with every default filled in).
+    `validate` returns the config to write (complete, with every default filled in);
+    `extra_meta` goes into the `meta` block.
     """
     require_new_run(experiment, run)
-    config = resolve_run_config(experiment, run, template, overrides, command)
+    config = resolve_run_config(experiment, run, template, overrides, command, extra_meta)
     if validate is not None:
         config = validate(config, config_source(template, overrides))
     return create_run(experiment, run, config)

@@ -149,7 +149,7 @@ def plot_training_curves(
         series = {name: finite_series(frame, name) for name in names}
         title = group if len(names) > 1 else names[0]  # a lone metric keeps its full name
         path = out_dir / f"{sanitize_name(group)}.png"
-        _save_figure(_draw_series(series, title=title, ylabel=SHARED_AXES_NAMESPACES.get(group, group), smoothing=smoothing), path)
+        save_figure(_draw_series(series, title=title, ylabel=SHARED_AXES_NAMESPACES.get(group, group), smoothing=smoothing), path)
         written.append(path)
     return written
 
@@ -170,7 +170,7 @@ def plot_run_comparison(
         raise ValueError(f"no run among {', '.join(run_csvs)} has values for metric {metric!r}")
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    _save_figure(_draw_series(series, title=f"{metric} by run", ylabel=metric, smoothing=smoothing), out_path)
+    save_figure(_draw_series(series, title=f"{metric} by run", ylabel=metric, smoothing=smoothing), out_path)
     return out_path
 
 
@@ -193,21 +193,22 @@ def _draw_series(series: dict[str, "pd.Series"], title: str, ylabel: str, smooth
     ax.set_xlabel("step")
     ax.set_ylabel(ylabel)
     ax.grid(True, alpha=0.3)
-    if _spans_decades([v for values in series.values() for v in values.to_numpy()]):
+    if spans_decades([v for values in series.values() for v in values.to_numpy()]):
         ax.set_yscale("log")
     if len(series) > 1:
         ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, fontsize=9)
     return fig
 
 
-def _spans_decades(values: list[float]) -> bool:
+def spans_decades(values: list[float]) -> bool:
     """Positive data over more than two decades reads better on a log axis (losses, lr)."""
     if not values or min(values) <= 0:
         return False
     return math.log10(max(values) / min(values)) > 2
 
 
-def _save_figure(fig: "Figure", path: Path) -> None:  # noqa: F821
+def save_figure(fig: "Figure", path: Path) -> None:  # noqa: F821
+    """Render to memory, then write atomically: a reader never sees half a PNG."""
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
     atomic_write_bytes(path, buffer.getvalue())

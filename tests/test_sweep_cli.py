@@ -1,0 +1,296 @@
+"""04_sweep.py end to end with real processes: run, stop, kill, rerun, retry, refuse, report.
+
+Trials are tiny (1-3 epochs of 5 steps on a 4/8-channel CNN); every process is bounded in time
+and its whole process group killed in `finally`.
+"""
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from conftest import REPO_ROOT, SRC, run_in_group, subprocess_env
+from sweeps.spec import parse_spec
+from sweeps.state import SweepState, TrialRecord, read_state, write_state
+from sweeps.trial_runs import create_trial_run
+from sweeps.trials import plan_grid
+from train_support import wait_for
+from utils.management import list_runs
+
+TINY = {"logging.wandb": False, "logging.tensorboard": False, "data.batch_size": 256,
+        "model.channels": [4, 8], "model.hidden": 16}
+
+
+def write_spec(tmp_path: Path, **changes) -> Path:
+    spec = {"name": "sw", "method": "grid", "parameters": {"optimizer.lr": [0.001, 0.003]},
+            "metric": "val/accuracy", "mode": "max", "set": {**TINY, "training.epochs": 2}, **changes}
+    path = tmp_path / "spec.json"
+    path.write_text(json.dumps(spec))
+    return path
+
+
+def sweep_command(spec: Path, *args: str) -> list[str]:
+    return [sys.executable, str(SRC / "04_sweep.py"), "-e", "exp", "-s", str(spec), *args]
+
+
+def run_sweep(spec: Path, *args: str, timeout: float = 240) -> subprocess.CompletedProcess:
+    return run_in_group(sweep_command(spec, *args), timeout=timeout, env=subprocess_env(), cwd=REPO_ROOT)
+
+
+def start_sweep(spec: Path, tmp_path: Path, *args: str) -> subprocess.Popen:
+    """The driver in the background, in its own process group, its output in files."""
+    out = open(tmp_path / "driver.out", "w")
+    return subprocess.Popen(sweep_command(spec, *args), stdout=out, stderr=subprocess.STDOUT, text=True,
+                            env=subprocess_env(), cwd=REPO_ROOT, start_new_session=True)
+
+
+def kill_group(process: subprocess.Popen, worker_pids: list[int] = ()) -> None:
+    """Whatever is left of a driver and its workers (each worker leads its own group)."""
+    for pid in [process.pid, *worker_pids]:
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+    process.wait(30)
+
+
+def trials() -> list[TrialRecord]:
+    state = read_state("exp", "sw")
+    return state.trials if state is not None else []
+
+
+def has_last_checkpoint(root: Path, record: TrialRecord) -> bool:
+    return (root / "exp" / record.run / "checkpoints" / "last.pt").is_file()
+
+
+def wait_for_trials(driver: subprocess.Popen, condition, pids: list[int]) -> None:
+    """Poll the state until `condition(trials)` holds, noting worker pids for the clean-up."""
+    def ready() -> bool:
+        records = trials()
+        pids.extend(record.pid for record in records if record.pid)
+        return condition(records)
+
+    wait_for(ready, driver, timeout=150)
+
+
+def folder_hashes(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def tree(root: Path) -> dict[str, str]:
+    return folder_hashes(root) | {str(p.relative_to(root)) + "/": "" for p in root.rglob("*") if p.is_dir()}
+
+
+def assert_every_step_once(run_dir: Path) -> None:
+    steps = list(pd.read_csv(run_dir / "logs" / "metrics.csv")["step"])
+    summary = json.loads((run_dir / "logs" / "summary.json").read_text())
+    assert steps == list(range(summary["global_step"])), f"{run_dir.name}: steps {steps}"
+
+
+@pytest.mark.slow
+def test_sigterm_stops_every_trial_and_a_rerun_finishes_the_rest_leaving_done_trials_untouched(
+        experiments_root: Path, tmp_path: Path) -> None:
+    spec = write_spec(tmp_path, parameters={"training.epochs": [1, 3], "optimizer.lr": [0.001, 0.003]},
+                      set={**TINY, "training.eval_every": 3})
+    driver = start_sweep(spec, tmp_path, "--workers", "2")
+    pids: list[int] = []
+    try:
+        def one_done_and_a_long_one_training(records: list[TrialRecord]) -> bool:
+            long_ones = [r for r in records if r.params["training.epochs"] == 3 and r.state == "running"]
+            return (any(r.state == "done" for r in records)
+                    and any(has_last_checkpoint(experiments_root, r) for r in long_ones))
+
+        wait_for_trials(driver, one_done_and_a_long_one_training, pids)
+        driver.send_signal(signal.SIGTERM)
+        time.sleep(0.3)
+        driver.send_signal(signal.SIGINT)  # a second signal while stopping changes nothing
+        assert driver.wait(150) == 143
+    finally:
+        kill_group(driver, pids)
+    output = (tmp_path / "driver.out").read_text()
+    records = trials()
+    assert "stopping: SIGTERM sent to" in output and "rerun the same command to continue" in output
+    assert {r.state for r in records} <= {"done", "interrupted", "pending"}, output
+    assert all(r.pid is None for r in records)
+    interrupted = [r for r in records if r.state == "interrupted"]
+    assert any(has_last_checkpoint(experiments_root, r) for r in interrupted), "a trial saved mid-training"
+    first = next(r for r in records if r.state == "done")
+    before = folder_hashes(experiments_root / "exp" / first.run)
+
+    rerun = run_sweep(spec, "--workers", "2")
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    records = trials()
+    assert [r.state for r in records] == ["done"] * 4 and len(records) == 4
+    assert next(r for r in records if r.run == first.run).attempts == 1
+    assert all(r.attempts == 2 for r in records if r.run in {i.run for i in interrupted})
+    assert folder_hashes(experiments_root / "exp" / first.run) == before, "a done trial is not touched"
+    for record in records:
+        assert_every_step_once(experiments_root / "exp" / record.run)
+        assert record.best is not None and record.final is not None
+    assert "[4/4]" in rerun.stdout
+    assert ["TRIAL", "training.epochs", "optimizer.lr", "STATE", "ATTEMPTS", "BEST", "FINAL"] in [
+        line.split() for line in rerun.stdout.splitlines()]
+    bests = [r.best for r in sorted(records, key=lambda r: rerun.stdout.rindex(r.run))]
+    assert bests == sorted(bests, reverse=True), "the final table is sorted by the metric"
+    assert [row.run for row in list_runs("exp")] == [f"sw-{n:03d}" for n in range(4)], "01_initialize --list"
+
+
+@pytest.mark.slow
+def test_a_sigkilled_driver_loses_nothing_a_rerun_cannot_finish(experiments_root: Path, tmp_path: Path) -> None:
+    spec = write_spec(tmp_path, set={**TINY, "training.epochs": 3, "training.eval_every": 3})
+    driver = start_sweep(spec, tmp_path, "--workers", "2")
+    pids: list[int] = []
+    try:
+        wait_for_trials(driver, lambda records: len(records) == 2 and all(
+            has_last_checkpoint(experiments_root, r) for r in records), pids)
+        driver.kill()
+        driver.wait(30)
+        rerun = run_sweep(spec, "--workers", "2")
+    finally:
+        kill_group(driver, pids)
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    for record in trials():
+        run_dir = experiments_root / "exp" / record.run
+        assert record.state == "done" and record.attempts == 2
+        assert "stopped by SIGTERM" in (run_dir / "logs" / "log.txt").read_text(), \
+            "the driver's death made the worker save and stop"
+        assert_every_step_once(run_dir)
+
+
+@pytest.mark.slow
+def test_a_failing_trial_is_retried_then_reported_with_the_end_of_its_log(experiments_root, tmp_path) -> None:
+    # val_fraction 0.9 passes the config check but leaves no training data: the trial crashes
+    spec = write_spec(tmp_path, parameters={"data.val_fraction": [0.15, 0.9]})
+    result = run_sweep(spec, "--workers", "2", "--retries", "1")
+    assert result.returncode == 1, result.stdout + result.stderr
+    good, bad = trials()
+    assert (good.state, good.attempts) == ("done", 1)
+    assert (bad.state, bad.attempts, bad.failures, bad.exit_code) == ("failed", 2, 2, 1)
+    assert "retrying (1 of 1 retries)" in result.stdout and "giving up after 2 failed attempts" in result.stdout
+    report = result.stdout[result.stdout.index("sw-001 failed 2 times"):]
+    assert "last lines of" in report and "leave no training data" in report
+
+
+@pytest.mark.slow
+def test_a_rerun_waits_for_a_worker_the_previous_driver_left_running_then_resumes_it(experiments_root, tmp_path):
+    spec_path = write_spec(tmp_path, parameters={"optimizer.lr": [0.003]}, set={**TINY, "training.epochs": 1})
+    spec = parse_spec(json.loads(spec_path.read_text()), str(spec_path))
+    plan = plan_grid(spec)[0]
+    digest = create_trial_run(spec, "exp", plan, "")
+    console = experiments_root / "exp" / plan.run / "logs" / "console.txt"
+    # stands in for a worker still saving after its driver died: same run name on its command line
+    old_worker = subprocess.Popen([sys.executable, "-c", "import sys, time; time.sleep(3); "
+                                   "open(sys.argv[2], 'a').write('old worker exits\\n')", plan.run, str(console)],
+                                  start_new_session=True)
+    try:
+        write_state(SweepState("sw", "exp", spec.raw, spec.fingerprint(), [TrialRecord(
+            0, plan.run, plan.params, digest, state="running", attempts=1, pid=old_worker.pid)]))
+        result = run_sweep(spec_path)
+    finally:
+        kill_group(old_worker)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"{plan.run} was started by a previous driver and still runs; waiting for it" in result.stdout
+    record, = trials()
+    assert (record.state, record.attempts) == ("done", 2)
+    text = console.read_text()
+    assert text.index("old worker exits") < text.index("logging run"), "relaunched only once the old one ended"
+
+
+def started_state(spec_path: Path) -> SweepState:
+    """A state as a driver leaves it, written directly (no training needed to test the CLI on it)."""
+    spec = parse_spec(json.loads(spec_path.read_text()), str(spec_path))
+    state = SweepState("sw", "exp", spec.raw, spec.fingerprint(), [
+        TrialRecord(0, "sw-000", {"optimizer.lr": 0.001}, state="interrupted", attempts=1),
+        TrialRecord(1, "sw-001", {"optimizer.lr": 0.003}, state="failed", attempts=1, failures=1, exit_code=1),
+    ])
+    write_state(state)
+    return state
+
+
+def test_a_spec_changed_in_a_field_that_matters_is_refused_naming_the_fields(experiments_root, tmp_path) -> None:
+    started_state(write_spec(tmp_path))
+    before = tree(experiments_root)
+    changed = write_spec(tmp_path, mode="min", set={**TINY, "training.epochs": 3})
+    result = run_sweep(changed, "--workers", "2", timeout=60)
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.count("\n") == 1 and "different mode, set" in result.stderr
+    assert tree(experiments_root) == before, "nothing touched"
+    only_slurm = write_spec(tmp_path, slurm={"partition": "other"})
+    assert run_sweep(only_slurm, "--dry-run", timeout=60).returncode == 0, "slurm settings do not change results"
+
+
+def test_status_and_dry_run_print_the_sweep_and_create_nothing(experiments_root, tmp_path) -> None:
+    spec = write_spec(tmp_path)
+    status = run_sweep(spec, "--status", timeout=60)
+    assert status.returncode == 0 and "has not started" in status.stdout
+    dry = run_sweep(spec, "--dry-run", "--workers", "2", timeout=60)
+    assert dry.returncode == 0 and "nothing is created" in dry.stdout
+    assert "sw-000  start" in dry.stdout and "sw-001  start" in dry.stdout
+    assert not any(experiments_root.iterdir())
+
+    started_state(spec)
+    before = tree(experiments_root)
+    status = run_sweep(spec, "--status", timeout=60)
+    assert status.stdout.splitlines()[1].split() == ["TRIAL", "optimizer.lr", "STATE", "ATTEMPTS", "BEST", "FINAL"]
+    assert status.stdout.splitlines()[2].split() == ["sw-000", "0.001", "interrupted", "1", "-", "-"]
+    assert "1 interrupted, 1 failed" in status.stdout
+    dry = run_sweep(spec, "--dry-run", "--retries", "0", timeout=60)
+    assert "sw-000  resume" in dry.stdout and "sw-001  keep (failed)" in dry.stdout
+    assert "sw-001  retry" in run_sweep(spec, "--dry-run", "--retries", "1", timeout=60).stdout
+    assert tree(experiments_root) == before
+
+
+def test_an_optuna_dry_run_says_trials_are_chosen_as_results_arrive(experiments_root, tmp_path) -> None:
+    spec = write_spec(tmp_path, method="optuna", trials=6, parameters={"optimizer.lr": {"low": 1e-4, "high": 1e-2}})
+    dry = run_sweep(spec, "--dry-run", timeout=60)
+    assert dry.returncode == 0, dry.stderr
+    assert "Optuna chooses each trial's parameters as results arrive: 6 trials, 0 started so far" in dry.stdout
+    assert not any(experiments_root.iterdir())
+
+
+BAD_SPECS = {
+    "missing file": (None, "does not exist"),
+    "malformed": ('{"name": "sw",', "invalid JSON"),
+    "unknown key": ({"metrc": "val/loss"}, "did you mean 'metric'?"),
+    "unknown parameter key": ({"parameters": {"optimizer.lrr": [0.1]}}, "did you mean 'optimizer.lr'?"),
+    "unknown set key": ({"set": {"training.epoch": 2}}, "did you mean 'training.epochs'?"),
+    "empty grid": ({"parameters": {"optimizer.lr": []}}, "empty grid"),
+    "random without trials": ({"method": "random"}, "needs 'trials'"),
+    "optuna without trials": ({"method": "optuna"}, "needs 'trials'"),
+    "unknown method": ({"method": "bayes"}, "is not one of grid, random, optuna"),
+    "metric no trial logs": ({"metric": "val/f1"}, "choose one of val/loss, val/accuracy"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_SPECS)
+def test_bad_input_exits_2_with_one_line_and_creates_nothing(experiments_root, tmp_path, case: str) -> None:
+    content, fragment = BAD_SPECS[case]
+    spec = tmp_path / "spec.json"
+    if isinstance(content, dict):
+        spec = write_spec(tmp_path, **content)
+    elif content is not None:
+        spec.write_text(content)
+    result = run_sweep(spec, "--workers", "2", timeout=60)
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: ") and fragment in result.stderr
+    assert not any(experiments_root.iterdir())
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--executor", "cloud"], "invalid choice: 'cloud'"),
+    (["--workers", "0"], "--workers"),
+    (["--retries", "-1"], "--retries"),
+    (["--status", "--dry-run"], "not allowed with"),
+])
+def test_bad_options_exit_2_with_one_line(experiments_root, tmp_path, args, fragment) -> None:
+    result = run_sweep(write_spec(tmp_path), *args, timeout=60)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and fragment in result.stderr
+    assert not any(experiments_root.iterdir())
