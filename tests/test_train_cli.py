@@ -12,7 +12,7 @@ pytestmark = pytest.mark.slow
 
 
 def test_training_writes_every_output_of_a_run():
-    run_dir = make_run("exp", "full")
+    run_dir = make_run("exp", "full", "training.draw_every=1")
     result = train("exp", "full")
     assert result.returncode == 0, result.stderr
     metrics = read_metrics(run_dir)
@@ -56,6 +56,18 @@ def test_set_overrides_apply_to_the_session_only():
     assert result.returncode == 0, result.stderr
     assert read_metrics(run_dir)["val/accuracy"].notna().sum() == 1
     assert (run_dir / "config.json").read_bytes() == before
+    assert not any((run_dir / "visualizations").iterdir()), "training.draw_every=null draws nothing"
+
+
+def test_drawings_are_logged_every_draw_every_epochs_after_the_last_and_at_the_test():
+    run_dir = make_run("exp", "drawn", "training.draw_every=2", "model.channels=[4,8]", "model.hidden=16")
+    result = train("exp", "drawn")
+    assert result.returncode == 0, result.stderr
+    drawn = sorted(p.name for p in (run_dir / "visualizations").glob("*confusion_matrix*.png"))
+    last_steps = [19, 39, 59]  # the last step of epochs 1, 2, 3 (20 steps each)
+    assert drawn == [f"test_confusion_matrix_step{last_steps[2]:08d}.png"] + [
+        f"val_confusion_matrix_step{last_steps[epoch - 1]:08d}.png" for epoch in (2, 3)
+    ]
 
 
 def _expect_usage_error(result, *words: str) -> None:

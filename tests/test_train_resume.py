@@ -12,7 +12,7 @@ from utils.checkpointing.io import load_checkpoint
 pytestmark = pytest.mark.slow
 
 # Small batches make an epoch long (158 steps), so a signal sent after epoch 1 lands mid-run.
-DETERMINISTIC = ("deterministic=true", "data.batch_size=8", "training.epochs=3")
+DETERMINISTIC = ("deterministic=true", "data.batch_size=8", "training.epochs=3", "model.channels=[8,16]", "model.hidden=32")
 STEPS = 3 * 158
 
 

@@ -13,7 +13,7 @@ from utils.management import apply_overrides, create_run, load_config_template
 
 FAST = [
     "training.epochs=3", "training.checkpoint_every=1", "logging.wandb=false",
-    "logging.tensorboard=true", "data.batch_size=64",
+    "logging.tensorboard=true", "data.batch_size=64", "training.draw_every=null",
 ]
 
 

@@ -209,7 +209,8 @@ def _test(trainer: Trainer, run: Run) -> dict[str, float]:
     step = max(trainer.state.global_step - 1, 0)
     metrics = {f"test/{name}": value for name, value in evaluation.metrics.items()}
     LOGGER.log(metrics, step)
-    log_drawings("test", trainer.task, trainer.model, evaluation, step)
+    if trainer.config.draw_every is not None:
+        log_drawings("test", trainer.task, trainer.model, evaluation, step)
     return metrics
 
 

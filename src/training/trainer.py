@@ -44,6 +44,10 @@ class TrainingConfig:
     )
     compile: bool = option(False, "torch.compile the model (needs a C++ compiler on the CPU, checked at start)")
     eval_every: int = option(1, "validate every N epochs (and after the last)", gt=0)
+    draw_every: int | None = option(
+        1, "log the task's drawings every N epochs at validation (and after the last), and at the "
+        "test (null: never; each drawing renders a figure)", gt=0,
+    )
     checkpoint_every: int = option(5, "keep an epoch checkpoint every N epochs (last.pt is written every epoch)", gt=0)
     keep_checkpoints: int = option(2, "how many epoch checkpoints to keep (the newest)", gt=0)
     best_metric: str = option("val/loss", "the validation metric that picks best.pt: val/<one of the task's metrics>")
@@ -283,8 +287,13 @@ class Trainer:
         metrics = {f"val/{name}": value for name, value in evaluation.metrics.items()}
         self.state.history.update(metrics)
         LOGGER.log(metrics, step)
-        log_drawings("val", self.task, self.model, evaluation, step)
+        if self._draws_at(self.state.epoch):
+            log_drawings("val", self.task, self.model, evaluation, step)
         return evaluation
+
+    def _draws_at(self, epoch: int) -> bool:
+        every = self.config.draw_every
+        return every is not None and (epoch % every == 0 or epoch == self.config.epochs)
 
     def save(self, *, epoch_end: bool, evaluation: Evaluation | None) -> None:
         """last.pt always; an epoch file every `checkpoint_every` epochs; best.pt on improvement.

@@ -43,6 +43,15 @@ def test_digits_are_the_bundled_1797_images_in_unit_range():
     assert labels.shape == (1797,) and set(labels.tolist()) == set(range(10))
 
 
+def test_digits_read_from_the_csv_equal_scikit_learns_own_loader():
+    from sklearn.datasets import load_digits
+
+    images, labels = load_digits_arrays()
+    bunch = load_digits()
+    assert np.array_equal(images[:, 0] * 16.0, bunch.images.astype(np.float32))
+    assert np.array_equal(labels, bunch.target)
+
+
 def test_split_is_seeded_disjoint_and_complete(built):
     first, again, other = (split_indices(1797, 0.15, 0.15, seed) for seed in (0, 0, 1))
     assert all(np.array_equal(first[k], again[k]) for k in first)
