@@ -86,15 +86,10 @@ def make_experiment(experiment: str) -> None:
     print(f"next: python src/01_initialize.py -e {experiment} -r RUN")
 
 
-def complete_config(config: dict, source: str) -> dict:
-    """The config checked against the engine's, the writers' and its task's schema, defaults filled in."""
-    from training.run_config import parse_run_config
-
-    return parse_run_config(config, source).raw
-
-
 def make_run(args: argparse.Namespace, experiment: str, run: str, command: str) -> None:
     """Create the run and say where it is and what comes next."""
+    from training.run_config import complete_config  # imports torch and the task: only to create a run
+
     path = initialize_run(experiment, run, args.config, args.overrides, command, validate=complete_config)
     print(f"created run {experiment}/{run} at {path}")
     overrides = len(args.overrides)

@@ -7,15 +7,14 @@ only when plotting), so the script starts quickly and never touches torch.
 import argparse
 import sys
 from pathlib import Path
-from typing import NoReturn
 
-from sweeps.state import SweepState, read_state, sweep_dir
-from utils.cli import add_name_option, require_name
+from sweeps.state import SweepState, list_sweeps, read_state, sweep_dir
+from utils.cli import OneLineParser, add_name_option, require_name
 from utils.errors import TemplateError
 from utils.management import Run, experiment_path, list_runs
 from utils.names import sanitize_name
-from utils.sweep_table import (
-    export_sweep_table, format_sweep_table, list_sweeps, sweep_frame, sweep_metric, sweep_title, swept_parameters,
+from sweeps.table import (
+    export_sweep_table, format_sweep_table, sweep_frame, sweep_metric, sweep_title, swept_parameters,
 )
 from visualization.plotting import MetricSummary, plot_run_comparison, read_metrics, summarize_metric
 from visualization.sweep_plots import plot_sweep
@@ -35,7 +34,7 @@ examples:
   # smoothed comparison plot, or no plot at all
   python src/03_compare.py -e baseline -m train/loss --smoothing 0.9
   python src/03_compare.py -e baseline --no-plot
-  # the trials of a sweep (04_sweep.py): parameters, state, best and final of its metric
+  # the trials of a sweep (04_sweep.py): parameters, state, attempts, failures, best and final
   python src/03_compare.py -e baseline --sweep lr-hidden
   # ... and the same table as tidy CSV for pandas or a spreadsheet
   python src/03_compare.py -e baseline --sweep lr-hidden --export lr-hidden.csv --no-plot
@@ -51,13 +50,6 @@ Exit codes: 0 done, 2 bad input (one line on stderr).
 
 class UsageError(Exception):
     """A command-line mistake found after parsing (unknown metric, bad --mode)."""
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """argparse that reports a usage error in one line (exit 2) instead of usage + message."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:

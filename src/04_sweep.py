@@ -8,15 +8,14 @@ import argparse
 import shlex
 import sys
 from pathlib import Path
-from typing import NoReturn
 
-from sweeps.driver import EXECUTORS, DriverOptions, build_executor, check_unchanged, run_sweep
+from sweeps.driver import EXECUTORS, DriverOptions, build_executor, run_sweep
 from sweeps.report import format_trials, plan_text, state_counts
 from sweeps.spec import SweepSpec, load_spec
-from sweeps.state import changed_fields, read_state, state_file
+from sweeps.state import changed_fields, check_unchanged, list_sweeps, read_state, state_file
 from sweeps.trial_runs import check_sweep
 from sweeps.trials import total_trials
-from utils.cli import add_name_option, require_name
+from utils.cli import OneLineParser, add_name_option, int_at_least, require_name
 from utils.errors import TemplateError
 
 EXAMPLES = """\
@@ -34,14 +33,6 @@ Exit codes: 0 every trial finished, 1 some failed, 2 bad input (one line, nothin
 """
 
 
-class OneLineParser(argparse.ArgumentParser):
-    """argparse whose usage errors are one line on stderr and exit 2, like every other bad input."""
-
-    def error(self, message: str) -> NoReturn:
-        print(f"error: {message} (see {self.prog} --help)", file=sys.stderr)
-        sys.exit(2)
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(
         prog="04_sweep.py", description="Run or continue a sweep of trials from a JSON spec.",
@@ -49,9 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_name_option(parser, "experiment")
     parser.add_argument("-s", "--spec", required=True, metavar="SPEC", help="the sweep spec, a JSON file")
-    parser.add_argument("--workers", type=positive_int, default=1, metavar="N", help="trials at once (default: 1)")
+    parser.add_argument("--workers", type=int_at_least(1), default=1, metavar="N", help="trials at once: processes here, or jobs queued on SLURM (default: 1)")
     parser.add_argument("--executor", choices=EXECUTORS, default="local", help="where trials run (default: local)")
-    parser.add_argument("--retries", type=non_negative_int, default=1, metavar="R",
+    parser.add_argument("--retries", type=int_at_least(0), default=1, metavar="R",
                         help="relaunches of a failed trial (default: 1)")
     only = parser.add_mutually_exclusive_group()
     only.add_argument("--dry-run", action="store_true", help="check the spec, print what would run, create nothing")
@@ -59,28 +50,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise ValueError(text)
-    return value
-
-
-def non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise ValueError(text)
-    return value
-
-
 def show_status(spec: SweepSpec, experiment: str) -> None:
     """The state table as the state file has it; nothing runs, nothing is created."""
     state = read_state(experiment, spec.name)
     if state is None:
+        started = ", ".join(list_sweeps(experiment)) or "none"
         print(f"sweep {spec.name} of {experiment} has not started ({state_file(experiment, spec.name)} does not "
-              f"exist); start it with: python src/04_sweep.py -e {experiment} -s {spec.source}")
+              f"exist; the sweeps of {experiment}: {started}); start it with: "
+              f"python src/04_sweep.py -e {experiment} -s {spec.source}")
         return
-    print(f"sweep {spec.name} of {experiment} ({spec.method}): {state_counts(state, total_trials(spec))}; "
+    print(f"sweep {spec.name} of {experiment} ({spec.method}): {state_counts(state.trials, total_trials(spec))}; "
           f"{spec.metric} ({spec.mode})")
     changed = changed_fields(state.fingerprint, spec.fingerprint())
     if changed:
@@ -94,7 +73,7 @@ def check_before_creating(spec: SweepSpec, experiment: str) -> None:
     a spec changed since the sweep started, any trial's config, the metric."""
     state = read_state(experiment, spec.name)
     if state is not None:
-        check_unchanged(spec, state)
+        check_unchanged(state, spec.fingerprint(), spec.source)
     check_sweep(spec, experiment, state)
 
 

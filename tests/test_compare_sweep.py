@@ -17,7 +17,7 @@ from sweeps.state import SweepState, TrialRecord, read_state, sweep_dir, write_s
 from train_support import make_run, train
 from utils.logging import Logger
 from utils.management import create_run
-from utils.sweep_table import sweep_frame
+from sweeps.table import sweep_frame
 from visualization.sweep_plots import draw_sweep
 
 PARAMETERS = {"optimizer.lr": [0.0001, 0.001, 0.1], "model.hidden": [16, 32], "model.channels": [[4, 8], [8, 16]]}
@@ -57,17 +57,20 @@ def _write_sweep(trials: list[TrialRecord], spec: dict | None = None) -> SweepSt
 
 @pytest.fixture
 def sweep() -> SweepState:
-    """Five trials: two done with recorded values, one interrupted whose values only its CSV
-    holds, one failed that logged nothing, one pending without a run folder."""
+    """Five trials: one done and one pruned with recorded values, one interrupted whose values
+    only its CSV holds, one failed twice that logged nothing, one pending without a run folder."""
     _log_trial("lr-hidden-000", [0.5, 0.9, 0.88])
     _log_trial("lr-hidden-001", [0.6, 0.95, 0.93])
     _log_trial("lr-hidden-002", [0.5, 0.7, 0.6])
     create_run("exp", "lr-hidden-003", {"seed": 0})
     return _write_sweep([
-        _trial(0, {"optimizer.lr": 0.0001, "model.hidden": 16, "model.channels": [4, 8]}, "done", best=0.9, final=0.88),
-        _trial(1, {"optimizer.lr": 0.1, "model.hidden": 32, "model.channels": [8, 16]}, "pruned", best=0.95, final=0.93),
-        _trial(2, {"optimizer.lr": 0.001, "model.hidden": 16, "model.channels": [8, 16]}, "interrupted"),
-        _trial(3, {"optimizer.lr": 0.001, "model.hidden": 32, "model.channels": [4, 8]}, "failed", exit_code=1),
+        _trial(0, {"optimizer.lr": 0.0001, "model.hidden": 16, "model.channels": [4, 8]}, "done", attempts=2,
+               best=0.9, final=0.88),
+        _trial(1, {"optimizer.lr": 0.1, "model.hidden": 32, "model.channels": [8, 16]}, "pruned", attempts=1,
+               best=0.95, final=0.93),
+        _trial(2, {"optimizer.lr": 0.001, "model.hidden": 16, "model.channels": [8, 16]}, "interrupted", attempts=1),
+        _trial(3, {"optimizer.lr": 0.001, "model.hidden": 32, "model.channels": [4, 8]}, "failed", attempts=2,
+               failures=2, exit_code=1),
         _trial(4, {"optimizer.lr": 0.1, "model.hidden": 16, "model.channels": [4, 8]}, "pending"),
     ])
 
@@ -83,13 +86,13 @@ def test_table_has_a_row_per_trial_best_first_with_csv_values_for_unrecorded_tri
     lines = result.stdout.splitlines()
     assert lines[0] == ("sweep lr-hidden: val/accuracy (max is best), 5 trials: "
                         "1 pending, 1 done, 1 failed, 1 pruned, 1 interrupted")
-    assert lines[1].split() == ["trial", *PARAMETER_NAMES, "state", "best", "final"]
+    assert lines[1].split() == ["trial", *PARAMETER_NAMES, "state", "attempts", "failures", "best", "final"]
     assert _table(result.stdout) == [
-        ["*", "lr-hidden-001", "0.1", "32", "[8,", "16]", "pruned", "0.95", "0.93"],
-        ["lr-hidden-000", "0.0001", "16", "[4,", "8]", "done", "0.9", "0.88"],
-        ["lr-hidden-002", "0.001", "16", "[8,", "16]", "interrupted", "0.7", "0.6"],  # from its CSV
-        ["lr-hidden-003", "0.001", "32", "[4,", "8]", "failed", "-", "-"],
-        ["lr-hidden-004", "0.1", "16", "[4,", "8]", "pending", "-", "-"],
+        ["*", "lr-hidden-001", "0.1", "32", "[8,", "16]", "pruned", "1", "0", "0.95", "0.93"],
+        ["lr-hidden-000", "0.0001", "16", "[4,", "8]", "done", "2", "0", "0.9", "0.88"],
+        ["lr-hidden-002", "0.001", "16", "[8,", "16]", "interrupted", "1", "0", "0.7", "0.6"],  # from its CSV
+        ["lr-hidden-003", "0.001", "32", "[4,", "8]", "failed", "2", "2", "-", "-"],
+        ["lr-hidden-004", "0.1", "16", "[4,", "8]", "pending", "0", "0", "-", "-"],
     ]
     assert not list(sweep_dir("exp", "lr-hidden").glob("*.png"))
 
@@ -102,7 +105,9 @@ def test_export_writes_the_tidy_table_that_pandas_reads_back(sweep, tmp_path):
     assert result.returncode == 0, result.stderr
     assert f"table: {out}" in result.stdout
     table = pd.read_csv(out)
-    assert list(table.columns) == ["trial", "number", *PARAMETER_NAMES, "state", "best", "final"]
+    assert list(table.columns) == ["trial", "number", *PARAMETER_NAMES, "state", "attempts", "failures", "best",
+                                   "final"]
+    assert list(table["failures"]) == [0, 0, 0, 2, 0]
     assert list(table["number"]) == [1, 0, 2, 3, 4]
     assert list(table["optimizer.lr"]) == [0.1, 0.0001, 0.001, 0.001, 0.1]
     assert [json.loads(cell) for cell in table["model.channels"]] == [[8, 16], [4, 8], [8, 16], [4, 8], [4, 8]]
@@ -164,8 +169,8 @@ def test_a_trial_trained_by_02_train_is_read_from_the_engines_csv():
     assert result.returncode == 0, result.stderr
     row = _table(result.stdout)[0]
     assert row[:4] == ["*", "lr-hidden-000", "0.001", "done"]
-    assert [float(value) for value in row[4:]] == pytest.approx([max(accuracy), accuracy[-1]], rel=1e-5)
-    assert math.isclose(float(row[4]), json.loads((run_dir / "logs" / "summary.json").read_text())["best_metric"],
+    assert [float(value) for value in row[6:]] == pytest.approx([max(accuracy), accuracy[-1]], rel=1e-5)
+    assert math.isclose(float(row[6]), json.loads((run_dir / "logs" / "summary.json").read_text())["best_metric"],
                         rel_tol=1e-5)
     assert (sweep_dir("exp", "lr-hidden") / "lr-hidden_val_accuracy.png").is_file()
 

@@ -213,6 +213,13 @@ def test_the_sweeps_block_runs_as_written(experiments_root):
     assert runs == [f"lr-hidden-{n:03d}" for n in range(4)]
     assert "lr-hidden-003  start" in result.stdout, "the dry run lists the trials"
     assert "[4/4]" in result.stdout and result.stdout.count("done") >= 8, "progress lines, then the status table"
+    lines = result.stdout.splitlines()
+    title = lines.index("sweep lr-hidden: val/accuracy (max is best), 4 trials: 4 done")
+    rows = lines[title + 2:title + 6]
+    assert rows[0].startswith("  * ") and all(" done " in row for row in rows), "03_compare: best first, marked"
+    assert sorted(re.search(r"lr-hidden-\d{3}", row).group() for row in rows) == runs, "a row per trial"
+    png = experiments_root / "mnist" / "sweeps" / "lr-hidden" / "lr-hidden_val_accuracy.png"
+    assert f"plot: {png}" in result.stdout and png.read_bytes().startswith(b"\x89PNG")
 
 
 def test_the_readme_shows_the_example_sweep_spec_as_it_is():

@@ -24,7 +24,7 @@ from sweeps.trials import plan_grid
 from train_support import wait_for
 from utils.management import list_runs
 
-TINY = {"logging.wandb": False, "logging.tensorboard": False, "data.batch_size": 256,
+TINY = {"training.draw_every": None, "logging.wandb": False, "logging.tensorboard": False, "data.batch_size": 256,
         "model.channels": [4, 8], "model.hidden": 16}
 
 
@@ -136,7 +136,7 @@ def test_sigterm_stops_every_trial_and_a_rerun_finishes_the_rest_leaving_done_tr
         assert_every_step_once(experiments_root / "exp" / record.run)
         assert record.best is not None and record.final is not None
     assert "[4/4]" in rerun.stdout
-    assert ["TRIAL", "training.epochs", "optimizer.lr", "STATE", "ATTEMPTS", "BEST", "FINAL"] in [
+    assert ["TRIAL", "training.epochs", "optimizer.lr", "STATE", "ATTEMPTS", "FAILURES", "BEST", "FINAL"] in [
         line.split() for line in rerun.stdout.splitlines()]
     bests = [r.best for r in sorted(records, key=lambda r: rerun.stdout.rindex(r.run))]
     assert bests == sorted(bests, reverse=True), "the final table is sorted by the metric"
@@ -230,7 +230,7 @@ def test_a_spec_changed_in_a_field_that_matters_is_refused_naming_the_fields(exp
 def test_status_and_dry_run_print_the_sweep_and_create_nothing(experiments_root, tmp_path) -> None:
     spec = write_spec(tmp_path)
     status = run_sweep(spec, "--status", timeout=60)
-    assert status.returncode == 0 and "has not started" in status.stdout
+    assert status.returncode == 0 and "has not started" in status.stdout and "the sweeps of exp: none" in status.stdout
     dry = run_sweep(spec, "--dry-run", "--workers", "2", timeout=60)
     assert dry.returncode == 0 and "nothing is created" in dry.stdout
     assert "sw-000  start" in dry.stdout and "sw-001  start" in dry.stdout
@@ -239,12 +239,16 @@ def test_status_and_dry_run_print_the_sweep_and_create_nothing(experiments_root,
     started_state(spec)
     before = tree(experiments_root)
     status = run_sweep(spec, "--status", timeout=60)
-    assert status.stdout.splitlines()[1].split() == ["TRIAL", "optimizer.lr", "STATE", "ATTEMPTS", "BEST", "FINAL"]
-    assert status.stdout.splitlines()[2].split() == ["sw-000", "0.001", "interrupted", "1", "-", "-"]
-    assert "1 interrupted, 1 failed" in status.stdout
+    header, first, second = (line.split() for line in status.stdout.splitlines()[1:4])
+    assert header == ["TRIAL", "optimizer.lr", "STATE", "ATTEMPTS", "FAILURES", "BEST", "FINAL"]
+    assert first == ["sw-000", "0.001", "interrupted", "1", "0", "-", "-"]
+    assert second == ["sw-001", "0.003", "failed", "1", "1", "-", "-"]
+    assert "1 failed, 1 interrupted" in status.stdout
     dry = run_sweep(spec, "--dry-run", "--retries", "0", timeout=60)
     assert "sw-000  resume" in dry.stdout and "sw-001  keep (failed)" in dry.stdout
     assert "sw-001  retry" in run_sweep(spec, "--dry-run", "--retries", "1", timeout=60).stdout
+    other = run_sweep(write_spec(tmp_path, name="other"), "--status", timeout=60)
+    assert "sweep other of exp has not started" in other.stdout and "the sweeps of exp: sw)" in other.stdout
     assert tree(experiments_root) == before
 
 
@@ -266,6 +270,7 @@ BAD_SPECS = {
     "random without trials": ({"method": "random"}, "needs 'trials'"),
     "optuna without trials": ({"method": "optuna"}, "needs 'trials'"),
     "unknown method": ({"method": "bayes"}, "is not one of grid, random, optuna"),
+    "slurm typo in a local sweep": ({"slurm": {"gpu_per_trial": 1}}, "did you mean 'gpus_per_trial'?"),
     "metric no trial logs": ({"metric": "val/f1"}, "choose one of val/loss, val/accuracy"),
 }
 

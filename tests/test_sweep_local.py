@@ -141,7 +141,7 @@ def test_a_worker_gets_sigterm_when_its_driver_is_killed_and_a_new_driver_can_wa
         assert adopter.reattach(record) and adopter.running() == 1 and adopter.poll() == []
         driver.kill()
         driver.wait(10)
-        wait_for(lambda: (tmp_path / "m0").is_file(), timeout=20)
+        wait_for(lambda: (tmp_path / "m0").is_file() and (tmp_path / "m0").read_text(), timeout=20)  # written
         assert (tmp_path / "m0").read_text() == "SIGTERM"
         ended = []
         wait_for(lambda: ended.extend(adopter.poll()) or ended, timeout=20)

@@ -24,7 +24,7 @@ from sweeps.state import SweepState, TrialRecord, read_state, sweep_dir, write_s
 from train_support import make_run, read_metrics
 from utils.errors import SweepSpecError
 
-TINY = {"training.epochs": 2, "logging.wandb": False, "logging.tensorboard": False, "data.batch_size": 128,
+TINY = {"training.draw_every": None, "training.epochs": 2, "logging.wandb": False, "logging.tensorboard": False, "data.batch_size": 128,
         "model.channels": [4, 8], "model.hidden": 16}
 # lr 1e-6 leaves a trial at chance accuracy: clearly worse than the median of lr 0.01 trials.
 # With seed 24, TPE's random start gives trials 0 and 1 lr 0.01 and at least two of trials 2-5

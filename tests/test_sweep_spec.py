@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from sweeps.spec import Choices, Range, load_spec, parse_spec
+from sweeps.spec import Choices, Range, SlurmResources, load_spec, parse_spec
 from utils.errors import ConfigSyntaxError, SweepSpecError
 
 GRID = {
@@ -30,7 +30,8 @@ def test_a_grid_spec_loads_with_defaults_filled_in(tmp_path: Path) -> None:
     path.write_text(json.dumps(GRID))
     spec = load_spec(path)
     assert spec.parameters == {"optimizer.lr": Choices((0.001, 0.003)), "model.hidden": Choices((16, 32))}
-    assert (spec.config, spec.set, spec.trials, spec.seed, spec.slurm) == ("default", {}, None, 0, {})
+    assert (spec.config, spec.set, spec.trials, spec.seed) == ("default", {}, None, 0)
+    assert spec.slurm == SlurmResources(partition=None, time_min=60, gpus_per_trial=0, cpus_per_trial=None)
     assert spec.source == str(path) and spec.raw == GRID
 
 
@@ -91,6 +92,24 @@ def test_bad_values_are_named(changes: dict, fragment: str) -> None:
 ])
 def test_bad_spaces_are_named(space, fragment: str) -> None:
     assert fragment in error_of(method="random", trials=2, parameters={"optimizer.lr": space})
+
+
+def test_the_slurm_block_is_read_into_resources() -> None:
+    spec = spec_with(slurm={"partition": "gpu", "time_min": 90, "gpus_per_trial": 2, "cpus_per_trial": 8})
+    assert spec.slurm == SlurmResources("gpu", 90, 2, 8)
+
+
+@pytest.mark.parametrize("slurm, fragment", [
+    ({"gpu_per_trial": 2}, "unknown key 'gpu_per_trial' in 'slurm'; did you mean 'gpus_per_trial'?"),
+    ({"time_min": 0}, "slurm.time_min must be an integer >= 1, got 0"),
+    ({"cpus_per_trial": 2.5}, "slurm.cpus_per_trial must be an integer >= 1, got 2.5"),
+    ({"gpus_per_trial": None}, "slurm.gpus_per_trial must be an integer >= 0, got None"),
+    ({"gpus_per_trial": True}, "slurm.gpus_per_trial must be an integer >= 0, got True"),
+    ({"partition": ""}, "slurm.partition must be a partition name"),
+    ([1], "'slurm' must be a JSON object"),
+])
+def test_the_slurm_block_is_checked_with_the_spec_whatever_the_executor(slurm, fragment: str) -> None:
+    assert fragment in error_of(slurm=slurm)
 
 
 def test_random_spaces_take_lists_choices_and_ranges() -> None:

@@ -20,7 +20,7 @@ from sweeps.state import (
     FINISHED_STATES,
     SweepState,
     TrialRecord,
-    changed_fields,
+    check_unchanged,
     launch_reason,
     lock_sweep,
     read_state,
@@ -32,7 +32,6 @@ from sweeps.trial_runs import create_trial_run, prepare_launch
 from sweeps.trials import PlannedSearch, TrialPlan, total_trials
 from training.run_outputs import read_summary
 from training.signals import GracefulStop
-from utils.errors import SweepSpecError
 from utils.management import Run
 
 STOP_TIMEOUT_SECONDS = 120.0  # a worker saves last.pt in seconds; after this it is killed
@@ -99,17 +98,6 @@ def build_search(spec: SweepSpec, experiment: str) -> Search:
     return PlannedSearch(spec, experiment)
 
 
-def check_unchanged(spec: SweepSpec, state: SweepState) -> None:
-    """A rerun with a spec that differs in a field that matters: SweepSpecError naming the fields."""
-    fields = changed_fields(state.fingerprint, spec.fingerprint())
-    if fields:
-        raise SweepSpecError(
-            f"{spec.source}: sweep {spec.name} of {state.experiment} was started with a different "
-            f"{', '.join(fields)} ({state_file(state.experiment, state.name)} keeps the old spec); restore "
-            "them to continue it, or give the sweep a new name to start another; nothing was changed"
-        )
-
-
 def run_sweep(spec: SweepSpec, experiment: str, executor: Executor, options: DriverOptions,
               out: IO[str] = sys.stdout) -> int:
     """Run (or continue) the sweep under its lock; the exit code: 0 all finished, 1 some did not,
@@ -118,7 +106,7 @@ def run_sweep(spec: SweepSpec, experiment: str, executor: Executor, options: Dri
         state = read_state(experiment, spec.name)
         if state is None:
             state = SweepState(spec.name, experiment, spec.raw, spec.fingerprint())
-        check_unchanged(spec, state)
+        check_unchanged(state, spec.fingerprint(), spec.source)
         write_state(state)
         search = build_search(spec, experiment)
         return SweepDriver(spec, state, search, executor, options, out).run()
@@ -253,7 +241,7 @@ class SweepDriver:
 
     def _table(self, how: str) -> str:
         ordered = sort_by_metric(self.state.trials, self.spec.mode)
-        head = (f"sweep {self.spec.name} {how}: {state_counts(self.state, self.total)}; "
+        head = (f"sweep {self.spec.name} {how}: {state_counts(self.state.trials, self.total)}; "
                 f"{self.spec.metric} ({self.spec.mode}); state in {state_file(self.state.experiment, self.spec.name)}")
         return f"{head}\n{format_trials(ordered)}"
 

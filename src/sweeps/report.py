@@ -7,7 +7,7 @@ from typing import Any
 
 from sweeps.local import CONSOLE_FILE
 from sweeps.spec import SweepSpec
-from sweeps.state import SweepState, TrialRecord, launch_reason
+from sweeps.state import TRIAL_STATES, SweepState, TrialRecord, launch_reason
 from sweeps.trials import plan_trials, total_trials
 from utils.management import Run
 
@@ -41,25 +41,25 @@ def sort_by_metric(trials: Sequence[TrialRecord], mode: str) -> list[TrialRecord
 
 
 def format_trials(trials: Sequence[TrialRecord]) -> str:
-    """One row per trial: run, one column per swept parameter, state, attempts, best, final."""
+    """One row per trial: run, one column per swept parameter, state, attempts, failures (which
+    count against --retries), best, final."""
     keys = list(dict.fromkeys(key for record in trials for key in record.params))
-    rows = [["TRIAL", *keys, "STATE", "ATTEMPTS", "BEST", "FINAL"]]
+    rows = [["TRIAL", *keys, "STATE", "ATTEMPTS", "FAILURES", "BEST", "FINAL"]]
     rows += [
         [record.run, *(format_value(record.params.get(key)) for key in keys), record.state,
-         str(record.attempts), format_value(record.best), format_value(record.final)]
+         str(record.attempts), str(record.failures), format_value(record.best), format_value(record.final)]
         for record in trials
     ]
     widths = [max(len(row[col]) for row in rows) for col in range(len(rows[0]))]
     return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows)
 
 
-def state_counts(state: SweepState, total: int) -> str:
-    """`2 done, 1 running, 1 not started`: how far the sweep is."""
-    counts: dict[str, int] = {}
-    for record in state.trials:
-        counts[record.state] = counts.get(record.state, 0) + 1
-    parts = [f"{count} {name}" for name, count in counts.items()]
-    waiting = total - len(state.trials)
+def state_counts(trials: Sequence[TrialRecord], total: int) -> str:
+    """`1 running, 2 done, 1 not started`: how far a sweep of `total` trials is, in the order of
+    TRIAL_STATES (the driver, `--status` and `03_compare.py --sweep` all print it)."""
+    counts = {name: sum(record.state == name for record in trials) for name in TRIAL_STATES}
+    parts = [f"{count} {name}" for name, count in counts.items() if count]
+    waiting = total - len(trials)
     return ", ".join(parts + ([f"{waiting} not started"] if waiting > 0 else [])) or "nothing started"
 
 

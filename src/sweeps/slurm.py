@@ -1,4 +1,5 @@
-"""The SLURM executor: one submitit job per trial with the spec's `slurm` resources.
+"""The SLURM executor: one submitit job per trial with the spec's `slurm` resources
+(`sweeps.spec.SlurmResources`, checked when the spec is loaded).
 
 A job requeues itself on timeout or preemption and resumes its run (`sweeps.slurm_job`); its
 id is kept in the sweep state, so a rerun of the driver reattaches to jobs still queued or
@@ -18,54 +19,27 @@ from pathlib import Path
 from typing import Any
 
 from sweeps.local import CONSOLE_FILE, is_trial_process
-from sweeps.spec import SweepSpec
+from sweeps.spec import SlurmResources, SweepSpec
 from sweeps.state import TrialRecord
-from utils.configs import REPO_ROOT, closest_key
+from utils.configs import REPO_ROOT
 from utils.errors import SweepSpecError
 from utils.management import Run
 
 CLUSTER_ENV = "SWEEP_SUBMITIT_CLUSTER"
 CLUSTERS = ("slurm", "local")
 SUBMITIT_DIR = "submitit"
-RESOURCE_KEYS = ("partition", "time_min", "gpus_per_trial", "cpus_per_trial")
 NO_RESULT_CODE = 1  # a job that ended without the trial's exit code (cancelled, out of memory, ...)
 POLL_SECONDS = 0.5
 INSTALL_HINT = "submitit is not installed: `pip install submitit` (see requirements.txt)"
 
 
-@dataclass(frozen=True)
-class SlurmResources:
-    """The spec's `slurm` block: what each trial's job asks for (a key left out: the default here,
-    or the cluster's for partition and CPUs)."""
-
-    partition: str | None = None
-    time_min: int = 60
-    gpus_per_trial: int = 0
-    cpus_per_trial: int | None = None
-
-    def submitit_parameters(self) -> dict[str, Any]:
-        """AutoExecutor parameters: one node, one task; the task starts torchrun for several GPUs."""
-        return {
-            "slurm_partition": self.partition, "timeout_min": self.time_min, "gpus_per_node": self.gpus_per_trial,
-            "cpus_per_task": self.cpus_per_trial, "nodes": 1, "tasks_per_node": 1,
-        }
-
-
-def parse_resources(block: dict[str, Any], source: str) -> SlurmResources:
-    """The `slurm` block checked key by key; SweepSpecError (exit 2) names the key and the fix."""
-    for key in block:
-        if key not in RESOURCE_KEYS:
-            guess = closest_key(key, RESOURCE_KEYS)
-            hint = f"did you mean {guess!r}? " if guess else ""
-            raise SweepSpecError(f"{source}: unknown key {key!r} in 'slurm'; {hint}known keys: {', '.join(RESOURCE_KEYS)}")
-    if "partition" in block and not (isinstance(block["partition"], str) and block["partition"]):
-        raise SweepSpecError(f"{source}: slurm.partition must be a partition name, got {block['partition']!r}")
-    minimums = {"time_min": 1, "gpus_per_trial": 0, "cpus_per_trial": 1}
-    for key, least in minimums.items():
-        value = block.get(key, least)
-        if not isinstance(value, int) or isinstance(value, bool) or value < least:
-            raise SweepSpecError(f"{source}: slurm.{key} must be an integer >= {least}, got {value!r}")
-    return SlurmResources(**block)
+def submitit_parameters(resources: SlurmResources) -> dict[str, Any]:
+    """AutoExecutor parameters: one node, one task; the task starts torchrun for several GPUs."""
+    return {
+        "slurm_partition": resources.partition, "timeout_min": resources.time_min,
+        "gpus_per_node": resources.gpus_per_trial, "cpus_per_task": resources.cpus_per_trial,
+        "nodes": 1, "tasks_per_node": 1,
+    }
 
 
 def trial_argv(command: list[str], gpus: int) -> list[str]:
@@ -100,7 +74,7 @@ class SlurmExecutor:
     def __init__(self, spec: SweepSpec, experiment: str, folder: Path) -> None:
         """`folder` is the sweep's folder (`sweeps.state.sweep_dir`); submitit keeps its files in
         `<folder>/submitit/`."""
-        self.resources = parse_resources(spec.slurm, spec.source)
+        self.resources = spec.slurm
         self.cluster = _choose_cluster(import_submitit())
         self.experiment = experiment
         self.folder = (folder / SUBMITIT_DIR).absolute()
@@ -112,7 +86,7 @@ class SlurmExecutor:
         if self._executor is None:
             export_import_root()
             self._executor = import_submitit().AutoExecutor(folder=self.folder, cluster=self.cluster)
-            self._executor.update_parameters(**self.resources.submitit_parameters())
+            self._executor.update_parameters(**submitit_parameters(self.resources))
         return self._executor
 
     def launch(self, record: TrialRecord, command: list[str]) -> None:

@@ -1,8 +1,8 @@
 """The sweep spec: a strict JSON file read once into a frozen `SweepSpec`, or a one-line error.
 
-Only the shape of the spec is checked here (keys, types, spaces). Whether `parameters` and
-`set` name real config keys and `metric` a metric the task logs needs the config template and
-the task, and is checked by `sweeps.validation` before anything is created.
+Only the shape of the spec is checked here (keys, types, spaces, the `slurm` resources). Whether
+`parameters` and `set` name real config keys and `metric` a metric the task logs needs the config
+template and the task, and is checked by `sweeps.trial_runs.check_sweep` before anything is created.
 """
 
 import math
@@ -18,8 +18,7 @@ METHODS = ("grid", "random", "optuna")
 MODES = ("max", "min")
 REQUIRED_KEYS = ("name", "method", "parameters", "metric", "mode")
 OPTIONAL_KEYS = ("config", "set", "trials", "seed", "slurm")
-RANGE_KEYS = ("low", "high", "log")
-NOT_IN_FINGERPRINT = ("slurm",)  # where trials run, not what they compute
+RESOURCE_KEYS = ("partition", "time_min", "gpus_per_trial", "cpus_per_trial")
 
 
 @dataclass(frozen=True)
@@ -45,6 +44,18 @@ class Range:
 Space = Choices | Range
 
 
+@dataclass(frozen=True)
+class SlurmResources:
+    """The spec's `slurm` block: what each trial's job asks for (a key left out: the default here,
+    or the cluster's for partition and CPUs). Only `--executor slurm` uses it, but it is checked
+    with the rest of the spec, so that a typo in it fails a local sweep too."""
+
+    partition: str | None = None
+    time_min: int = 60
+    gpus_per_trial: int = 0
+    cpus_per_trial: int | None = None
+
+
 @dataclass(frozen=True, kw_only=True)
 class SweepSpec:
     """A validated spec; `raw` is the JSON as loaded, kept in the sweep's state file."""
@@ -58,7 +69,7 @@ class SweepSpec:
     set: dict[str, Any] = field(default_factory=dict)
     trials: int | None = None
     seed: int = 0
-    slurm: dict[str, Any] = field(default_factory=dict)
+    slurm: SlurmResources = field(default_factory=SlurmResources)
     source: str = "spec"
     raw: dict[str, Any] = field(default_factory=dict)
 
@@ -86,7 +97,7 @@ def load_spec(path: Path) -> SweepSpec:
 
 def parse_spec(raw: dict[str, Any], source: str) -> SweepSpec:
     """The spec in `raw` (a parsed JSON object) checked key by key."""
-    _check_keys(raw, REQUIRED_KEYS, OPTIONAL_KEYS, source, "the spec")
+    check_keys(raw, REQUIRED_KEYS, OPTIONAL_KEYS, source, "the spec")
     method = _choice(raw, "method", METHODS, source)
     fixed = _typed(raw, "set", dict, source, {})
     parameters = _parameters(raw["parameters"], method, source)
@@ -104,15 +115,16 @@ def parse_spec(raw: dict[str, Any], source: str) -> SweepSpec:
         set=fixed,
         trials=_trials(raw.get("trials"), method, source),
         seed=_seed(raw.get("seed", 0), source),
-        slurm=_typed(raw, "slurm", dict, source, {}),
+        slurm=parse_resources(_typed(raw, "slurm", dict, source, {}), source),
         source=source,
         raw=raw,
     )
 
 
-def _check_keys(data: dict[str, Any], required: tuple[str, ...], optional: tuple[str, ...], source: str,
-                where: str) -> None:
-    """Unknown keys name the closest known one; missing required keys are named."""
+def check_keys(data: dict[str, Any], required: tuple[str, ...], optional: tuple[str, ...], source: str,
+               where: str) -> None:
+    """SweepSpecError for an unknown key of `data` (naming the closest known one) or a missing
+    required one; `where` says which part of the spec `data` is ("the spec", "'slurm'", ...)."""
     known = (*required, *optional)
     for key in data:
         if key not in known:
@@ -183,7 +195,7 @@ def _space(key: str, value: Any, method: str, source: str) -> Space:
     elif isinstance(value, dict) and method == "grid":
         raise SweepSpecError(f"{where}: a grid takes a list of values; ranges and choices are for random and optuna")
     elif isinstance(value, dict) and "choices" in value:
-        _check_keys(value, ("choices",), (), where, "choices")
+        check_keys(value, ("choices",), (), where, "choices")
         if not isinstance(value["choices"], list):
             raise SweepSpecError(f"{where}: 'choices' must be a list of values")
         space = Choices(tuple(value["choices"]))
@@ -198,7 +210,7 @@ def _space(key: str, value: Any, method: str, source: str) -> Space:
 
 
 def _range(value: dict[str, Any], where: str) -> Range:
-    _check_keys(value, ("low", "high"), ("log",), where, "a range")
+    check_keys(value, ("low", "high"), ("log",), where, "a range")
     low, high, log = value["low"], value["high"], value.get("log", False)
     if not all(_is_number(bound) for bound in (low, high)):
         raise SweepSpecError(f"{where}: low and high must be numbers, got {low!r} and {high!r}")
@@ -209,6 +221,18 @@ def _range(value: dict[str, Any], where: str) -> Range:
     if log and low <= 0:
         raise SweepSpecError(f"{where}: a log range needs low > 0, got low={low!r}")
     return Range(low, high, log)
+
+
+def parse_resources(block: dict[str, Any], source: str) -> SlurmResources:
+    """The `slurm` block checked key by key; SweepSpecError (exit 2) names the key and the fix."""
+    check_keys(block, (), RESOURCE_KEYS, source, "'slurm'")
+    if "partition" in block and not (isinstance(block["partition"], str) and block["partition"]):
+        raise SweepSpecError(f"{source}: slurm.partition must be a partition name, got {block['partition']!r}")
+    for key, least in {"time_min": 1, "gpus_per_trial": 0, "cpus_per_trial": 1}.items():
+        value = block.get(key, least)
+        if not _is_int(value) or value < least:
+            raise SweepSpecError(f"{source}: slurm.{key} must be an integer >= {least}, got {value!r}")
+    return SlurmResources(**block)
 
 
 def _is_int(value: Any) -> bool:

@@ -83,6 +83,14 @@ def state_file(experiment: str, name: str) -> Path:
     return sweep_dir(experiment, name) / STATE_FILE
 
 
+def list_sweeps(experiment: str) -> list[str]:
+    """The experiment's sweeps that have a state file, sorted (to name them when one is unknown)."""
+    folder = experiment_path(experiment) / SWEEPS_DIR
+    if not folder.is_dir():
+        return []
+    return sorted(path.name for path in folder.iterdir() if (path / STATE_FILE).is_file())
+
+
 def read_state(experiment: str, name: str) -> SweepState | None:
     """The sweep's state, or None when the sweep has not started."""
     path = state_file(experiment, name)
@@ -117,6 +125,18 @@ def write_state(state: SweepState) -> None:
 def changed_fields(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     """The fingerprint fields whose values differ, sorted."""
     return sorted(key for key in old.keys() | new.keys() if old.get(key) != new.get(key))
+
+
+def check_unchanged(state: SweepState, fingerprint: dict[str, Any], source: str) -> None:
+    """A rerun whose spec (`source`, with `fingerprint`) differs in a field that matters:
+    SweepSpecError naming the fields, never a silent mix of two sweeps."""
+    fields = changed_fields(state.fingerprint, fingerprint)
+    if fields:
+        raise SweepSpecError(
+            f"{source}: sweep {state.name} of {state.experiment} was started with a different "
+            f"{', '.join(fields)} ({state_file(state.experiment, state.name)} keeps the old spec); restore "
+            "them to continue it, or give the sweep a new name to start another; nothing was changed"
+        )
 
 
 def config_hash(config: dict[str, Any]) -> str:

@@ -11,17 +11,11 @@ from sweeps.spec import SweepSpec
 from sweeps.state import SweepState, config_hash
 from sweeps.trials import TrialPlan, as_overrides, edge_params, plan_trials, trial_overrides, trial_run_name
 from training.run_outputs import existing_outputs, move_outputs_aside
+from utils.config_fields import flatten
 from utils.configs import apply_overrides, load_config_file, load_config_template
 from utils.errors import SweepSpecError, TemplateError
 from utils.initialization import initialize_run
 from utils.management import Run, experiment_path
-
-
-def complete_config(config: dict[str, Any], source: str) -> dict[str, Any]:
-    """The config checked as `01_initialize.py` checks it, defaults filled in."""
-    from training.run_config import parse_run_config  # imports torch and the task
-
-    return parse_run_config(config, source).raw
 
 
 def check_sweep(spec: SweepSpec, experiment: str, state: SweepState | None) -> None:
@@ -74,27 +68,16 @@ def _trial_config(spec: SweepSpec, base: dict[str, Any], run: str, params: dict[
 
 def _changed_config_message(spec: SweepSpec, experiment: str, run: str, new: dict[str, Any]) -> str:
     try:
-        old = _flatten(load_config_file(Run.resolve(experiment, run).config_file))
+        old = flatten(load_config_file(Run.resolve(experiment, run).config_file))  # without meta
     except TemplateError:
         old = {}
-    flat = _flatten(new)
-    keys = sorted(key for key in old.keys() | flat.keys()
-                  if not key.startswith("meta.") and old.get(key) != flat.get(key))
+    flat = flatten(new)
+    keys = sorted(key for key in old.keys() | flat.keys() if old.get(key) != flat.get(key))
     return (
         f"{spec.source}: trial {run} of sweep {spec.name} would now get a different config "
         f"({', '.join(keys) or 'its config.json is gone'}): the template {spec.config!r} changed since the "
         "sweep started; restore it, or give the sweep a new name to start a new one; nothing was changed"
     )
-
-
-def _flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, value in config.items():
-        if isinstance(value, dict):
-            flat.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
 
 
 def _check_no_foreign_runs(spec: SweepSpec, experiment: str, plans: list[TrialPlan], state: SweepState | None) -> None:
@@ -137,6 +120,8 @@ def create_trial_run(spec: SweepSpec, experiment: str, plan: TrialPlan, command:
     A run that exists and is this trial (a driver was killed between creating it and saving the
     state) is reused; one that is not raises SweepSpecError.
     """
+    from training.run_config import complete_config  # imports torch and the task
+
     run = Run.resolve(experiment, plan.run)
     if not run.path.exists():
         initialize_run(experiment, plan.run, spec.config, trial_overrides(spec, plan.params), command,

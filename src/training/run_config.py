@@ -70,6 +70,12 @@ def parse_run_config(config: dict[str, Any], source: str = "config") -> RunConfi
     return RunConfig(parsed, task)
 
 
+def complete_config(config: dict[str, Any], source: str) -> dict[str, Any]:
+    """The config checked as `parse_run_config` checks it, defaults filled in: what a new run's
+    config.json holds (`01_initialize.py` and each sweep trial create runs through it)."""
+    return parse_run_config(config, source).raw
+
+
 def check_metric(key: str, metric: str, task: type[Task], source: str) -> None:
     """A metric the config watches must be one of the validation metrics the task produces."""
     known = [f"val/{name}" for name in task.metrics]

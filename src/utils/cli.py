@@ -1,4 +1,5 @@
-"""Command-line pieces the scripts share: the -e/-r name options and their environment fallback.
+"""Command-line pieces the scripts share: the -e/-r name options and their environment fallback,
+a parser whose usage errors are one line, integer options with a lower bound.
 
 A name left off the command line comes from CURRENT_EXP / CURRENT_RUN (set by env.sh's
 `setexp` / `setrun`), so every script resolves names the same way and says the same thing when
@@ -7,9 +8,9 @@ one is missing.
 
 import argparse
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 from utils.errors import MissingNameError
 
@@ -46,6 +47,29 @@ class StoreName(argparse.Action):
         option_string: str | None = None,
     ) -> None:
         setattr(namespace, self.dest, "--" if values == [] else values)
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse whose usage errors are one line on stderr and exit 2, like every other bad input
+    (instead of the usage block followed by the message)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def int_at_least(least: int) -> Callable[[str], int]:
+    """An argparse `type`: an integer >= `least`; anything else is a usage error saying so."""
+
+    def parse(text: str) -> int:
+        try:
+            value: int | None = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < least:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer >= {least}")
+        return value
+
+    return parse
 
 
 def add_name_option(parser: argparse.ArgumentParser, kind: str) -> None:

@@ -1,6 +1,6 @@
 """A sweep's metric against each swept parameter, one panel per parameter, saved as one PNG.
 
-Draws the tidy table of `utils.sweep_table.sweep_frame` (columns trial, number, the parameters,
+Draws the tidy table of `sweeps.table.sweep_frame` (columns trial, number, the parameters,
 state, best, final): each trial's best value on y. Numeric parameters get a numeric x-axis (log
 when positive values span more than two decades, as learning rates do), others one tick per
 category. Trials are marked by state, so a pruned or failed trial never passes for a finished one.

@@ -1,8 +1,10 @@
-"""The table of a sweep's trials for `03_compare.py --sweep`: parameters, state, best and final metric.
+"""The table of a sweep's trials for `03_compare.py --sweep`: parameters, state, attempts, failures,
+best and final metric.
 
 One row per trial of the sweep's state file. A trial's best and final values come from the state
-when the driver recorded them, else from the trial's metrics.csv (a trial still running, or one
-interrupted or failed, has logged values the driver has not recorded). pandas is imported on use.
+when the driver recorded them, else from the trial's metrics.csv, read as the driver reads it (a
+trial still running, or one a killed driver never recorded, has values only its CSV holds).
+pandas is imported on use.
 """
 
 import json
@@ -10,21 +12,15 @@ import math
 from pathlib import Path
 from typing import Any
 
-from sweeps.state import STATE_FILE, SWEEPS_DIR, TRIAL_STATES, SweepState, TrialRecord
+from sweeps.report import state_counts
+from sweeps.results import read_metric
+from sweeps.state import SweepState, TrialRecord
 from utils.fileio import atomic_write_text
-from utils.management import Run, experiment_path
-from visualization.plotting import read_metrics, summarize_metric
+from utils.management import Run
 
-RESULT_COLUMNS = ("state", "best", "final")
+# what the state file says of each trial; failures count against 04_sweep.py --retries
+RESULT_COLUMNS = ("state", "attempts", "failures", "best", "final")
 MISSING = "-"  # a cell without a value: a pending trial, a metric not logged yet
-
-
-def list_sweeps(experiment: str) -> list[str]:
-    """The experiment's sweeps that have a state file, sorted (to name them when one is unknown)."""
-    folder = experiment_path(experiment) / SWEEPS_DIR
-    if not folder.is_dir():
-        return []
-    return sorted(path.name for path in folder.iterdir() if (path / STATE_FILE).is_file())
 
 
 def sweep_metric(state: SweepState) -> tuple[str, str]:
@@ -47,8 +43,7 @@ def trial_values(experiment: str, record: TrialRecord, metric: str, mode: str) -
     """Best and final value of `metric` for one trial: as recorded in the state, else from its CSV."""
     if record.best is not None:
         return record.best, record.final
-    summary = summarize_metric(read_metrics(Run.resolve(experiment, record.run).metrics_csv), metric, mode)
-    return (summary.best, summary.final) if summary is not None else (None, None)
+    return read_metric(Run.resolve(experiment, record.run).metrics_csv, metric, mode)
 
 
 def cell_value(value: Any) -> Any:
@@ -57,8 +52,9 @@ def cell_value(value: Any) -> Any:
 
 
 def sweep_frame(state: SweepState) -> "pd.DataFrame":  # noqa: F821
-    """The tidy table: one row per trial with columns trial, number, each parameter, state, best,
-    final; best first per the sweep's mode, trials without a value last, ties by trial number."""
+    """The tidy table: one row per trial with columns trial, number, each parameter, state,
+    attempts, failures, best, final; best first per the sweep's mode, trials without a value last,
+    ties by trial number."""
     import pandas as pd
 
     metric, mode = sweep_metric(state)
@@ -67,10 +63,11 @@ def sweep_frame(state: SweepState) -> "pd.DataFrame":  # noqa: F821
     for record in sorted(state.trials, key=lambda record: record.number):
         best, final = trial_values(state.experiment, record, metric, mode)
         params = {key: cell_value(record.params.get(key)) for key in parameters}
-        rows.append({"trial": record.run, "number": record.number, **params,
-                     "state": record.state, "best": best, "final": final})
+        rows.append({"trial": record.run, "number": record.number, **params, "state": record.state,
+                     "attempts": record.attempts, "failures": record.failures, "best": best, "final": final})
     frame = pd.DataFrame(rows, columns=["trial", "number", *parameters, *RESULT_COLUMNS])
-    frame = frame.astype({"number": "int64", "best": "float64", "final": "float64"})
+    frame = frame.astype({"number": "int64", "attempts": "int64", "failures": "int64",
+                          "best": "float64", "final": "float64"})
     ranked = frame.sort_values("best", ascending=mode == "min", na_position="last", kind="stable")
     return ranked.reset_index(drop=True)
 
@@ -82,13 +79,6 @@ def format_cell(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.6g}"
     return str(value)
-
-
-def state_counts(frame: "pd.DataFrame") -> str:  # noqa: F821
-    """'3 done, 1 pruned': how many trials are in each state, in the order of TRIAL_STATES."""
-    counts = frame["state"].value_counts()
-    order = [*TRIAL_STATES, *sorted(set(counts.index) - set(TRIAL_STATES))]
-    return ", ".join(f"{counts[state]} {state}" for state in order if state in counts)
 
 
 def format_sweep_table(state: SweepState, frame: "pd.DataFrame") -> str:  # noqa: F821
@@ -107,7 +97,7 @@ def format_sweep_table(state: SweepState, frame: "pd.DataFrame") -> str:  # noqa
         return "  ".join(v.rjust(w) if r else v.ljust(w) for v, w, r in zip(values, widths, right)).rstrip()
 
     top = frame["best"].iloc[0] if len(frame) else math.nan
-    lines = [f"{sweep_title(state)}, {len(frame)} trials: {state_counts(frame)}",
+    lines = [f"{sweep_title(state)}, {len(frame)} trials: {state_counts(state.trials, len(state.trials))}",
              "    " + line(columns)]
     for best, row in zip(frame["best"], cells):
         lines.append(("  * " if best == top else "    ") + line(row))
