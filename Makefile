@@ -35,7 +35,7 @@ train: $(STAMP)
 	$(PY) src/02_train.py -e $(EXP) -r $(RUN) $(TRAIN_ARGS)
 
 test: $(STAMP)
-	$(PY) -m pytest -n 2 --durations=10 $(PYTEST_ARGS)
+	$(PY) -m pytest -n 2 --dist worksteal --durations=10 $(PYTEST_ARGS)
 
 # The benchmarks' anchors (Lightning) install only for `make bench`.
 $(BENCH_STAMP): requirements-bench.txt requirements.txt $(STAMP)

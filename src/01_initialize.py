@@ -86,11 +86,17 @@ def make_experiment(experiment: str) -> None:
     print(f"next: python src/01_initialize.py -e {experiment} -r RUN")
 
 
+def check_config(config: dict, source: str) -> dict:
+    """The config checked against its task's schema, complete. Called once the names, the
+    template and the overrides are known good, since it imports torch and the task (~2 s)."""
+    from training.run_config import complete_config
+
+    return complete_config(config, source)
+
+
 def make_run(args: argparse.Namespace, experiment: str, run: str, command: str) -> None:
     """Create the run and say where it is and what comes next."""
-    from training.run_config import complete_config  # imports torch and the task: only to create a run
-
-    path = initialize_run(experiment, run, args.config, args.overrides, command, validate=complete_config)
+    path = initialize_run(experiment, run, args.config, args.overrides, command, validate=check_config)
     print(f"created run {experiment}/{run} at {path}")
     overrides = len(args.overrides)
     print(f"config: {path / 'config.json'} (template {args.config}, {overrides} overrides)")

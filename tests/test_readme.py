@@ -62,7 +62,7 @@ def _block_starting(first: str) -> list[str]:
     return next(block for block in bash_blocks() if block[0] == first)
 
 
-WORKFLOW = next(block for block in bash_blocks() if "python src/01_initialize.py -e mnist -r baseline" in block)
+WORKFLOW = next(block for block in bash_blocks() if "python src/01_initialize.py -e mnist -r baseline --set training.epochs=5" in block)
 HELPERS = next(block for block in bash_blocks() if block[0] == "source env.sh" and "setexp mnist" in block)
 OWN_TASK = _block_starting("cp src/tasks/digits.py src/tasks/my_task.py")
 SWEEPS = _block_starting("python src/04_sweep.py -e mnist -s config/sweeps/example.json --dry-run")

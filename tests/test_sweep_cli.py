@@ -98,8 +98,9 @@ def assert_every_step_once(run_dir: Path) -> None:
 @pytest.mark.slow
 def test_sigterm_stops_every_trial_and_a_rerun_finishes_the_rest_leaving_done_trials_untouched(
         experiments_root: Path, tmp_path: Path) -> None:
+    # batches of 2: an epoch is 629 steps (~1.6 s), so a 3-epoch trial is still training when the signal lands
     spec = write_spec(tmp_path, parameters={"training.epochs": [1, 3], "optimizer.lr": [0.001, 0.003]},
-                      set={**TINY, "training.eval_every": 3})
+                      set={**TINY, "data.batch_size": 2, "training.eval_every": 3})
     driver = start_sweep(spec, tmp_path, "--workers", "2")
     pids: list[int] = []
     try:
@@ -145,7 +146,8 @@ def test_sigterm_stops_every_trial_and_a_rerun_finishes_the_rest_leaving_done_tr
 
 @pytest.mark.slow
 def test_a_sigkilled_driver_loses_nothing_a_rerun_cannot_finish(experiments_root: Path, tmp_path: Path) -> None:
-    spec = write_spec(tmp_path, set={**TINY, "training.epochs": 3, "training.eval_every": 3})
+    # batches of 1: an epoch is 1,257 steps (~3 s), so the workers are mid-epoch 2 when the driver dies
+    spec = write_spec(tmp_path, set={**TINY, "data.batch_size": 1, "training.epochs": 2, "training.eval_every": 2})
     driver = start_sweep(spec, tmp_path, "--workers", "2")
     pids: list[int] = []
     try:

@@ -57,6 +57,7 @@ def test_set_overrides_apply_to_the_session_only():
     assert read_metrics(run_dir)["val/accuracy"].notna().sum() == 1
     assert (run_dir / "config.json").read_bytes() == before
     assert not any((run_dir / "visualizations").iterdir()), "training.draw_every=null draws nothing"
+    assert not any((run_dir / "plots").iterdir()), "not even the training curves"
 
 
 def test_drawings_are_logged_every_draw_every_epochs_after_the_last_and_at_the_test():

@@ -221,7 +221,7 @@ def _report(trainer: Trainer, result: SessionResult, config: RunConfig) -> None:
     from visualization.plotting import plot_training_curves
 
     run, state = result.run, trainer.state
-    if run.metrics_csv.is_file():
+    if run.metrics_csv.is_file() and trainer.config.draw_every is not None:
         LOGGER.flush()
         plot_training_curves(run.metrics_csv, run.plots)
     trainer.profiler.write_report(run.logs)

@@ -46,7 +46,8 @@ class TrainingConfig:
     eval_every: int = option(1, "validate every N epochs (and after the last)", gt=0)
     draw_every: int | None = option(
         1, "log the task's drawings every N epochs at validation (and after the last), and at the "
-        "test (null: never; each drawing renders a figure)", gt=0,
+        "test; the training curves go into plots/ at the end (null: no figures at all, e.g. for "
+        "sweep trials: each figure costs a render)", gt=0,
     )
     checkpoint_every: int = option(5, "keep an epoch checkpoint every N epochs (last.pt is written every epoch)", gt=0)
     keep_checkpoints: int = option(2, "how many epoch checkpoints to keep (the newest)", gt=0)
