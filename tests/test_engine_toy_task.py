@@ -60,7 +60,9 @@ class ToyRegression(Task):
         return {"loss": sums["sse"].item() / count, "mae": sums["sae"].item() / count}
 
 
-EPOCHS = 40  # tiny epochs: a signal sent after epoch 1 surely lands part-way
+# tiny epochs (~25 ms each): the 79 after epoch 1 train for ~2 s, so a signal sent once epoch 1 is
+# saved surely lands part-way (with 40, ~0.9 s: the run could end first)
+EPOCHS = 80
 CONFIG = {
     "task": "toy_regression", "seed": 3, "deterministic": True,
     "data": {"batch_size": 8, "samples": 240},

@@ -38,9 +38,12 @@ def test_two_micro_batches_of_4_step_like_one_batch_of_8():
 
 
 def test_an_accumulating_run_stopped_by_sigterm_resumes_exactly():
-    steps = 40 * 14  # 40 micro-batches of 4 per epoch, 3 per step: 13 full groups and one of 1
-    reference = create_run("acc", "reference", _config(batch_size=4, accumulate=3, epochs=40))
-    interrupted = create_run("acc", "interrupted", _config(batch_size=4, accumulate=3, epochs=40))
+    # 40 micro-batches of 4 per epoch, 3 per step: 13 full groups and one of 1; 80 epochs of ~30 ms,
+    # so the signal sent once epoch 1 is saved lands with ~2.4 s of training left (40: ~1.2 s)
+    epochs = 80
+    steps = epochs * 14
+    reference = create_run("acc", "reference", _config(batch_size=4, accumulate=3, epochs=epochs))
+    interrupted = create_run("acc", "interrupted", _config(batch_size=4, accumulate=3, epochs=epochs))
     assert _train("acc", "reference").returncode == 0
 
     ready = (interrupted / "checkpoints" / "checkpoint_epoch_1.pt").exists

@@ -26,6 +26,9 @@ TINY = {"training.draw_every": None, "logging.wandb": False, "logging.tensorboar
         "model.channels": [4, 8], "model.hidden": 16}
 GRID = {"name": "sl", "method": "grid", "parameters": {"optimizer.lr": [0.01]}, "metric": "val/accuracy",
         "mode": "max", "set": {**TINY, "training.epochs": 4}}
+# For the tests that signal a job once epoch 1 is saved: batches of 4 make an epoch 315 steps (~0.8 s),
+# so ~2.4 s of training is left when the signal lands (batches of 128: ~0.2 s, and the trial could end first)
+SIGNALLED_BATCH = 4
 
 
 def slurm_spec(**slurm):
@@ -36,8 +39,8 @@ def executor_for(spec) -> SlurmExecutor:
     return SlurmExecutor(spec, "e", sweep_dir("e", spec.name))
 
 
-def tiny_run(run: str) -> Path:
-    return make_run("e", run, "training.epochs=4", "logging.tensorboard=false", "data.batch_size=128",
+def tiny_run(run: str, batch_size: int = 128) -> Path:
+    return make_run("e", run, "training.epochs=4", "logging.tensorboard=false", f"data.batch_size={batch_size}",
                     "model.channels=[4, 8]", "model.hidden=16", "optimizer.lr=0.01")
 
 
@@ -142,7 +145,8 @@ def send_timeout_signal(folder: Path) -> None:
 @pytest.mark.slow
 def test_a_forced_timeout_requeues_the_job_and_the_trial_resumes_with_every_step_once(tmp_path: Path) -> None:
     spec_path = tmp_path / "sl.json"
-    spec_path.write_text(json.dumps({**GRID, "slurm": {"time_min": 2, "cpus_per_trial": 1}}))
+    spec_path.write_text(json.dumps({**GRID, "set": {**GRID["set"], "data.batch_size": SIGNALLED_BATCH},
+                                     "slurm": {"time_min": 2, "cpus_per_trial": 1}}))
     command = [sys.executable, str(SRC / "04_sweep.py"), "-e", "e", "-s", str(spec_path), "--executor", "slurm"]
     env = subprocess_env(SWEEP_SUBMITIT_CLUSTER="local")
     del env["PYTHONPATH"]  # as without env.sh: the jobs must find the sweep code all the same
@@ -174,7 +178,7 @@ def test_a_forced_timeout_requeues_the_job_and_the_trial_resumes_with_every_step
 def test_a_rerun_reattaches_to_a_running_local_job_and_a_stop_lets_the_trial_save(monkeypatch) -> None:
     monkeypatch.setenv("SWEEP_SUBMITIT_CLUSTER", "local")
     spec = slurm_spec(time_min=2)
-    run = tiny_run("sl-000")
+    run = tiny_run("sl-000", batch_size=SIGNALLED_BATCH)
     record = TrialRecord(0, "sl-000", {"optimizer.lr": 0.01}, state="running")
     first = executor_for(spec)
     first.launch(record, [*train_command("e", "sl-000", resume=False), "--device", "cpu"])

@@ -80,7 +80,12 @@ sys.exit(cli.main(sys.argv[1:], callbacks=[stop_at_two]))
 """
 TINY = ("model.channels=[4,8]", "model.hidden=16", "data.batch_size=128", "training.epochs=6",
         "training.stop_check_every=2", "logging.tensorboard=false", "deterministic=true")
-TINY_STEPS = 6 * 5  # each rank trains 629 of the 1,257 images, batch 128
+# each rank trains 629 of the 1,257 images: 5 steps an epoch in batches of 128
+# The SIGTERM test signals a rank once epoch 1 is saved: batches of 8 make an epoch 79 steps (~0.5 s), so
+# ~2.5 s of training is left when the signal lands (batches of 128: ~0.35 s, and the run could end first)
+SIGNALLED = (*TINY, "data.batch_size=8")
+SIGNALLED_EPOCH_STEPS = 79  # ceil(629 / 8)
+SIGNALLED_STEPS = 6 * SIGNALLED_EPOCH_STEPS
 # torchrun's report of a failed worker: `rank      : 1 (local_rank: 1)` then `exitcode  : 143 (pid: ...)`
 EXIT_REPORT = re.compile(r"rank\s*:\s*(\d+) \(local_rank: \d+\)\s*\n\s*exitcode\s*:\s*(-?\d+)")
 
@@ -108,10 +113,10 @@ def test_a_sigterm_to_one_rank_stops_every_rank_at_one_step_and_the_resume_is_ex
     worker = tmp_path / "worker.py"
     worker.write_text(f"SCRIPT = {str(SRC / '02_train.py')!r}\n{WORKER}")
     env = subprocess_env(OMP_NUM_THREADS="1")
-    reference, interrupted = make_run("exp", "reference", *TINY), make_run("exp", "cut", *TINY)
+    reference, interrupted = make_run("exp", "reference", *SIGNALLED), make_run("exp", "cut", *SIGNALLED)
     done = run_in_group(_torchrun(worker, "reference"), timeout=120, cwd=REPO_ROOT, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert _stopped_steps(done.stdout) == {0: TINY_STEPS, 1: TINY_STEPS}
+    assert _stopped_steps(done.stdout) == {0: SIGNALLED_STEPS, 1: SIGNALLED_STEPS}
 
     launcher = subprocess.Popen(_torchrun(worker, "cut"), start_new_session=True, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True, cwd=REPO_ROOT, env=env)
@@ -128,13 +133,13 @@ def test_a_sigterm_to_one_rank_stops_every_rank_at_one_step_and_the_resume_is_ex
     stopped = _stopped_steps(stdout)
     assert stopped[0] == stopped[1], stopped
     step = stopped[0]
-    assert 5 <= step < TINY_STEPS, "the signal stops training part-way"
+    assert SIGNALLED_EPOCH_STEPS <= step < SIGNALLED_STEPS, "the signal stops training part-way"
     assert load_checkpoint(interrupted / "checkpoints" / "last.pt")["global_step"] == step
     assert f"at step {step}: saved last.pt" in (interrupted / "logs" / "log.txt").read_text()
 
     resumed = run_in_group(_torchrun(worker, "cut", "--resume"), timeout=120, cwd=REPO_ROOT, env=env)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert read_metrics(interrupted)["step"].tolist() == list(range(TINY_STEPS))
+    assert read_metrics(interrupted)["step"].tolist() == list(range(SIGNALLED_STEPS))
     expected = load_checkpoint(reference / "checkpoints" / "last.pt")["model"]
     actual = load_checkpoint(interrupted / "checkpoints" / "last.pt")["model"]
     assert all(torch.equal(expected[name], actual[name]) for name in expected)
