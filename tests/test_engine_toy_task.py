@@ -67,7 +67,8 @@ CONFIG = {
     "task": "toy_regression", "seed": 3, "deterministic": True,
     "data": {"batch_size": 8, "samples": 240},
     "optimizer": {"lr": 0.01},
-    "training": {"epochs": EPOCHS, "checkpoint_every": 1, "best_metric": "val/mae", "best_mode": "min"},
+    "training": {"epochs": EPOCHS, "checkpoint_every": 1, "best_metric": "val/mae", "best_mode": "min",
+                 "draw_every": None},
     "logging": {"tensorboard": False, "wandb": False},
 }
 STEPS = EPOCHS * 20  # 160 training points / batch 8
