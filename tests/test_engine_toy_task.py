@@ -105,7 +105,7 @@ def check_exact_resume(exp: str, config: dict) -> tuple[Path, Path]:
     assert done.returncode == 0, done.stderr
     assert "test/mae" in done.stdout
 
-    ready = (interrupted / "checkpoints" / "checkpoint_epoch_1.pt").exists
+    ready = (interrupted / "checkpoints" / "last.pt").exists  # written at each epoch's end, never deleted
     assert signal_once_ready(_command(exp, "interrupted"), ready, env=_env()) == 143
     stopped_at = load_checkpoint(interrupted / "checkpoints" / "last.pt")["global_step"]
     assert 20 <= stopped_at < STEPS

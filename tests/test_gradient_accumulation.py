@@ -46,7 +46,7 @@ def test_an_accumulating_run_stopped_by_sigterm_resumes_exactly():
     interrupted = create_run("acc", "interrupted", _config(batch_size=4, accumulate=3, epochs=epochs))
     assert _train("acc", "reference").returncode == 0
 
-    ready = (interrupted / "checkpoints" / "checkpoint_epoch_1.pt").exists
+    ready = (interrupted / "checkpoints" / "last.pt").exists  # written at each epoch's end, never deleted
     assert signal_once_ready(_command("acc", "interrupted"), ready, env=_env()) == 143
     stopped = load_checkpoint(interrupted / "checkpoints" / "last.pt")
     assert 14 <= stopped["global_step"] < steps

@@ -40,7 +40,7 @@ def test_a_run_with_data_workers_exits_when_finished_stopped_or_resumed():
         stderr=subprocess.PIPE, text=True, env=subprocess_env(), cwd=REPO_ROOT,
     )
     try:
-        wait_for(lambda: (run_dir / "checkpoints" / "checkpoint_epoch_1.pt").exists(), process)
+        wait_for(lambda: (run_dir / "checkpoints" / "last.pt").exists(), process)  # epoch 1 saved
         process.send_signal(signal.SIGTERM)
         process.communicate(timeout=60)
         assert process.returncode == 143

@@ -20,7 +20,7 @@ def _interrupt_after_first_epoch(run_dir: Path, exp: str, run: str, signum: int)
     """Start training, send `signum` once epoch 1's checkpoint exists, return (code, stdout)."""
     process = start_training(exp, run)
     try:
-        wait_for(lambda: (run_dir / "checkpoints" / "checkpoint_epoch_1.pt").exists(), process)
+        wait_for(lambda: (run_dir / "checkpoints" / "last.pt").exists(), process)  # epoch 1 saved
         process.send_signal(signum)
         stdout, _ = process.communicate(timeout=120)
     finally:
