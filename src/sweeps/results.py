@@ -1,7 +1,5 @@
 """How a trial ended: its state from its exit code and summary.json, its metric from its CSV."""
 
-import csv
-import math
 import signal
 from pathlib import Path
 from typing import Any
@@ -26,13 +24,15 @@ def trial_outcome(code: int | None, summary: dict[str, Any] | None, stopping: bo
 
 
 def read_metric(csv_path: Path, metric: str, mode: str) -> tuple[float | None, float | None]:
-    """(best, final) value of `metric` in a run's metrics.csv; (None, None) when it has none."""
+    """(best, final) value of `metric` in a run's metrics.csv; (None, None) when it has none.
+
+    Read as `03_compare.py` reads runs (`visualization.plotting`: a step amended after a resume
+    counts once, non-finite values are skipped); pandas is imported on the first call.
+    """
+    from visualization.plotting import read_metrics, summarize_metric
+
     try:
-        with open(csv_path, newline="", encoding="utf-8") as handle:
-            values = [float(row[metric]) for row in csv.DictReader(handle) if row.get(metric)]
+        summary = summarize_metric(read_metrics(csv_path), metric, mode)
     except (OSError, ValueError):
         return None, None
-    values = [value for value in values if math.isfinite(value)]
-    if not values:
-        return None, None
-    return (max(values) if mode == "max" else min(values)), values[-1]
+    return (None, None) if summary is None else (summary.best, summary.final)
