@@ -24,9 +24,19 @@ def init_distributed(device: torch.device) -> bool:
     return True
 
 
-def destroy_distributed() -> None:
-    if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
+def destroy_distributed(together: bool = True) -> None:
+    """Leave the process group; with `together`, only once every rank has come this far.
+
+    Without that barrier a rank that finished early (rank 1, while rank 0 still writes its
+    report) tore its gloo group down under a peer still connected to it, and about one run in
+    16 aborted at exit ("terminate called without an active exception", exit -6). A failing
+    session passes `together=False`: its peers may never arrive.
+    """
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    if together:
+        dist.barrier()
+    dist.destroy_process_group()
 
 
 def all_reduce_sum(values: torch.Tensor) -> torch.Tensor:

@@ -99,9 +99,10 @@ def run_session(
     finally:
         if trainer is not None:
             close_loaders(trainer.loaders)  # persistent workers would block the exit for ever
+        failing = sys.exc_info()[0] is not None
         if logger is not None:
-            _finish(logger, failing=sys.exc_info()[0] is not None)
-        destroy_distributed()
+            _finish(logger, failing=failing)
+        destroy_distributed(together=not failing)
         stop.restore()
 
 
