@@ -54,15 +54,19 @@ int stats_$type(const $type *x, long long n, float *out) {
     if (!isfinite(total) || !isfinite(squares) || !isfinite(magnitude)) return 1;
     double mean = total / n, variance = squares / n - mean * mean;
     if (variance < $cancellation * squares / n) {  /* the mean dominates: E[x^2] - mean^2 lost its digits */
-        double centered = 0.0;
+        /* two passes, corrected: the shift E[x - m] removes the error of the mean m itself */
+        double centered = 0.0, shift = 0.0;
+        $type m = ($type)mean;
         for (long long start = 0; start < n; start += 4096) {
             long long end = n - start < 4096 ? n : start + 4096;
-            $type c = 0, m = ($type)mean;
-#pragma omp simd simdlen(32) reduction(+ : c)
-            for (long long i = start; i < end; i++) c += (x[i] - m) * (x[i] - m);
-            centered += c;
+            $type c = 0, d = 0;
+#pragma omp simd simdlen(32) reduction(+ : c, d)
+            for (long long i = start; i < end; i++) { c += (x[i] - m) * (x[i] - m); d += x[i] - m; }
+            centered += c; shift += d;
         }
-        variance = centered / n;
+        shift /= n;
+        mean = m + shift;
+        variance = centered / n - shift * shift;
     }
     out[0] = mean; out[1] = sqrt(variance > 0 ? variance : 0); out[2] = low; out[3] = high;
     out[4] = magnitude / n; out[5] = sqrt(squares); out[6] = zeros / n; out[7] = 0; out[8] = 0;
@@ -148,7 +152,10 @@ def numpy_stats(values: np.ndarray) -> Tensor | None:
     mean = total / n
     variance = squares / n - mean * mean
     if variance < CANCELLATION * squares / n:  # mean dominates: E[x^2] - mean^2 lost its digits
-        variance = _sum_of_squares(values - mean) / n  # float32 stays float32 (a weak Python scalar)
+        m = values.dtype.type(mean)  # the mean in the element type, as in the C kernel
+        centered = values - m  # (N,), exact differences near the mean
+        shift = float(np.einsum("i->", centered)) / n  # corrects the error of the mean itself
+        mean, variance = float(m) + shift, _sum_of_squares(centered) / n - shift * shift
     stats = [mean, math.sqrt(max(variance, 0.0)), low, high, magnitude / n, math.sqrt(squares), zeros / n, 0.0, 0.0]
     return torch.tensor(stats, dtype=torch.float32, device="cpu")
 
