@@ -188,18 +188,24 @@ def test_a_rerun_waits_for_a_worker_the_previous_driver_left_running_then_resume
     plan = plan_grid(spec)[0]
     digest = create_trial_run(spec, "exp", plan, "")
     console = experiments_root / "exp" / plan.run / "logs" / "console.txt"
-    # stands in for a worker still saving after its driver died: same run name on its command line
-    old_worker = subprocess.Popen([sys.executable, "-c", "import sys, time; time.sleep(3); "
+    # stands in for a worker still saving after its driver died (same run name on its command line);
+    # it lives until the test closes its stdin, however slowly the new driver starts
+    old_worker = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read(); "
                                    "open(sys.argv[2], 'a').write('old worker exits\\n')", plan.run, str(console)],
-                                  start_new_session=True)
+                                  stdin=subprocess.PIPE, start_new_session=True)
+    write_state(SweepState("sw", "exp", spec.raw, spec.fingerprint(), [TrialRecord(
+        0, plan.run, plan.params, digest, state="running", attempts=1, pid=old_worker.pid)]))
+    driver = start_sweep(spec_path, tmp_path)
     try:
-        write_state(SweepState("sw", "exp", spec.raw, spec.fingerprint(), [TrialRecord(
-            0, plan.run, plan.params, digest, state="running", attempts=1, pid=old_worker.pid)]))
-        result = run_sweep(spec_path)
+        waiting = f"{plan.run} was started by a previous driver and still runs; waiting for it"
+        wait_for(lambda: waiting in (tmp_path / "driver.out").read_text(), driver, timeout=150)
+        assert trials()[0].attempts == 1 and not console.exists(), "not relaunched while the old one runs"
+        old_worker.stdin.close()
+        old_worker.wait(30)
+        assert driver.wait(150) == 0, (tmp_path / "driver.out").read_text()
     finally:
         kill_group(old_worker)
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert f"{plan.run} was started by a previous driver and still runs; waiting for it" in result.stdout
+        kill_group(driver)
     record, = trials()
     assert (record.state, record.attempts) == ("done", 2)
     text = console.read_text()
