@@ -7,6 +7,7 @@ and its whole process group killed in `finally`.
 import hashlib
 import json
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -294,6 +295,25 @@ def test_bad_input_exits_2_with_one_line_and_creates_nothing(experiments_root, t
     result = run_sweep(spec, "--workers", "2", timeout=60)
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: ") and fragment in result.stderr
+    assert not any(experiments_root.iterdir())
+
+
+def limit_memory() -> None:
+    """The child's address space capped at 2 GiB: a plan that grows without bound fails fast here
+    (refusing the spec needs ~40 MB of it) instead of filling the machine until the timeout."""
+    resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))
+
+
+@pytest.mark.parametrize("changes", [
+    {"method": "random", "trials": 10**12, "parameters": {"optimizer.lr": {"low": 1e-4, "high": 1e-2}}},
+    {"method": "optuna", "trials": 10**12, "parameters": {"optimizer.lr": {"low": 1e-4, "high": 1e-2}}},
+    {"parameters": {key: list(range(1, 101)) for key in ("model.hidden", "seed", "training.epochs")}},
+])
+def test_a_dry_run_of_a_sweep_too_large_to_run_is_refused_at_once(experiments_root, tmp_path, changes) -> None:
+    command = sweep_command(write_spec(tmp_path, **changes), "--dry-run")
+    result = run_in_group(command, timeout=60, env=subprocess_env(), cwd=REPO_ROOT, preexec_fn=limit_memory)
+    assert result.returncode == 2 and result.stdout == "", result.stderr[-2000:]
+    assert result.stderr.count("\n") == 1 and "more than a sweep runs (at most 10000" in result.stderr
     assert not any(experiments_root.iterdir())
 
 

@@ -81,6 +81,20 @@ def test_bad_values_are_named(changes: dict, fragment: str) -> None:
     assert fragment in error_of(**changes)
 
 
+@pytest.mark.parametrize("method", ["random", "optuna"])
+def test_more_trials_than_a_sweep_runs_are_refused_and_the_most_are_accepted(method: str) -> None:
+    assert spec_with(method=method, trials=10_000).trials == 10_000
+    assert "trials=10001 is more than a sweep runs (at most 10000" in error_of(method=method, trials=10_001)
+    assert "trials=1000000000000 is more than a sweep runs" in error_of(method=method, trials=10**12)
+
+
+def test_a_grid_of_more_combinations_than_a_sweep_runs_is_refused_without_listing_them() -> None:
+    values = list(range(100))
+    assert len(spec_with(parameters={"optimizer.lr": values, "model.hidden": values}).parameters) == 2
+    huge = {key: values for key in ("optimizer.lr", "model.hidden", "seed", "training.epochs", "data.batch_size")}
+    assert "the grid's 10000000000 combinations are more than a sweep runs" in error_of(parameters=huge)
+
+
 @pytest.mark.parametrize("space, fragment", [
     ({"low": 1.0, "high": 0.5}, "low=1.0 must be below high=0.5"),
     ({"low": 0.0, "high": 1.0, "log": True}, "a log range needs low > 0"),
