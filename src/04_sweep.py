@@ -12,7 +12,7 @@ from pathlib import Path
 from sweeps.driver import EXECUTORS, DriverOptions, build_executor, run_sweep
 from sweeps.report import format_trials, plan_text, state_counts
 from sweeps.spec import SweepSpec, load_spec
-from sweeps.state import changed_fields, check_unchanged, list_sweeps, read_state, state_file
+from sweeps.state import changed_fields, check_unchanged, gone_trials, list_sweeps, read_state, state_file
 from sweeps.trial_runs import check_sweep
 from sweeps.trials import total_trials
 from utils.cli import OneLineParser, add_name_option, int_at_least, require_name
@@ -64,6 +64,8 @@ def show_status(spec: SweepSpec, experiment: str) -> None:
     changed = changed_fields(state.fingerprint, spec.fingerprint())
     if changed:
         print(f"note: {spec.source} differs from the spec the sweep started with in {', '.join(changed)}")
+    for record in gone_trials(state):
+        print(f"note: {record.run} is {record.state} in the state, but its run folder is gone; a rerun runs it again")
     if state.trials:
         print(format_trials(state.trials))
 

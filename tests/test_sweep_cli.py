@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import resource
+import shutil
 import signal
 import subprocess
 import sys
@@ -211,6 +212,83 @@ def test_a_rerun_waits_for_a_worker_the_previous_driver_left_running_then_resume
     assert (record.state, record.attempts) == ("done", 2)
     text = console.read_text()
     assert text.index("old worker exits") < text.index("logging run"), "relaunched only once the old one ended"
+
+
+# not in sorted order: a plan numbered in the spec's order of keys would number these differently
+LR_HIDDEN = {"optimizer.lr": [0.001, 0.003], "model.hidden": [16, 32]}
+ONE_EPOCH = {**TINY, "training.epochs": 1}
+LR_HIDDEN_SET = {key: value for key, value in ONE_EPOCH.items() if key != "model.hidden"}
+
+
+def done_record(spec, plan) -> TrialRecord:
+    """A finished trial as a driver records it (its run created, not trained: nothing reads more)."""
+    digest = create_trial_run(spec, "exp", plan, "")
+    return TrialRecord(plan.number, plan.run, plan.params, digest, state="done", attempts=1, best=0.5, final=0.5)
+
+
+def run_params(root: Path, run: str) -> tuple:
+    config = json.loads((root / "exp" / run / "config.json").read_text())
+    assert config["meta"]["sweep"]["params"] == {"optimizer.lr": config["optimizer"]["lr"],
+                                                 "model.hidden": config["model"]["hidden"]}
+    return config["optimizer"]["lr"], config["model"]["hidden"]
+
+
+@pytest.mark.slow
+def test_a_rerun_with_the_parameter_keys_reordered_runs_each_combination_exactly_once(experiments_root, tmp_path):
+    spec_path = write_spec(tmp_path, parameters=LR_HIDDEN, set=LR_HIDDEN_SET)
+    spec = parse_spec(json.loads(spec_path.read_text()), str(spec_path))
+    # as a driver leaves a sweep stopped by SIGTERM after two trials: two done, two not started
+    write_state(SweepState("sw", "exp", spec.raw, spec.fingerprint(), [done_record(spec, p) for p in plan_grid(spec)[:2]]))
+    swapped = write_spec(tmp_path, parameters=dict(reversed(LR_HIDDEN.items())), set=LR_HIDDEN_SET)
+    result = run_sweep(swapped, "--workers", "2")
+    assert result.returncode == 0, result.stdout + result.stderr
+    records = trials()
+    assert [(r.state, r.attempts) for r in records] == [("done", 1)] * 4
+    every = [(0.001, 16), (0.001, 32), (0.003, 16), (0.003, 32)]
+    assert sorted((r.params["optimizer.lr"], r.params["model.hidden"]) for r in records) == every
+    assert sorted(run_params(experiments_root, r.run) for r in records) == every, "each combination ran once"
+    assert all((experiments_root / "exp" / r.run / "logs" / "summary.json").is_file() for r in records[2:])
+
+
+def test_a_state_whose_trials_the_spec_now_numbers_with_other_values_is_refused_naming_the_trial(
+        experiments_root, tmp_path) -> None:
+    spec_path = write_spec(tmp_path, parameters=LR_HIDDEN, set=LR_HIDDEN_SET)
+    spec = parse_spec(json.loads(spec_path.read_text()), str(spec_path))
+    first, second = plan_grid(spec)[:2]
+    # trial 1 as a plan numbered in the spec's order of keys had it: (0.001, 32), not (0.003, 16)
+    write_state(SweepState("sw", "exp", spec.raw, spec.fingerprint(), [
+        TrialRecord(0, first.run, first.params, state="interrupted", attempts=1),
+        TrialRecord(1, second.run, {"optimizer.lr": 0.001, "model.hidden": 32}, state="interrupted", attempts=1),
+    ]))
+    before = tree(experiments_root)
+    for args in (["--dry-run"], []):
+        result = run_sweep(spec_path, *args, timeout=60)
+        assert result.returncode == 2 and result.stdout == "", result.stdout + result.stderr
+        assert result.stderr.count("\n") == 1 and "trial sw-001 of sweep sw ran with" in result.stderr
+    assert tree(experiments_root) == before, "nothing touched"
+
+
+@pytest.mark.slow
+def test_a_finished_trial_whose_run_folder_was_deleted_is_reported_and_runs_again(experiments_root, tmp_path):
+    spec_path = write_spec(tmp_path, set=ONE_EPOCH)
+    spec = parse_spec(json.loads(spec_path.read_text()), str(spec_path))
+    kept, deleted = (done_record(spec, plan) for plan in plan_grid(spec))
+    write_state(SweepState("sw", "exp", spec.raw, spec.fingerprint(), [kept, deleted]))
+    shutil.rmtree(experiments_root / "exp" / deleted.run)
+    before = folder_hashes(experiments_root / "exp" / kept.run)
+    status = run_sweep(spec_path, "--status", timeout=60)
+    assert "note: sw-001 is done in the state, but its run folder is gone; a rerun runs it again" in status.stdout
+    dry = run_sweep(spec_path, "--dry-run", timeout=60)
+    assert "sw-000  keep (done)" in dry.stdout and "sw-001  start again (done, but its run folder is gone)" in dry.stdout
+    result = run_sweep(spec_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"sw-001 was done, but its run folder {experiments_root / 'exp' / 'sw-001'} is gone; it runs again" \
+        in result.stdout
+    first, second = trials()
+    assert (first.state, first.attempts, second.state, second.attempts) == ("done", 1, "done", 2)
+    assert second.best is not None and second.best != 0.5, "its result is the new run's"
+    assert_every_step_once(experiments_root / "exp" / deleted.run)
+    assert folder_hashes(experiments_root / "exp" / kept.run) == before
 
 
 def started_state(spec_path: Path) -> SweepState:

@@ -118,6 +118,21 @@ def test_the_pruning_callback_names_the_metrics_a_run_logs_when_the_spec_metric_
         PruningReporter(args)(1, {"val/loss": 2.0, "val/accuracy": 0.1})
 
 
+def test_a_finished_trial_trained_again_reports_nothing_and_the_study_keeps_its_result() -> None:
+    spec = optuna_spec(trials=2)
+    state = empty_state(spec)
+    search = search_for(spec)
+    record = add_record(state, search.next_trial(state))
+    record.state, record.best = "done", 0.9
+    search.finished(record)
+    args, _ = parse_args(["--storage", search.url, "--study", spec.name, "--trial-number", str(record.optuna_number),
+                          "--metric", "val/accuracy", "--startup-trials", "1", "--first-epoch", "1", "--"])
+    reporter = PruningReporter(args)
+    assert [reporter(epoch, {"val/accuracy": 0.1}) for epoch in (1, 2)] == [None, None]
+    trial, = load_study(spec).trials
+    assert (trial.state, trial.value, trial.intermediate_values) == (TrialState.COMPLETE, 0.9, {})
+
+
 @pytest.mark.slow
 def test_a_trial_worse_than_the_median_is_pruned_at_an_epoch_boundary_with_a_checkpoint() -> None:
     spec = optuna_spec(trials=3)  # one completed trial before pruning starts

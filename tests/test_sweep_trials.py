@@ -34,14 +34,23 @@ RANDOM = {
 }
 
 
-def test_a_grid_runs_every_combination_with_the_last_key_fastest_and_zero_padded_names() -> None:
+def test_a_grid_runs_every_combination_numbered_over_sorted_keys_with_zero_padded_names() -> None:
     plans = plan_grid(make_spec())
     assert [plan.run for plan in plans] == [f"sw-{n:03d}" for n in range(6)]
     assert [plan.number for plan in plans] == list(range(6))
-    assert [tuple(plan.params.values()) for plan in plans] == [
-        (0.001, 16), (0.001, 32), (0.001, 64), (0.003, 16), (0.003, 32), (0.003, 64),
+    # model.hidden sorts before optimizer.lr: the last of the sorted keys varies fastest
+    assert [(plan.params["model.hidden"], plan.params["optimizer.lr"]) for plan in plans] == [
+        (16, 0.001), (16, 0.003), (32, 0.001), (32, 0.003), (64, 0.001), (64, 0.003),
     ]
+    assert all(list(plan.params) == ["optimizer.lr", "model.hidden"] for plan in plans), "shown in the spec's order"
     assert total_trials(make_spec()) == 6
+
+
+def test_the_order_of_the_keys_in_the_spec_changes_no_trial() -> None:
+    swapped = {"model.hidden": [16, 32, 64], "optimizer.lr": [0.001, 0.003]}
+    assert plan_grid(make_spec(parameters=swapped)) == plan_grid(make_spec())
+    reordered = dict(reversed(list(RANDOM.items())))
+    assert plan_random(make_spec("random", reordered, trials=8)) == plan_random(make_spec("random", RANDOM, trials=8))
 
 
 def test_random_draws_are_the_same_for_the_same_seed_and_differ_for_another() -> None:

@@ -21,6 +21,7 @@ from sweeps.state import (
     SweepState,
     TrialRecord,
     check_unchanged,
+    gone_trials,
     launch_reason,
     lock_sweep,
     read_state,
@@ -145,7 +146,12 @@ class SweepDriver:
             self.stop.restore()
 
     def _adopt_previous(self) -> None:
-        """Trials a killed driver left 'running': watched while alive, else continued."""
+        """Trials a killed driver left 'running': watched while alive, else continued; finished
+        trials whose run folder was deleted: run again from the start."""
+        for record in gone_trials(self.state):
+            self._say(f"{record.run} was {record.state}, but its run folder "
+                      f"{Run.resolve(self.state.experiment, record.run).path} is gone; it runs again from the start")
+            record.state, record.exit_code, record.best, record.final = "pending", None, None, None
         for record in self.state.trials:
             if record.state == "running" and self.executor.reattach(record):
                 self._say(f"{record.run} was started by a previous driver and still runs; waiting for it")

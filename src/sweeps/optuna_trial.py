@@ -43,12 +43,14 @@ class PruningReporter:
     """The epoch callback: reports the metric to the Optuna trial, stops the run when pruned.
 
     The study is opened at the first call, so ranks other than 0, which are never asked,
-    never connect to it.
+    never connect to it. A trial the study has finished already (its run folder was deleted and
+    the sweep trains it again) reports nothing: the study keeps the result it was told.
     """
 
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         self.trial: Any = None
+        self.finished = False
 
     def __call__(self, epoch: int, history: dict[str, float]) -> str | None:
         metric = self.args.metric
@@ -58,6 +60,8 @@ class PruningReporter:
                 "set 'metric' in the spec to one of them"
             )
         trial = self._trial()
+        if self.finished:
+            return None
         value = history[metric]
         trial.report(value, step=epoch)
         if trial.should_prune():
@@ -68,9 +72,10 @@ class PruningReporter:
         if self.trial is None:
             optuna = import_optuna()
             rule = PruningRule(self.args.startup_trials, self.args.first_epoch)
-            study = optuna.load_study(study_name=self.args.study, storage=open_storage(self.args.storage),
-                                      pruner=rule.build())
+            storage = open_storage(self.args.storage)
+            study = optuna.load_study(study_name=self.args.study, storage=storage, pruner=rule.build())
             self.trial = trial_by_number(study, self.args.trial_number)
+            self.finished = storage.get_trial(self.trial._trial_id).state.is_finished()
         return self.trial
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from sweeps.local import CONSOLE_FILE
 from sweeps.spec import SweepSpec
-from sweeps.state import TRIAL_STATES, SweepState, TrialRecord, launch_reason
+from sweeps.state import TRIAL_STATES, SweepState, TrialRecord, gone_trials, launch_reason
 from sweeps.trials import plan_trials, total_trials
 from utils.management import Run
 
@@ -85,21 +85,24 @@ def plan_text(spec: SweepSpec, state: SweepState | None, retries: int) -> str:
     """What a run of the driver would do with each trial (for --dry-run); nothing is read but the state."""
     plans = plan_trials(spec)
     known = {record.number: record for record in state.trials} if state is not None else {}
+    gone = {record.number for record in gone_trials(state)} if state is not None else set()
     if plans is None:
-        rows = [(record.run, record.params, _action(record, retries)) for record in known.values()]
+        rows = [(record.run, record.params, _action(record, retries, gone)) for record in known.values()]
         note = (f"Optuna chooses each trial's parameters as results arrive: {total_trials(spec)} trials, "
                 f"{len(known)} started so far")
     else:
-        rows = [(plan.run, plan.params, _action(known.get(plan.number), retries)) for plan in plans]
+        rows = [(plan.run, plan.params, _action(known.get(plan.number), retries, gone)) for plan in plans]
         note = f"{spec.method} sweep of {len(plans)} trials"
     width = max((len(run) for run, _, _ in rows), default=0)
     lines = [f"  {run:<{width}}  {action:<8}  {format_params(params)}" for run, params, action in rows]
     return "\n".join([note, *lines])
 
 
-def _action(record: TrialRecord | None, retries: int) -> str:
+def _action(record: TrialRecord | None, retries: int, gone: set[int]) -> str:
     if record is None:
         return "start"
+    if record.number in gone:
+        return f"start again ({record.state}, but its run folder is gone)"
     if record.state == "running":
         return "resume"  # once its worker (of a driver that died) has stopped
     reason = launch_reason(record, retries)

@@ -17,7 +17,7 @@ from typing import Any
 
 from utils.errors import SweepBusyError, SweepSpecError
 from utils.fileio import atomic_write_text
-from utils.management import experiment_path
+from utils.management import Run, experiment_path
 from utils.names import validate_name
 
 TRIAL_STATES = ("pending", "running", "done", "failed", "pruned", "interrupted")
@@ -71,6 +71,13 @@ def launch_reason(record: TrialRecord, retries: int) -> str | None:
     if record.state == "failed" and record.failures <= retries:
         return "retry"
     return None
+
+
+def gone_trials(state: SweepState) -> list[TrialRecord]:
+    """Finished trials whose run folder is gone (deleted by hand): no longer done, whatever the
+    state says; the driver runs them again from the start, --status and --dry-run say so."""
+    return [record for record in state.trials
+            if record.state in FINISHED_STATES and not Run.resolve(state.experiment, record.run).path.is_dir()]
 
 
 def sweep_dir(experiment: str, name: str) -> Path:

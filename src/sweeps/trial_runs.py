@@ -5,6 +5,7 @@ against the engine's, the writers' and the task's schema, and the spec's metric 
 task's metrics, before the first folder exists; so a typo in the spec creates nothing.
 """
 
+import json
 from typing import Any
 
 from sweeps.spec import SweepSpec
@@ -22,8 +23,9 @@ def check_sweep(spec: SweepSpec, experiment: str, state: SweepState | None) -> N
     """Check every trial config the sweep will create, and the metric; SweepSpecError names the fix.
 
     Grid and random trials are all known; for Optuna every bound and choice is checked, and the
-    trials already in the state. A trial of the state whose config would now come out
-    different (the template was edited) is an error naming the keys that changed.
+    trials already in the state. A trial of the state that the plan now gives other parameter
+    values, or whose config would now come out different (the template was edited), is an
+    error naming the trial.
     """
     experiment_path(experiment)  # a bad experiment name fails here, before the configs
     base = _with_set(spec)
@@ -35,6 +37,7 @@ def check_sweep(spec: SweepSpec, experiment: str, state: SweepState | None) -> N
         for plan in plans:
             _trial_config(spec, base, plan.run, plan.params)
         _check_no_foreign_runs(spec, experiment, plans, state)
+        _check_same_params(spec, plans, state)
     for record in state.trials if state is not None else []:
         config = _trial_config(spec, base, record.run, record.params)
         if record.config_hash and record.config_hash != config_hash(config):
@@ -87,6 +90,21 @@ def _check_no_foreign_runs(spec: SweepSpec, experiment: str, plans: list[TrialPl
         if record is None or not record.config_hash:
             if not trial_run_is_ours(spec, experiment, plan.number, missing_ok=True):
                 raise SweepSpecError(_foreign_message(spec, experiment, plan.number))
+
+
+def _check_same_params(spec: SweepSpec, plans: list[TrialPlan], state: SweepState | None) -> None:
+    """A trial of the state that the plan now numbers with other values (a state written before
+    trials were numbered over sorted keys, or edited): exit 2, or a rerun would run some twice."""
+    planned = {plan.number: plan.params for plan in plans}
+    for record in state.trials if state is not None else []:
+        if planned.get(record.number) != record.params:
+            now = json.dumps(planned[record.number]) if record.number in planned else "no trial"
+            raise SweepSpecError(
+                f"{spec.source}: trial {record.run} of sweep {spec.name} ran with {json.dumps(record.params)}, "
+                f"but the spec now plans {now} as trial {record.number}; a trial keeps its values: rerun "
+                "it with the code and spec that started the sweep, or give the sweep a new name to start "
+                "another; nothing was changed"
+            )
 
 
 def sweep_meta(spec: SweepSpec, plan: TrialPlan) -> dict[str, Any]:

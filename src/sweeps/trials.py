@@ -47,26 +47,36 @@ def total_trials(spec: SweepSpec) -> int:
 
 
 def plan_grid(spec: SweepSpec) -> list[TrialPlan]:
-    """Every combination, the last parameter varying fastest (the order of the spec's keys)."""
-    keys = list(spec.parameters)
-    values = [space.values for space in spec.parameters.values()]
+    """Every combination, numbered over the keys sorted by name, the last varying fastest.
+
+    A trial is its parameter values: the order of the keys in the spec (the table's columns) must
+    not change which values trial N has, or a rerun of a reordered spec would run some twice.
+    """
+    keys = sorted(spec.parameters)
+    values = [spec.parameters[key].values for key in keys]
     return [
-        TrialPlan(number, trial_run_name(spec, number), dict(zip(keys, combination)))
+        TrialPlan(number, trial_run_name(spec, number), _in_spec_order(spec, dict(zip(keys, combination))))
         for number, combination in enumerate(itertools.product(*values))
     ]
 
 
 def plan_random(spec: SweepSpec) -> list[TrialPlan]:
-    """`trials` draws from one NumPy Generator seeded by `spec.seed`, trial after trial.
+    """`trials` draws from one NumPy Generator seeded by `spec.seed`, trial after trial, each
+    trial's keys drawn in sorted order (as in a grid, the spec's order of keys changes nothing).
 
     The same spec always gives the same trials, so a rerun finds the same plan.
     """
     rng = np.random.default_rng(spec.seed)
     return [
         TrialPlan(number, trial_run_name(spec, number),
-                  {key: draw(space, rng) for key, space in spec.parameters.items()})
+                  _in_spec_order(spec, {key: draw(spec.parameters[key], rng) for key in sorted(spec.parameters)}))
         for number in range(total_trials(spec))
     ]
+
+
+def _in_spec_order(spec: SweepSpec, params: dict[str, Any]) -> dict[str, Any]:
+    """`params` with its keys in the spec's order, the order tables show them in."""
+    return {key: params[key] for key in spec.parameters}
 
 
 def draw(space: Space, rng: np.random.Generator) -> Any:
