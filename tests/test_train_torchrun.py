@@ -145,6 +145,36 @@ def test_a_sigterm_to_one_rank_stops_every_rank_at_one_step_and_the_resume_is_ex
     assert all(torch.equal(expected[name], actual[name]) for name in expected)
 
 
+def test_a_sigterm_to_torchrun_itself_saves_once_and_exits_1_as_the_readme_says(tmp_path):
+    """torchrun's agent turns a SIGTERM into a SignalException: it forwards the signal to every worker
+    (each saves and exits 143), waits for them, then exits 1 with a traceback; no option changes
+    that code, so the README says it, and this test holds the README to it. The resume from that
+    last.pt is the one the test above checks exact."""
+    worker = tmp_path / "worker.py"
+    worker.write_text(f"SCRIPT = {str(SRC / '02_train.py')!r}\n{WORKER}")
+    run_dir = make_run("exp", "agent", *SIGNALLED)
+    launcher = subprocess.Popen(_torchrun(worker, "agent"), start_new_session=True, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, cwd=REPO_ROOT,
+                                env=subprocess_env(OMP_NUM_THREADS="1"))
+    try:
+        wait_for((run_dir / "checkpoints" / "last.pt").exists, launcher)  # epoch 1 saved
+        launcher.send_signal(signal.SIGTERM)
+        stdout, stderr = launcher.communicate(timeout=120)
+    finally:
+        if launcher.poll() is None:
+            os.killpg(launcher.pid, signal.SIGKILL)
+            launcher.communicate()
+    assert launcher.returncode == 1, stderr[-3000:]
+    assert "SignalException" in stderr and "got signal: 15" in stderr
+    stopped = _stopped_steps(stdout)
+    assert stopped[0] == stopped[1] and SIGNALLED_EPOCH_STEPS <= stopped[0] < SIGNALLED_STEPS, stopped
+    assert load_checkpoint(run_dir / "checkpoints" / "last.pt")["global_step"] == stopped[0]
+    assert f"at step {stopped[0]}: saved last.pt" in (run_dir / "logs" / "log.txt").read_text()
+    readme = (REPO_ROOT / "README.md").read_text()
+    assert "| SIGTERM or SIGINT to torchrun's pid (Ctrl-C in its terminal) |" in readme
+    assert "torchrun exits 1 with a `SignalException` traceback" in readme
+
+
 def test_an_epoch_callback_on_rank_0_stops_every_rank_at_its_epoch(tmp_path):
     worker = tmp_path / "worker.py"
     worker.write_text(f"SCRIPT = {str(SRC / '02_train.py')!r}\n{CALLBACK_WORKER}")
