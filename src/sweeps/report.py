@@ -82,7 +82,8 @@ def _read_text(path: Path) -> str:
 
 
 def plan_text(spec: SweepSpec, state: SweepState | None, retries: int) -> str:
-    """What a run of the driver would do with each trial (for --dry-run); nothing is read but the state."""
+    """What a run of the driver would do with each trial (for --dry-run); nothing is read but the
+    state, and whether each finished trial's run folder still exists."""
     plans = plan_trials(spec)
     known = {record.number: record for record in state.trials} if state is not None else {}
     gone = {record.number for record in gone_trials(state)} if state is not None else set()

@@ -101,8 +101,8 @@ def _check_same_params(spec: SweepSpec, plans: list[TrialPlan], state: SweepStat
             now = json.dumps(planned[record.number]) if record.number in planned else "no trial"
             raise SweepSpecError(
                 f"{spec.source}: trial {record.run} of sweep {spec.name} ran with {json.dumps(record.params)}, "
-                f"but the spec now plans {now} as trial {record.number}; a trial keeps its values: rerun "
-                "it with the code and spec that started the sweep, or give the sweep a new name to start "
+                f"but the spec now plans {now} as trial {record.number}; a trial keeps its values: finish "
+                "the sweep with the code and spec that started it, or give the sweep a new name to start "
                 "another; nothing was changed"
             )
 
