@@ -9,7 +9,6 @@ device, so that part is left to the training itself.
 
 import os
 from pathlib import Path
-from typing import Any
 
 import torch
 
@@ -44,8 +43,8 @@ def model_size(task: type[Task], config: ParsedConfig, seed: int) -> tuple[int, 
             model = task(context).build_model()
     except Exception:  # measured by the real build at training start, which reports its own error
         return None
-    tensors: list[Any] = [*model.parameters(), *model.buffers()]
-    return sum(p.numel() for p in model.parameters()), sum(t.numel() * t.element_size() for t in tensors)
+    weights = sum(t.numel() * t.element_size() for t in (*model.parameters(), *model.buffers()))
+    return sum(p.numel() for p in model.parameters()), weights
 
 
 def check_model_fits(task: type[Task], config: ParsedConfig, seed: int, source: str) -> None:
