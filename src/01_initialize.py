@@ -9,9 +9,10 @@ import argparse
 import shlex
 import sys
 
-from utils.cli import add_name_option, name_or_env, require_name
+from utils.cli import OneLineParser, add_name_option, name_or_env, require_name
+from utils.configs import dump_config, parse_override
 from utils.errors import TemplateError
-from utils.initialization import DEFAULT_TEMPLATE, format_run_table, initialize_run
+from utils.initialization import DEFAULT_TEMPLATE, config_source, format_run_table, initialize_run, resolve_template
 from utils.management import (
     create_experiment,
     experiment_path,
@@ -30,22 +31,28 @@ examples:
   python src/01_initialize.py -e baseline -r tagged --set logging.wandb_tags='["a","b"]'
   # another template: config/NAME.json, or a path to a .json file
   python src/01_initialize.py -e baseline -r big -c path/to/big.json
+  # no template: --set task=NAME alone, every other key at its declared default
+  python src/01_initialize.py -e baseline -r seg --set task=shapes --set training.epochs=2
+  # print the complete config a template (or --set task=NAME) gives; creates nothing
+  python src/01_initialize.py --show-config -c shapes
   # experiments, runs and creation times
   python src/01_initialize.py --list
   # names from the environment (env.sh: setexp NAME; setrun NAME; initrun)
   CURRENT_EXP=baseline CURRENT_RUN=r2 python src/01_initialize.py
 
---set values are parsed as JSON when they parse (1, 0.5, true, null, [1,2]), else kept as text.
+--set values are parsed as JSON when they parse (1, 0.5, true, null, [1,2]), else kept as text;
+--set may name any declared key, whether or not the template spells it out, and a section given
+whole (--set 'training={"epochs": 3}') is merged into the section.
 The resolved config is checked against the declared keys of the engine, the writers and the
 task it names (`task`) before anything is created, and written complete. Runs go under $EXPERIMENTS_ROOT (default: <repo>/experiments), readable as your
 umask allows; an existing run is never overwritten.
-Exit codes: 0 done, 2 bad input (one line on stderr, nothing created).
+Exit codes: 0 done, 2 bad input or usage (one line on stderr, nothing created).
 """
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The command-line interface (names fall back to CURRENT_EXP / CURRENT_RUN)."""
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="01_initialize.py",
         description="Create an experiment, or a run with its resolved config.json.",
         epilog=EXAMPLES,
@@ -54,15 +61,35 @@ def build_parser() -> argparse.ArgumentParser:
     add_name_option(parser, "experiment")
     add_name_option(parser, "run")
     parser.add_argument(
-        "-c", "--config", metavar="NAME", default=DEFAULT_TEMPLATE,
-        help="template: config/NAME.json, or a path to a .json file (default: %(default)s)",
+        "-c", "--config", metavar="NAME",
+        help=f"template: config/NAME.json, or a path to a .json file (default: {DEFAULT_TEMPLATE}; "
+        "none when --set task=NAME is given without -c)",
     )
     parser.add_argument(
         "--set", dest="overrides", metavar="KEY.SUB=VALUE", action="append", default=[],
         help="override a config value (repeatable)",
     )
     parser.add_argument("--list", action="store_true", help="list experiments and runs, then exit")
+    parser.add_argument(
+        "--show-config", action="store_true",
+        help="print the complete config a run would get (without its meta block), then exit; creates nothing",
+    )
     return parser
+
+
+def chosen_template(args: argparse.Namespace) -> str | None:
+    """`-c`, else none when an override names the task (its defaults fill the config), else the default."""
+    if args.config is not None:
+        return args.config
+    names_task = any(parse_override(text)[0] == ["task"] for text in args.overrides)
+    return None if names_task else DEFAULT_TEMPLATE
+
+
+def show_config(args: argparse.Namespace) -> None:
+    """Print the checked, complete config that `-c` and `--set` give, as config.json would hold it."""
+    template = chosen_template(args)
+    config = check_config(resolve_template(template, args.overrides), config_source(template, args.overrides))
+    print(dump_config(config), end="")
 
 
 def show_listing(experiment: str | None) -> None:
@@ -96,10 +123,11 @@ def check_config(config: dict, source: str) -> dict:
 
 def make_run(args: argparse.Namespace, experiment: str, run: str, command: str) -> None:
     """Create the run and say where it is and what comes next."""
-    path = initialize_run(experiment, run, args.config, args.overrides, command, validate=check_config)
+    template = chosen_template(args)
+    path = initialize_run(experiment, run, template, args.overrides, command, validate=check_config)
     print(f"created run {experiment}/{run} at {path}")
-    overrides = len(args.overrides)
-    print(f"config: {path / 'config.json'} (template {args.config}, {overrides} overrides)")
+    origin = "no template: the task's defaults" if template is None else f"template {template}"
+    print(f"config: {path / 'config.json'} ({origin}, {len(args.overrides)} overrides)")
     print(f"next: python src/02_train.py -e {experiment} -r {run}")
 
 
@@ -121,6 +149,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.list:
             show_listing(args.experiment)
+        elif args.show_config:
+            show_config(args)
         else:
             make_experiment_or_run(args, command)
     except TemplateError as exc:

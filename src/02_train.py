@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from training.signals import exit_on_late_sigterm, ignore_sigterm
-from utils.cli import add_name_option, require_name
+from utils.cli import OneLineParser, add_name_option, require_name
 from utils.errors import RunIOError, TemplateError
 from utils.configs import apply_overrides, load_config_file
 from utils.management import Run
@@ -30,7 +30,8 @@ EPILOG = """examples:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
+        prog="02_train.py",
         description="Train a run created by 01_initialize.py, from its config.json.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,

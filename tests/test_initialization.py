@@ -50,7 +50,7 @@ def test_existing_run_is_reported_before_the_template_is_read(experiments_root: 
 
 @pytest.mark.parametrize(
     ("kwargs", "error"),
-    [({"template": "nope"}, ConfigNotFoundError), ({"overrides": ["nokey=1"]}, ConfigKeyError)],
+    [({"template": "nope"}, ConfigNotFoundError), ({"overrides": ["seed.x=1"]}, ConfigKeyError)],
 )
 def test_bad_template_or_override_creates_nothing(
     experiments_root: Path, kwargs: dict, error: type

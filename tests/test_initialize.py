@@ -37,6 +37,7 @@ def assert_one_error_line(result: subprocess.CompletedProcess, *fragments: str) 
 def test_help_shows_examples() -> None:
     result = run_script(SCRIPT, "--help", timeout=60)
     assert result.returncode == 0
+    assert result.stdout.startswith("usage: 01_initialize.py [-h]")
     assert "examples:" in result.stdout
     assert "python src/01_initialize.py -e baseline -r lr3e-3" in result.stdout
     assert "--set" in result.stdout and "CURRENT_EXP" in result.stdout
@@ -281,13 +282,13 @@ def test_invalid_json_config_names_file_line_and_column(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("override", "fragments"),
     [
-        ("optimizer.lrr=0.1",
-         ("unknown key 'optimizer.lrr'", "did you mean 'optimizer.lr'?", "lr, name, weight_decay")),
+        ("optimizer.lrr=0.1", ("unknown key 'optimizer.lrr'", "did you mean 'optimizer.lr'?")),
         ("training.epochs=abc", ("training.epochs='abc'", "expected int")),
         ("training.epochs=3.5", ("training.epochs=3.5", "expected int")),
         ("training.epochs=0", ("training.epochs=0", "> 0")),
         ("logging.wandb_tags=a", ("logging.wandb_tags='a'", "expected list of str")),
-        ("nosection.x=1", ("'nosection' does not exist",)),
+        ("nosection.x=1", ("unknown key 'nosection'", "the known sections are data, early_stopping")),
+        ("training.amp=true", ("training.amp was replaced by training.precision ('fp32' or 'bf16' or 'fp16')",)),
         ("optimizer.lr", ("has no '='", "key.sub=value")),
         ("=3", ("empty key",)),
         ("model=3", ("'model' is a section",)),
@@ -363,3 +364,76 @@ def test_two_processes_creating_the_same_run_exactly_one_succeeds(experiments_ro
     config = json.loads((experiments_root / "race" / "same" / "config.json").read_text())
     assert config["seed"] == winner_seed
     assert [p.name for p in (experiments_root / "race").iterdir()] == ["same"]
+
+
+# ---- values that would fail only in training, refused at creation (issue 16, item 13) ----
+
+@pytest.mark.parametrize(
+    ("override", "fragments"),
+    [
+        ("task=a.b", ("task='a.b' is not a task name", "known tasks: digits")),
+        ("task=../../etc", ("task='../../etc' is not a task name",)),
+        ("data.val_fraction=0.0001", ("data.val_fraction=0.0001 holds out 0 of the 1797 images",)),
+        ("model.hidden=10000000000", ("parameters", "GiB of memory available", "model.hidden=10000000000")),
+    ],
+)
+def test_a_value_training_could_not_use_exits_2_at_creation(override: str, fragments: tuple, tmp_path: Path) -> None:
+    """One case per place that checks (the task's name, a task section's own check, the model's
+    size); tests/test_run_config.py has every value."""
+    before = tree(tmp_path)
+    result = run_script(SCRIPT, "-e", "exp", "-r", "run", "--set", override, timeout=60)
+    assert_one_error_line(result, *fragments)
+    assert tree(tmp_path) == before
+
+
+# ---- overrides see the schema, not the template (issue 16, items 16 and 20) ----
+
+def test_overrides_set_keys_a_template_leaves_out_and_merge_a_section_given_whole(
+    tmp_path: Path, experiments_root: Path
+) -> None:
+    template = tmp_path / "sparse.json"
+    template.write_text(json.dumps({"task": "digits", "training": {"best_metric": "val/accuracy", "best_mode": "max"}}))
+    result = run_script(
+        SCRIPT, "-e", "e", "-r", "r", "-c", str(template), "--set", "training.grad_clip=0.5",
+        "--set", "optimizer.lr=0.001", "--set", 'training={"epochs": 3}', timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    config = json.loads((experiments_root / "e" / "r" / "config.json").read_text())
+    assert config["training"]["grad_clip"] == 0.5 and config["optimizer"]["lr"] == 0.001
+    assert config["training"]["epochs"] == 3
+    assert (config["training"]["best_metric"], config["training"]["best_mode"]) == ("val/accuracy", "max")
+    typo = run_script(SCRIPT, "-e", "e", "-r", "r2", "-c", str(template), "--set", "training.grad_clp=0.5", timeout=60)
+    assert_one_error_line(typo, "unknown key 'training.grad_clp'", "did you mean 'training.grad_clip'?")
+
+
+def test_a_task_named_without_a_template_gets_its_declared_defaults(experiments_root: Path) -> None:
+    from training.run_config import parse_run_config
+
+    result = run_script(SCRIPT, "-e", "e", "-r", "seg", "--set", "task=shapes", "--set", "training.epochs=2", timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "no template: the task's defaults" in result.stdout
+    config = json.loads((experiments_root / "e" / "seg" / "config.json").read_text())
+    meta = config.pop("meta")
+    assert config == parse_run_config({"task": "shapes", "training": {"epochs": 2}}).raw
+    assert config["data"]["image_size"] == 32 and meta["config_template"] is None
+    assert meta["overrides"] == ["task=shapes", "training.epochs=2"]
+
+
+@pytest.mark.parametrize("args", [["-c", "shapes", "--set", "seed=3"], ["--set", "task=digits"]])
+def test_show_config_prints_the_complete_config_and_creates_nothing(args: list[str], tmp_path: Path) -> None:
+    from training.run_config import parse_run_config
+
+    before = tree(tmp_path)
+    result = run_script(SCRIPT, "--show-config", *args, timeout=60)
+    assert result.returncode == 0, result.stderr
+    shown = json.loads(result.stdout)
+    if args[0] == "-c":
+        assert shown == {**load_config_template("shapes"), "seed": 3}
+    else:
+        assert shown == parse_run_config({"task": "digits"}).raw and "meta" not in shown
+    assert tree(tmp_path) == before
+
+
+def test_show_config_refuses_a_bad_config_in_one_line(tmp_path: Path) -> None:
+    result = run_script(SCRIPT, "--show-config", "--set", "task=shapes", "--set", "data.val_fraction=0.1", timeout=60)
+    assert_one_error_line(result, "--set (no template): unknown key 'data.val_fraction'")

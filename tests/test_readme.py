@@ -23,10 +23,10 @@ README = (REPO_ROOT / "README.md").read_text()
 COVERED_ELSEWHERE = {
     "make train": "tests/test_make.py::test_make_train_initializes_and_trains_a_fresh_run",
     "make test": "CI: .ci/run runs it; tests/test_make.py checks the stamp logic",
-    "torchrun --standalone --nproc_per_node=2 src/02_train.py -e mnist -r ddp":
+    "torchrun --standalone --nproc_per_node=2 src/02_train.py -e digits -r ddp":
         "tests/test_train_torchrun.py",
     "torchrun --nnodes=2 --node_rank=0 --nproc_per_node=8 --rdzv_backend=c10d "
-    "--rdzv_endpoint=HOST:29500 src/02_train.py -e mnist -r big":
+    "--rdzv_endpoint=HOST:29500 src/02_train.py -e digits -r big":
         "needs two machines; its single-node form is tests/test_train_torchrun.py",
     # keep_exp.sh works on the repository's own folders, which tests never write into
     "./keep_exp.sh --dry-run": "tests/test_keep_exp.py (on a copy of the layout)",
@@ -62,10 +62,10 @@ def _block_starting(first: str) -> list[str]:
     return next(block for block in bash_blocks() if block[0] == first)
 
 
-WORKFLOW = next(block for block in bash_blocks() if "python src/01_initialize.py -e mnist -r baseline --set training.epochs=5" in block)
-HELPERS = next(block for block in bash_blocks() if block[0] == "source env.sh" and "setexp mnist" in block)
-OWN_TASK = _block_starting("cp src/tasks/digits.py src/tasks/my_task.py")
-SWEEPS = _block_starting("python src/04_sweep.py -e mnist -s config/sweeps/example.json --dry-run")
+WORKFLOW = next(block for block in bash_blocks() if "python src/01_initialize.py -e digits -r baseline --set training.epochs=5" in block)
+HELPERS = next(block for block in bash_blocks() if block[0] == "source env.sh" and "setexp digits" in block)
+OWN_TASK = next(block for block in bash_blocks() if "cp src/tasks/digits.py src/tasks/my_task.py" in block)
+SWEEPS = _block_starting("python src/04_sweep.py -e digits -s config/sweeps/example.json --dry-run")
 
 
 @pytest.mark.slow
@@ -73,10 +73,10 @@ def test_the_workflow_block_runs_as_written(experiments_root):
     commands = [c for c in WORKFLOW if not c.startswith("tensorboard ")]
     result = _bash("set -e\n" + "\n".join(commands))
     assert result.returncode == 0, result.stderr[-3000:]
-    assert (experiments_root / "mnist" / "baseline" / "checkpoints" / "best.pt").is_file()
-    assert (experiments_root / "mnist" / "wide" / "config.json").is_file()
+    assert (experiments_root / "digits" / "baseline" / "checkpoints" / "best.pt").is_file()
+    assert (experiments_root / "digits" / "wide" / "config.json").is_file()
     assert "baseline" in result.stdout and "wide" in result.stdout
-    assert list((experiments_root / "mnist").glob("*.png")), "03_compare writes its plot"
+    assert list((experiments_root / "digits").glob("*.png")), "03_compare writes its plot"
 
 
 def _free_port() -> int:
@@ -135,8 +135,8 @@ def test_the_env_sh_block_runs_as_written(experiments_root):
     script = "\n".join(c for c in HELPERS if c not in COVERED_ELSEWHERE and not c.startswith("tboard"))
     result = _bash("set -e\n" + script, timeout=120)
     assert result.returncode == 0, result.stderr
-    assert (experiments_root / "mnist" / "baseline" / "config.json").is_file()
-    assert "mnist" in result.stdout and "baseline" in result.stdout
+    assert (experiments_root / "digits" / "baseline" / "config.json").is_file()
+    assert "digits" in result.stdout and "baseline" in result.stdout
 
 
 @pytest.mark.slow
@@ -159,7 +159,7 @@ def test_every_python_block_runs_as_written(index, experiments_root):
     if "logging-demo" in python_blocks()[index]:
         import pandas as pd
 
-        metrics = pd.read_csv(experiments_root / "mnist" / "logging-demo" / "logs" / "metrics.csv")
+        metrics = pd.read_csv(experiments_root / "digits" / "logging-demo" / "logs" / "metrics.csv")
         assert list(metrics["step"]) == list(range(100))
     elif "NullLogger" in python_blocks()[index]:
         assert result.stdout.strip() == "False"
@@ -178,6 +178,7 @@ def test_the_bring_your_own_task_block_runs_as_written_and_touches_two_files(tmp
     copy = tmp_path / "repo"
     for folder in ("src", "config"):
         shutil.copytree(REPO_ROOT / folder, copy / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(REPO_ROOT / "env.sh", copy / "env.sh")  # the block starts with `source env.sh`
     before = _files(copy)
     script = f"set -e\nexport PATH={shlex.quote(str(Path(sys.executable).parent))}:$PATH\n" + "\n".join(OWN_TASK)
     env = subprocess_env()
@@ -209,7 +210,7 @@ def test_the_sweeps_block_runs_as_written(experiments_root):
     python = shlex.quote(str(Path(sys.executable).parent))
     result = _bash(f"set -e\nexport PATH={python}:$PATH\n" + "\n".join(SWEEPS))
     assert result.returncode == 0, result.stderr[-3000:]
-    runs = sorted(p.parent.parent.name for p in (experiments_root / "mnist").glob("lr-hidden-*/logs/summary.json"))
+    runs = sorted(p.parent.parent.name for p in (experiments_root / "digits").glob("lr-hidden-*/logs/summary.json"))
     assert runs == [f"lr-hidden-{n:03d}" for n in range(4)]
     assert "lr-hidden-003  start" in result.stdout, "the dry run lists the trials"
     assert "[4/4]" in result.stdout and result.stdout.count("done") >= 8, "progress lines, then the status table"
@@ -218,7 +219,7 @@ def test_the_sweeps_block_runs_as_written(experiments_root):
     rows = lines[title + 2:title + 6]
     assert rows[0].startswith("  * ") and all(" done " in row for row in rows), "03_compare: best first, marked"
     assert sorted(re.search(r"lr-hidden-\d{3}", row).group() for row in rows) == runs, "a row per trial"
-    png = experiments_root / "mnist" / "sweeps" / "lr-hidden" / "lr-hidden_val_accuracy.png"
+    png = experiments_root / "digits" / "sweeps" / "lr-hidden" / "lr-hidden_val_accuracy.png"
     assert f"plot: {png}" in result.stdout and png.read_bytes().startswith(b"\x89PNG")
 
 

@@ -137,3 +137,87 @@ def test_training_refuses_a_run_whose_config_has_an_unknown_key(experiments_root
     assert "unknown key 'optimiser'" in result.stderr
     assert "did you mean 'optimizer'?" in result.stderr
     assert list((run / "checkpoints").iterdir()) == []
+
+
+# ---- values that would fail only once training runs are refused with the config (issue 16, item 13) ----
+
+@pytest.mark.parametrize(
+    "key, value, fragments",
+    [
+        ("task", "a.b", ("task='a.b' is not a task name", "Python identifier", "known tasks: ")),
+        ("task", "../../etc", ("task='../../etc' is not a task name",)),
+        ("seed", 2**64, (f"seed={2**64}", "< 9223372036854775808")),
+        ("data.val_fraction", 0.9, ("data.val_fraction=0.9 and data.test_fraction=0.15", "no training images")),
+        ("data.val_fraction", 0.0001, ("data.val_fraction=0.0001 holds out 0 of the 1797 images", "at least 0.00056")),
+        ("model.hidden", 10**10, ("'digits' model has 10,350,000,018,922 parameters", "model.hidden=10000000000",
+                                  "make it smaller")),
+    ],
+)
+def test_values_that_would_fail_in_training_are_refused_by_the_config_check(key, value, fragments):
+    with pytest.raises(ConfigValueError) as error:
+        parse_run_config(_with(key, value), "run/config.json")
+    message = str(error.value)
+    assert message.startswith("run/config.json: ") and "\n" not in message
+    assert all(fragment in message for fragment in fragments), message
+
+
+def test_the_largest_seed_torch_takes_with_the_epoch_added_is_accepted():
+    assert parse_run_config(_with("seed", 2**63 - 1)).raw["seed"] == 2**63 - 1
+
+
+def test_a_model_is_compared_with_the_memory_available(monkeypatch, tmp_path):
+    import training.model_memory as model_memory
+
+    meminfo = tmp_path / "meminfo"
+    monkeypatch.setattr(model_memory, "MEMINFO", meminfo)
+    meminfo.write_text("MemTotal: 100 kB\nMemAvailable:     400 kB\n")  # the default model needs ~600 KiB
+    with pytest.raises(ConfigValueError, match=r"\(0.0 GiB\), more than the 0.0 GiB of memory available"):
+        parse_run_config(DEFAULT)
+    meminfo.write_text("MemAvailable:     800 kB\n")
+    parse_run_config(DEFAULT)
+
+
+# ---- a task file whose class registers another name (issue 16, item 18) ----
+
+@pytest.fixture
+def extra_task_folder(tmp_path, monkeypatch):
+    """A second folder of the `tasks` package, for task files written by a test; the registry and
+    the imported modules are restored afterwards."""
+    import sys
+
+    import tasks
+    import training.task as task_module
+
+    monkeypatch.setattr(tasks, "__path__", [*tasks.__path__, str(tmp_path)])
+    monkeypatch.setattr(task_module, "_REGISTRY", dict(task_module._REGISTRY))
+    before = set(sys.modules)
+    yield tmp_path
+    for name in set(sys.modules) - before:
+        del sys.modules[name]
+
+
+TASK_FILE = '''
+from training.task import Task, register_task
+
+{decorator}
+class Other(Task):
+    name = "other_name"
+'''
+
+
+def test_a_task_file_registering_another_name_names_the_file_the_name_and_the_fix(extra_task_folder):
+    (extra_task_folder / "my_task.py").write_text(TASK_FILE.format(decorator="@register_task"))
+    with pytest.raises(ConfigValueError) as error:
+        parse_run_config(_with("task", "my_task"))
+    assert str(error.value) == (
+        f"config: task='my_task': {extra_task_folder / 'my_task.py'} registers the task 'other_name', not 'my_task'; a "
+        "task's name and file name must match: write name = 'my_task' in its class, or rename the file to "
+        "src/tasks/other_name.py and set task='other_name'"
+    )
+
+
+def test_a_task_file_registering_nothing_says_how_to_register(extra_task_folder):
+    (extra_task_folder / "bare.py").write_text(TASK_FILE.format(decorator=""))
+    with pytest.raises(ConfigValueError, match=r"bare.py registers no task; decorate its Task class with "
+                                               r"@register_task and give it name = 'bare'"):
+        parse_run_config(_with("task", "bare"))

@@ -35,7 +35,7 @@ def test_a_good_sweep_passes_and_creates_nothing(experiments_root: Path) -> None
 
 
 @pytest.mark.parametrize("changes, fragment", [
-    ({"parameters": {"optimizer.lrr": [0.1]}}, "parameters: override 'optimizer.lrr=0.1': unknown key"),
+    ({"parameters": {"optimizer.lrr": [0.1]}}, "(trial sw-000): unknown key 'optimizer.lrr'; did you mean 'optimizer.lr'?"),
     ({"set": {"training.epoch": 2}}, "did you mean 'training.epochs'?"),
     ({"metric": "val/f1"}, "metric='val/f1' is not a metric of task 'digits'; choose one of val/loss, val/accuracy"),
     ({"metric": "train/loss"}, "choose one of val/loss, val/accuracy"),

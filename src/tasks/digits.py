@@ -20,6 +20,7 @@ from training.task import Datasets, StepOutput, Task, register_task
 from utils.config_fields import option
 
 CLASS_NAMES = [str(i) for i in range(10)]
+DIGITS_IMAGES = 1797  # rows of scikit-learn's digits.csv.gz: the splits are checked without reading it
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -27,6 +28,9 @@ class DigitsData:
     SECTION: ClassVar[str] = "data"
     val_fraction: float = option(0.15, "share of the images held out for validation", gt=0, lt=1)
     test_fraction: float = option(0.15, "share of the images held out for the test", gt=0, lt=1)
+
+    def __post_init__(self) -> None:
+        split_sizes(DIGITS_IMAGES, self.val_fraction, self.test_fraction)  # a bad split fails at init
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -79,15 +83,27 @@ def digits_csv() -> Path:
     return path
 
 
-def split_indices(n: int, val_fraction: float, test_fraction: float, seed: int) -> dict[str, np.ndarray]:
-    """A seeded permutation cut into train/val/test index arrays (the same for every rank)."""
-    if val_fraction + test_fraction >= 1:
+def split_sizes(n: int, val_fraction: float, test_fraction: float) -> tuple[int, int]:
+    """How many of `n` images go to validation and to the test; ValueError naming the keys when
+    a split would be empty."""
+    n_val, n_test = round(n * val_fraction), round(n * test_fraction)
+    if n_val + n_test >= n:
         raise ValueError(
             f"data.val_fraction={val_fraction} and data.test_fraction={test_fraction} leave no "
-            "training data: their sum must stay below 1"
+            f"training images of the {n}: make their sum smaller than 1"
         )
+    for key, fraction, size in (("val_fraction", val_fraction, n_val), ("test_fraction", test_fraction, n_test)):
+        if size == 0:
+            raise ValueError(
+                f"data.{key}={fraction} holds out 0 of the {n} images: raise it to at least {1 / n:.2g} (one image)"
+            )
+    return n_val, n_test
+
+
+def split_indices(n: int, val_fraction: float, test_fraction: float, seed: int) -> dict[str, np.ndarray]:
+    """A seeded permutation cut into train/val/test index arrays (the same for every rank)."""
+    n_val, n_test = split_sizes(n, val_fraction, test_fraction)
     order = np.random.default_rng(seed).permutation(n)
-    n_val, n_test = round(n * val_fraction), round(n * test_fraction)
     return {"val": order[:n_val], "test": order[n_val : n_val + n_test], "train": order[n_val + n_test :]}
 
 

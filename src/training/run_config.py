@@ -4,7 +4,7 @@ Each section is declared next to the code that reads it (`LoaderConfig` in data_
 `OptimizerConfig` in optim, `TrainingConfig` in trainer, the writers' keys in their modules,
 the task's in its file); this module only gathers them for the task the config names. Both
 `01_initialize.py` and `02_train.py` call `parse_run_config`, so a mistake fails before a run is
-created and again before anything is built.
+created and again before anything is built; a sweep checks each trial's config through it too.
 """
 
 from dataclasses import dataclass
@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 
 from training.data_loading import LoaderConfig
 from training.early_stopping import EarlyStoppingConfig
+from training.model_memory import check_model_fits
 from training.optim import OptimizerConfig, SchedulerConfig
 from training.task import Task, available_tasks, find_task
 from training.trainer import TrainingConfig
@@ -26,7 +27,10 @@ class RunSettings:
 
     SECTION: ClassVar[str] = ""
     task: str = option(REQUIRED, "the task to train: NAME of a task in src/tasks/NAME.py (or one registered in code)")
-    seed: int = option(0, "seeds Python, NumPy and torch; the task's data split and the data order", ge=0)
+    seed: int = option(
+        0, "seeds Python, NumPy and torch; the task's data split and the data order (below 2**63: "
+        "torch's generators take 64 bits, and the data order adds the epoch)", ge=0, lt=2**63,
+    )
     deterministic: bool = option(False, "deterministic kernels: bit-identical reruns and resumes on the CPU")
 
 
@@ -63,10 +67,14 @@ def parse_run_config(config: dict[str, Any], source: str = "config") -> RunConfi
         raise ConfigKeyError(f"{source}: required key 'task' is missing; known tasks: {', '.join(available_tasks())}")
     if not isinstance(name, str):
         raise ConfigValueError(f"{source}: task={name!r} must be the name of a task")
-    task = find_task(name)
+    try:
+        task = find_task(name)
+    except ConfigValueError as exc:
+        raise ConfigValueError(f"{source}: {exc}") from None
     parsed = parse_config(config, config_classes(task), source)
     check_metric("training.best_metric", parsed[TrainingConfig].best_metric, task, source)
     check_metric("early_stopping.metric", parsed[EarlyStoppingConfig].metric, task, source)
+    check_model_fits(task, parsed, parsed[RunSettings].seed, source)
     return RunConfig(parsed, task)
 
 

@@ -116,17 +116,41 @@ def register_task(task: type[Task]) -> type[Task]:
 
 
 def find_task(name: str) -> type[Task]:
-    """The registered task `name`, importing `tasks.<name>` first when it is not registered."""
-    if name not in _REGISTRY:
-        try:
-            importlib.import_module(f"{TASK_PACKAGE}.{name}")
-        except ModuleNotFoundError as error:
-            if error.name not in (f"{TASK_PACKAGE}.{name}", TASK_PACKAGE):
-                raise
-    if name not in _REGISTRY:
+    """The registered task `name`, importing `tasks.<name>` first when it is not registered.
+
+    ConfigValueError (exit 2) for a name that cannot be a module, or a module that registers
+    no task of that name (naming the file, what it registers and the fix).
+    """
+    if name in _REGISTRY:
+        return _REGISTRY[name]
+    known = ", ".join(available_tasks()) or "none"
+    if not name.isidentifier():
         raise ConfigValueError(
-            f"task={name!r} is unknown; known tasks: {', '.join(available_tasks()) or 'none'} "
-            f"(a task `x` lives in src/{TASK_PACKAGE}/x.py and is registered with @register_task)"
+            f"task={name!r} is not a task name: a task `x` lives in src/{TASK_PACKAGE}/x.py, x a Python "
+            f"identifier (letters, digits, _); known tasks: {known}"
+        )
+    module = f"{TASK_PACKAGE}.{name}"
+    try:
+        imported = importlib.import_module(module)
+    except ModuleNotFoundError as error:
+        if error.name not in (module, TASK_PACKAGE):
+            raise
+        raise ConfigValueError(
+            f"task={name!r} is unknown; known tasks: {known} (a task `x` lives in src/{TASK_PACKAGE}/x.py "
+            "and is registered with @register_task)"
+        ) from None
+    if name not in _REGISTRY:
+        registered = sorted(task.name for task in _REGISTRY.values() if task.__module__ == module)
+        file = imported.__file__
+        if registered:
+            raise ConfigValueError(
+                f"task={name!r}: {file} registers the task {registered[0]!r}, not {name!r}; a task's "
+                f"name and file name must match: write name = {name!r} in its class, or rename the file "
+                f"to src/{TASK_PACKAGE}/{registered[0]}.py and set task={registered[0]!r}"
+            )
+        raise ConfigValueError(
+            f"task={name!r}: {file} registers no task; decorate its Task class with @register_task "
+            f"and give it name = {name!r}"
         )
     return _REGISTRY[name]
 

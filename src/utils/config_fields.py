@@ -7,6 +7,8 @@
 
 A field's type comes from its annotation (int, float, bool, str, X | None, list[T],
 Literal[...]), its default and one-line doc from `option`, its range from `gt`/`ge`/`lt`/`le`.
+A check across keys of one class goes in its `__post_init__`, raising ValueError with a message
+that names the keys, their values and the fix; `parse_config` reports it with the source.
 `parse_config` reads a config dict with a set of such classes: several classes may share a
 section (the engine's `data.batch_size` beside a task's `data.val_fraction`), an unknown key is
 a ConfigKeyError naming the closest known key (or, for a key a class lists in `RENAMED`, its
@@ -71,7 +73,7 @@ class FieldSpec:
 
     def describe_range(self) -> str:
         symbols = {"gt": ">", "ge": ">=", "lt": "<", "le": "<="}
-        parts = [f"{symbols[k]} {v:g}" for k, v in self.bounds.items()]
+        parts = [f"{symbols[k]} {v if isinstance(v, int) else format(v, 'g')}" for k, v in self.bounds.items()]
         if self.check is not None:
             parts.append(self.check[1])
         return ", ".join(parts)
@@ -226,13 +228,12 @@ def parse_config(config: dict[str, Any], owners: Iterable[type], source: str = "
     owners = list(owners)
     specs = all_specs(owners)
     sections = {spec.section for spec in specs.values() if spec.section}
-    root_keys = {key for key in specs if "." not in key}
     for name, value in config.items():
         if name in sections and not isinstance(value, dict):
             raise ConfigValueError(f"{source}: {name}={value!r} must be a section (an object of keys)")
         if isinstance(value, dict) and name not in sections and name not in FREE_SECTIONS:
             # an unknown section is named once, not key by key
-            raise ConfigKeyError(f"{source}: unknown key {name!r}{suggest(name, sections | root_keys)}")
+            raise ConfigKeyError(f"{source}: unknown key {name!r}{suggest(name, set(specs) | sections)}")
     given = flatten(config)
     renamed = renamed_keys(owners)
     for key in given:
@@ -253,7 +254,10 @@ def parse_config(config: dict[str, Any], owners: Iterable[type], source: str = "
     for owner in owners:
         section = getattr(owner, "SECTION", ROOT)
         prefix = f"{section}." if section else ""
-        built[owner] = owner(**{spec.name: values[prefix + spec.name] for spec in field_specs(owner)})
+        try:
+            built[owner] = owner(**{spec.name: values[prefix + spec.name] for spec in field_specs(owner)})
+        except ValueError as exc:  # the class's own check across its keys (`__post_init__`)
+            raise ConfigValueError(f"{source}: {exc}") from None
     return ParsedConfig(built, complete_config(config, specs, values))
 
 

@@ -112,30 +112,31 @@ def parse_override(text: str) -> tuple[list[str], Any]:
 def apply_overrides(config: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """Return a copy of `config` with each 'key.sub=value' applied.
 
-    An override changes a key the config has and never adds one, so a typo fails naming the
-    closest key (ConfigKeyError); a section cannot be replaced by a plain value or the reverse
-    (ConfigValueError).
+    An override may name a key, or a section, that the config leaves out: a template need not
+    spell out every key, so whether a key exists is the schema's call, made right after
+    (`utils.config_fields.parse_config` names the closest declared key). A section given whole
+    (`training={"epochs": 3}`) is merged into the section, never replacing its other keys. A
+    section cannot become a plain value or the reverse (ConfigValueError).
     """
     result = copy.deepcopy(config)
     for text in overrides:
         parts, value = parse_override(text)
         node = result
         for depth, part in enumerate(parts[:-1]):
-            child = node.get(part)
+            child = node.setdefault(part, {})
             if not isinstance(child, dict):
-                where = parts[: depth + 1]
-                if part in node:
-                    problem = f"is not a section; {_choices(node)}"
-                else:
-                    problem = f"does not exist; {_hint(where, node)}"
-                raise ConfigKeyError(f"override {text!r}: {'.'.join(where)!r} {problem}")
+                key = ".".join(parts[: depth + 1])
+                raise ConfigKeyError(f"override {text!r}: {key!r} is a plain value, not a section")
             node = child
-        if parts[-1] not in node:
-            key = ".".join(parts)
-            raise ConfigKeyError(f"override {text!r}: unknown key {key!r}; {_hint(parts, node)}")
-        if isinstance(node[parts[-1]], dict) != isinstance(value, dict):
-            raise ConfigValueError(_shape_message(text, ".".join(parts), node[parts[-1]]))
-        node[parts[-1]] = value
+        key, current = ".".join(parts), node.get(parts[-1])
+        if isinstance(current, dict) and not isinstance(value, dict):
+            raise ConfigValueError(f"override {text!r}: {key!r} is a section; set its keys one by one ({key}.sub=value)")
+        if isinstance(value, dict) and parts[-1] in node and not isinstance(current, dict):
+            raise ConfigValueError(f"override {text!r}: {key!r} is a plain value, not a section")
+        if isinstance(value, dict):
+            node[parts[-1]] = {**(current or {}), **value}
+        else:
+            node[parts[-1]] = value
     return result
 
 
@@ -143,22 +144,6 @@ def closest_key(key: str, known: Iterable[str]) -> str | None:
     """The known key spelled most like `key` (difflib's ratio of at least 0.6), or None."""
     matches = difflib.get_close_matches(key, list(known), n=1)
     return matches[0] if matches else None
-
-
-def _shape_message(text: str, key: str, current: Any) -> str:
-    if isinstance(current, dict):
-        return f"override {text!r}: {key!r} is a section; set its keys one by one ({key}.sub=value)"
-    return f"override {text!r}: {key!r} is a plain value, not a section"
-
-
-def _choices(node: dict[str, Any]) -> str:
-    return "available keys here: " + (", ".join(sorted(node)) or "none")
-
-
-def _hint(parts: list[str], node: dict[str, Any]) -> str:
-    """'did you mean ...? available keys here: ...' for `parts`, whose last part `node` lacks."""
-    guess = closest_key(".".join(parts), (".".join([*parts[:-1], key]) for key in node))
-    return (f"did you mean {guess!r}? " if guess else "") + _choices(node)
 
 
 def get_key(config: dict[str, Any], dotted: str) -> Any:

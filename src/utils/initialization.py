@@ -39,22 +39,30 @@ def build_run_meta(
     }
 
 
+def resolve_template(template: str | None, overrides: Sequence[str] = ()) -> dict[str, Any]:
+    """Template + overrides; with no template (None) the overrides alone, so that every key the
+    schema declares takes its default (`--set task=NAME` is then the whole config)."""
+    return apply_overrides({} if template is None else load_config_template(template), list(overrides))
+
+
 def resolve_run_config(
     experiment: str,
     run: str,
-    template: str = DEFAULT_TEMPLATE,
+    template: str | None = DEFAULT_TEMPLATE,
     overrides: Sequence[str] = (),
     command: str = "",
     extra_meta: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Template + overrides + `meta`: the config a new run is created with."""
-    config = apply_overrides(load_config_template(template), list(overrides))
+    config = resolve_template(template, overrides)
     config["meta"] = build_run_meta(experiment, run, template, overrides, command, extra_meta)
     return config
 
 
-def config_source(template: str, overrides: Sequence[str]) -> str:
+def config_source(template: str | None, overrides: Sequence[str]) -> str:
     """Where a resolved config came from, for error messages: the template file (+ overrides)."""
+    if template is None:
+        return "--set (no template)"
     path = str(template_path(template))
     return f"{path} with overrides" if overrides else path
 
@@ -62,7 +70,7 @@ def config_source(template: str, overrides: Sequence[str]) -> str:
 def initialize_run(
     experiment: str,
     run: str,
-    template: str = DEFAULT_TEMPLATE,
+    template: str | None = DEFAULT_TEMPLATE,
     overrides: Sequence[str] = (),
     command: str = "",
     validate: Validator | None = None,
