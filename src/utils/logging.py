@@ -128,7 +128,7 @@ class Logger:
         self._start_by_name("csv", {}, file_name=file_name)
 
     def initialize_tensorboard(self, **kwargs: Any) -> None:
-        """Write TensorBoard events into `logs/`; kwargs go to `SummaryWriter`."""
+        """Write TensorBoard events into `logs/`; kwargs: `filename_suffix` (ends the file name)."""
         self._start_by_name("tensorboard", {}, **kwargs)
 
     def initialize_wandb(self, project_name: str, **kwargs: Any) -> None:
@@ -306,11 +306,16 @@ class Logger:
         """The run's folder for 'log', 'plot', 'checkpoint' or 'visualization' (also on rank != 0)."""
         return self.run.folder(kind)
 
-    def flush(self) -> None:
-        """Block until everything logged so far is in every output; raise a writer's failure."""
+    def flush(self, *, durable: bool = False) -> None:
+        """Block until everything logged so far is in every output; raise a writer's failure.
+
+        `durable=True` also fsyncs what a resume cuts back to its checkpoint's step (CSV,
+        TensorBoard): the checkpoint manager asks for it before a checkpoint becomes the
+        resume point, so no row logged before it can be lost to a kill or a power cut.
+        """
         self._check_open()
         if self._enabled:
-            self._worker.flush()
+            self._worker.flush(durable)
             self._worker.raise_pending_error()
 
     def finish(self) -> None:

@@ -139,10 +139,11 @@ class LogWorker:
         """Start feeding `writer` with everything enqueued from now on."""
         self._put_now((ADD_WRITER, writer))
 
-    def flush(self) -> None:
-        """Block until everything enqueued so far is written and flushed by every writer."""
+    def flush(self, durable: bool = False) -> None:
+        """Block until everything enqueued so far is written and flushed by every writer;
+        `durable` makes each writer `sync()` (fsync) instead of `flush(True)`."""
         done = threading.Event()
-        self._put_now((FLUSH, done))
+        self._put_now((FLUSH, done, durable))
         done.wait()
 
     def close(self) -> None:
@@ -213,7 +214,10 @@ class LogWorker:
             elif kind == ADD_WRITER:
                 self._writers.append(item[1])
             elif kind == FLUSH:
-                self._call_writers("flush", True)
+                if item[2]:
+                    self._call_writers("sync")
+                else:
+                    self._call_writers("flush", True)
                 item[1].set()
             elif kind == CLOSE:
                 self._close_writers()
