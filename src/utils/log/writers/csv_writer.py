@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from utils.config_fields import option
-from utils.fileio import atomic_write_text
+from utils.fileio import atomic_write_text, reporting_disk_full
 from utils.log.writers.base import Writer, WriterContext
 
 STEP_COLUMN = "step"
@@ -137,12 +137,13 @@ class CsvWriter(Writer):
         return [str(step)] + [cells.get(column, "") for column in self._columns[1:]]
 
     def _append(self, rows: list[list[str]]) -> None:
-        if self._handle is None:
-            self._handle = open(self.path, "a", newline="", encoding="utf-8")
         buffer = io.StringIO()
         csv.writer(buffer, lineterminator="\n").writerows(rows)
-        self._handle.write(buffer.getvalue())  # one write: a kill leaves whole rows
-        self._handle.flush()
+        with reporting_disk_full(self.path):
+            if self._handle is None:
+                self._handle = open(self.path, "a", newline="", encoding="utf-8")
+            self._handle.write(buffer.getvalue())  # one write: a kill leaves whole rows
+            self._handle.flush()
 
     def _rewrite(self, rows: list[list[str]]) -> None:
         """Rewrite the file atomically with the current header, amended last row and new rows."""
@@ -162,7 +163,8 @@ class CsvWriter(Writer):
     def sync(self) -> None:
         self.flush(force=True)
         if self._handle is not None:  # a rewrite since the last append is fsynced already
-            os.fsync(self._handle.fileno())
+            with reporting_disk_full(self.path):
+                os.fsync(self._handle.fileno())
 
     def close(self) -> None:
         self.flush(force=True)
