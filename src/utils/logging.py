@@ -51,7 +51,17 @@ from utils.log.files import (
 from utils.log.queue import CONFIG, HISTOGRAM, IMAGE, MEDIA_QUEUE_BYTES, SCALARS, TEXT, LogWorker, WriterError
 from utils.log.null import NullLogger
 from utils.log.proxy import LOGGER, _active, is_active
-from utils.log.values import check_byte_budget, check_step, image_copy, key_error, snapshot, to_number
+from utils.log.values import (
+    MAX_STEP,
+    STEP_COLUMN,
+    check_byte_budget,
+    check_step,
+    image_copy,
+    key_error,
+    snapshot,
+    step_key_error,
+    to_number,
+)
 from utils.log.writers.base import Writer, WriterContext
 from utils.log.writers.png_writer import PngWriter
 from utils.log.writers.registry import WriterEntry, enabled_writers, writer_entry
@@ -177,7 +187,9 @@ class Logger:
             metrics[key] = value
         if not metrics:
             raise ValueError("log() got an empty dict: pass at least one metric")
-        if type(step) is not int or step < 0:
+        if STEP_COLUMN in metrics:
+            raise step_key_error()
+        if type(step) is not int or step < 0 or step > MAX_STEP:
             step = check_step(step, "step")
         with self._lock:
             last = self._last_step
