@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from utils.config_fields import option
-from utils.fileio import reporting_disk_full
+from utils.fileio import fsync_directory, reporting_disk_full
 from utils.log.writers.base import Writer, WriterContext
 
 INSTALL_HINT = "TensorBoard is not installed: `pip install tensorboard` (see requirements.txt)"
@@ -87,11 +87,8 @@ class TensorBoardWriter(Writer):
         if purge_step is not None:
             self._write(Event(step=purge_step, file_version="brain.Event:2"))
             self._write(Event(step=purge_step, session_log=SessionLog(status=SessionLog.START)))
-        self.flush()
-
-    @property
-    def log_dir(self) -> str:
-        return str(self.path.parent)
+        self.sync()
+        fsync_directory(self.path.parent)  # the new file's name survives a power cut too
 
     def _write(self, event: Any, step: int | None = None) -> None:
         event.wall_time = time.time()
