@@ -9,7 +9,6 @@ and prints kills, resumes and steps checked.
 import os
 import random
 import signal
-import subprocess
 import time
 from pathlib import Path
 

@@ -52,15 +52,7 @@ from utils.log.queue import CONFIG, HISTOGRAM, IMAGE, MEDIA_QUEUE_BYTES, SCALARS
 from utils.log.null import NullLogger
 from utils.log.proxy import LOGGER, _active, is_active
 from utils.log.values import (
-    MAX_STEP,
-    STEP_COLUMN,
-    check_byte_budget,
-    check_step,
-    image_copy,
-    key_error,
-    snapshot,
-    step_key_error,
-    to_number,
+    MAX_STEP, STEP_COLUMN, check_byte_budget, check_step, image_copy, key_error, snapshot, step_key_error, to_number,
 )
 from utils.log.writers.base import Writer, WriterContext
 from utils.log.writers.png_writer import PngWriter
