@@ -89,6 +89,9 @@ def test_an_existing_config_is_never_overwritten():
         ({"loss": 1.0}, 1.5, TypeError, "step must be an integer"),
         ({"loss": 1.0}, True, TypeError, "step must be an integer"),
         ({"loss": 1.0}, "3", TypeError, "step must be an integer"),
+        ({"loss": 1.0}, 10**20, ValueError, r"step 100000000000000000000 is beyond 2\*\*63 - 1"),
+        ({"loss": 1.0}, 2**63, ValueError, "largest step TensorBoard and W&B store"),
+        ({"loss": 1.0, "step": 3}, 0, ValueError, "'step' is taken by the step column of metrics.csv"),
     ],
 )
 def test_bad_input_raises_naming_the_problem_and_writes_nothing(data, step, error, pattern):
@@ -109,6 +112,30 @@ def test_a_tensor_with_several_elements_or_complex_is_rejected_naming_the_key():
     with pytest.raises(TypeError, match=r"'z'.*one-element real tensor"):
         logger.log({"z": torch.tensor(1j)}, step=0)
     assert logger.last_step is None
+
+
+def test_a_meta_tensor_is_rejected_at_log_naming_the_key_and_valid_values_are_all_written():
+    import torch
+
+    logger = Logger("exp", "meta")
+    logger.initialize_csv()
+    logger.log({"ok": 1.0}, step=0)
+    with pytest.raises(TypeError, match=r"'ghost': a tensor on the meta device holds no value"):
+        logger.log({"also_ok": 2.0, "ghost": torch.zeros((), device="meta")}, step=0)
+    logger.log({"also_ok": 3.0}, step=0)
+    logger.log({"ok": 4.0}, step=1)
+    logger.finish()  # no error: the refused call queued nothing
+    frame = pd.read_csv(logger.get_path("log") / "metrics.csv")
+    assert list(frame.columns) == ["step", "ok", "also_ok"]
+    assert frame["ok"].tolist() == [1.0, 4.0] and frame.loc[0, "also_ok"] == 3.0
+
+
+def test_a_step_beyond_int64_is_refused_for_media_and_resume_too():
+    with pytest.raises(ValueError, match="beyond 2\\*\\*63 - 1"):
+        Logger("exp", "big", resume_step=2**64)
+    logger = Logger("exp", "big")
+    with pytest.raises(ValueError, match="step of 'note' 100000000000000000000 is beyond"):
+        logger.log_text("note", "hello", step=10**20)
 
 
 def test_a_decreasing_step_is_rejected_and_the_row_kept_intact():

@@ -123,6 +123,42 @@ def test_metric_names_with_commas_and_quotes_survive():
     assert frame['acc, top-1 "strict"'].tolist() == [0.5]
 
 
+@pytest.mark.parametrize("name", ["a\rb", "c\nd", "e\r\nf", 'g,"h"\r', "\r"])
+def test_metric_names_with_line_breaks_read_back_exactly_after_appends_rewrites_and_a_resume(name):
+    logger = csv_logger()
+    logger.log({name: 0.5, "loss": 1.0}, step=0)
+    logger.flush()
+    logger.log({"loss": 2.0}, step=1)  # appended under the quoted header
+    logger.log({"new": 3.0}, step=1)  # a new column: the header is written again
+    logger.finish()
+    resumed = Logger("exp", "run", resume_step=1)  # reads the header back, cuts step 1
+    resumed.initialize_csv()
+    resumed.log({name: 0.25, "loss": 4.0}, step=1)
+    resumed.finish()
+    frame = pd.read_csv(logger.get_path("log") / "metrics.csv")
+    assert list(frame.columns) == ["step", name, "loss", "new"]
+    assert frame["step"].tolist() == [0, 1]
+    assert frame[name].tolist() == [0.5, 0.25] and frame["loss"].tolist() == [1.0, 4.0]
+
+
+@pytest.mark.timeout(60)  # quadratic in the keys, as it was, this takes minutes (20,000 keys: 12 s)
+def test_a_step_with_100000_metrics_is_written_in_linear_time():
+    logger = csv_logger()
+    metrics = {f"layer{index}/grad_norm": index / 8 for index in range(100_000)}
+    logger.log(metrics, step=0)
+    logger.log({"layer7/grad_norm": 1.5, "loss": 0.5}, step=1)
+    logger.finish()
+    path = logger.get_path("log") / "metrics.csv"
+    with open(path, newline="", encoding="utf-8") as handle:
+        header, first, second = csv.reader(handle)
+    assert header == ["step", *metrics, "loss"] and len(first) == len(second) == 100_002
+    assert [float(cell) for cell in first[1:-1]] == list(metrics.values())
+    # pandas takes ~10 s to build 100,000 columns: it reads a few of them here
+    frame = pd.read_csv(path, usecols=["step", "layer0/grad_norm", "layer7/grad_norm", "layer99999/grad_norm", "loss"])
+    assert frame["step"].tolist() == [0, 1] and frame["layer7/grad_norm"].tolist() == [7 / 8, 1.5]
+    assert frame.loc[0, "layer99999/grad_norm"] == 99999 / 8 and frame["loss"].isna().tolist() == [True, False]
+
+
 def test_rows_reach_the_disk_without_flush_within_seconds():
     logger = csv_logger()
     path = logger.get_path("log") / "metrics.csv"

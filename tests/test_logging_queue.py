@@ -50,3 +50,21 @@ def test_a_failing_writer_is_reported_once_and_dropped(tmp_path):
     worker.close()
     worker.raise_pending_error()
     assert pd.read_csv(tmp_path / "m.csv")["a"].tolist() == [1.0, 2.0]
+
+
+def test_a_tensor_that_cannot_be_read_is_named_alone_and_the_values_logged_with_it_are_written(tmp_path):
+    # The Logger refuses meta tensors at log(); one reaching the thread stands for any tensor
+    # whose read fails there (a device error): only its own group is lost, and it is named.
+    worker = LogWorker()
+    worker.add_writer(CsvWriter(tmp_path / "m.csv"))
+    worker.put((SCALARS, 0, {"ok": 1.0, "ghost": torch.zeros((), device="meta"), "t": torch.tensor(2.5)}, True))
+    worker.put((SCALARS, 1, {"ghost": torch.zeros((), device="meta")}, True))
+    worker.put((SCALARS, 2, {"ok": 3.0}, False))
+    worker.flush()
+    with pytest.raises(WriterError, match=r"reading metric 'ghost' \(on meta; the other values were written\)"):
+        worker.raise_pending_error()
+    worker.close()
+    worker.raise_pending_error()  # one group, one error
+    frame = pd.read_csv(tmp_path / "m.csv")
+    assert list(frame.columns) == ["step", "ok", "t"]
+    assert frame["step"].tolist() == [0, 2] and frame["ok"].tolist() == [1.0, 3.0] and frame.loc[0, "t"] == 2.5

@@ -102,3 +102,13 @@ def atomic_write_bytes(path: Path | str, data: bytes) -> None:
 def atomic_write_text(path: Path | str, text: str) -> None:
     """`atomic_write_bytes` for UTF-8 text."""
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+@contextmanager
+def reporting_disk_full(path: Path | str) -> Iterator[None]:
+    """Turn ENOSPC/EDQUOT raised in the body (an append to `path`) into DiskFullError naming it."""
+    try:
+        yield
+    except OSError as error:
+        _raise_if_disk_full(error, Path(path), None)
+        raise

@@ -51,7 +51,9 @@ from utils.log.files import (
 from utils.log.queue import CONFIG, HISTOGRAM, IMAGE, MEDIA_QUEUE_BYTES, SCALARS, TEXT, LogWorker, WriterError
 from utils.log.null import NullLogger
 from utils.log.proxy import LOGGER, _active, is_active
-from utils.log.values import check_byte_budget, check_step, image_copy, key_error, snapshot, to_number
+from utils.log.values import (
+    MAX_STEP, STEP_COLUMN, check_byte_budget, check_step, image_copy, key_error, snapshot, step_key_error, to_number,
+)
 from utils.log.writers.base import Writer, WriterContext
 from utils.log.writers.png_writer import PngWriter
 from utils.log.writers.registry import WriterEntry, enabled_writers, writer_entry
@@ -128,7 +130,7 @@ class Logger:
         self._start_by_name("csv", {}, file_name=file_name)
 
     def initialize_tensorboard(self, **kwargs: Any) -> None:
-        """Write TensorBoard events into `logs/`; kwargs go to `SummaryWriter`."""
+        """Write TensorBoard events into `logs/`; kwargs: `filename_suffix` (ends the file name)."""
         self._start_by_name("tensorboard", {}, **kwargs)
 
     def initialize_wandb(self, project_name: str, **kwargs: Any) -> None:
@@ -177,7 +179,9 @@ class Logger:
             metrics[key] = value
         if not metrics:
             raise ValueError("log() got an empty dict: pass at least one metric")
-        if type(step) is not int or step < 0:
+        if STEP_COLUMN in metrics:
+            raise step_key_error()
+        if type(step) is not int or step < 0 or step > MAX_STEP:
             step = check_step(step, "step")
         with self._lock:
             last = self._last_step
@@ -306,11 +310,16 @@ class Logger:
         """The run's folder for 'log', 'plot', 'checkpoint' or 'visualization' (also on rank != 0)."""
         return self.run.folder(kind)
 
-    def flush(self) -> None:
-        """Block until everything logged so far is in every output; raise a writer's failure."""
+    def flush(self, *, durable: bool = False) -> None:
+        """Block until everything logged so far is in every output; raise a writer's failure.
+
+        `durable=True` also fsyncs what a resume cuts back to its checkpoint's step (CSV,
+        TensorBoard): the checkpoint manager asks for it before a checkpoint becomes the
+        resume point, so no row logged before it can be lost to a kill or a power cut.
+        """
         self._check_open()
         if self._enabled:
-            self._worker.flush()
+            self._worker.flush(durable)
             self._worker.raise_pending_error()
 
     def finish(self) -> None:

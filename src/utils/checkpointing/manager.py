@@ -3,6 +3,7 @@
 A run's `checkpoints/` folder holds `last.pt` (every save), `checkpoint_epoch_<N>.pt` (the
 newest `keep_last` of them) and `best.pt` (the best metric so far). The file-level API
 (build, save, load, restore, random states) lives in `utils.checkpointing.io`.
+A save first makes the active Logger's outputs durable (see `_make_logs_durable`).
 """
 
 import math
@@ -12,6 +13,7 @@ from typing import Any
 
 from utils.checkpointing.io import load_checkpoint, peek_checkpoint, save_checkpoint
 from utils.errors import CheckpointError, UnreadableCheckpointError
+from utils.logging import LOGGER, is_active
 from utils.management import BEST_CHECKPOINT, LAST_CHECKPOINT
 
 _EPOCH_FILE = re.compile(r"checkpoint_epoch_(\d+)\.pt")
@@ -70,6 +72,7 @@ class CheckpointManager:
         best = float(metric) if improved else self._best_metric
         if best is not None:
             checkpoint = {**checkpoint, "best_metric": best}
+        _make_logs_durable()
         written = {"last": save_checkpoint(self.directory / LAST_CHECKPOINT, checkpoint)}
         if epoch_file:
             written["epoch"] = save_checkpoint(self.epoch_path(checkpoint["epoch"]), checkpoint)
@@ -145,3 +148,14 @@ class CheckpointManager:
             self.skipped.append((path, error.reason))
             return None
         return None if best is None else float(best)
+
+
+def _make_logs_durable() -> None:
+    """Write and fsync every metric logged so far before a checkpoint can become the resume point.
+
+    A resume cuts the CSV and TensorBoard back to the checkpoint's step, so rows logged before
+    it that were still in memory at a kill would be lost for good. One flush per save (a few
+    ms), nothing per step; a no-op without an active Logger (a manager used on its own).
+    """
+    if is_active():
+        LOGGER.flush(durable=True)

@@ -62,6 +62,15 @@ class _ConsoleHandler(logging.StreamHandler):
         pass
 
 
+class _FileHandler(logging.FileHandler):
+    """A line that cannot be written (a full disk) is left out of the file without the stdlib's
+    "--- Logging error ---" traceback: it is on the console already, and the full disk ends the
+    run through the writer or checkpoint that meets it, with one line."""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        pass
+
+
 def open_text_log(path: Path) -> logging.Logger:
     """A private stdlib logger: lines `<time> <LEVEL> <message>` to stderr and appended to `path`.
 
@@ -71,7 +80,7 @@ def open_text_log(path: Path) -> logging.Logger:
     formatter = logging.Formatter(LINE_FORMAT)
     console = _ConsoleHandler()
     console.addFilter(lambda record: not getattr(record, "file_only", False))
-    for handler in (console, logging.FileHandler(path, mode="a", encoding="utf-8")):
+    for handler in (console, _FileHandler(path, mode="a", encoding="utf-8")):
         handler.setFormatter(formatter)
         text.addHandler(handler)
     return text

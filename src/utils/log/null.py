@@ -93,7 +93,7 @@ class NullLogger:
             )
         return path_of_kind(self.path, kind)
 
-    def flush(self) -> None:
+    def flush(self, *, durable: bool = False) -> None:
         """Does nothing."""
 
     def finish(self) -> None:

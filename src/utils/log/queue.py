@@ -139,10 +139,11 @@ class LogWorker:
         """Start feeding `writer` with everything enqueued from now on."""
         self._put_now((ADD_WRITER, writer))
 
-    def flush(self) -> None:
-        """Block until everything enqueued so far is written and flushed by every writer."""
+    def flush(self, durable: bool = False) -> None:
+        """Block until everything enqueued so far is written and flushed by every writer;
+        `durable` makes each writer `sync()` (fsync) instead of `flush(True)`."""
         done = threading.Event()
-        self._put_now((FLUSH, done))
+        self._put_now((FLUSH, done, durable))
         done.wait()
 
     def close(self) -> None:
@@ -199,21 +200,21 @@ class LogWorker:
         A record leaves `batch` before it is handled, so an image's memory is freed when its
         bytes are released, not when the whole batch is done.
         """
-        try:
-            self._convert_device_tensors(batch)
-        except Exception as exc:
-            self._record(exc, "tensor conversion")
-            _drop_scalars(batch)
+        self._convert_device_tensors(batch)
         _merge_steps(batch)
         while batch:
             item = batch.popleft()
             kind = item[0]
             if kind == SCALARS:
-                self._call_writers("write_scalars", item[1], item[2])
+                if item[2]:  # empty when every value of the record failed to convert
+                    self._call_writers("write_scalars", item[1], item[2])
             elif kind == ADD_WRITER:
                 self._writers.append(item[1])
             elif kind == FLUSH:
-                self._call_writers("flush", True)
+                if item[2]:
+                    self._call_writers("sync")
+                else:
+                    self._call_writers("flush", True)
                 item[1].set()
             elif kind == CLOSE:
                 self._close_writers()
@@ -269,9 +270,12 @@ class LogWorker:
         error.__cause__ = exc
         self.errors.append(error)
 
-    @staticmethod
-    def _convert_device_tensors(batch: deque[tuple]) -> None:
-        """Replace accelerator tensors in SCALARS records by numbers, one transfer per group."""
+    def _convert_device_tensors(self, batch: deque[tuple]) -> None:
+        """Replace accelerator tensors in SCALARS records by numbers, one transfer per group.
+
+        A group that cannot be read is named in an error and left out; the values logged
+        with it (other groups, plain numbers) are still written.
+        """
         groups: dict[tuple, list[tuple[dict, str]]] = {}
         for item in batch:
             if item[0] == SCALARS and item[3]:
@@ -281,16 +285,17 @@ class LogWorker:
         if not groups:
             return
         torch = sys.modules["torch"]
-        for slots in groups.values():
-            values = torch.stack([metrics[key] for metrics, key in slots]).tolist()  # (n,)
+        for (device, _), slots in groups.items():
+            try:
+                values = torch.stack([metrics[key] for metrics, key in slots]).tolist()  # (n,)
+            except Exception as exc:
+                names = ", ".join(sorted({repr(key) for _, key in slots}))
+                self._record(exc, f"reading metric {names} (on {device}; the other values were written)")
+                for metrics, key in slots:
+                    del metrics[key]
+                continue
             for (metrics, key), number in zip(slots, values):
                 metrics[key] = number
-
-
-def _drop_scalars(batch: deque[tuple]) -> None:
-    kept = [item for item in batch if item[0] != SCALARS]
-    batch.clear()
-    batch.extend(kept)
 
 
 def _merge_steps(batch: deque[tuple]) -> None:

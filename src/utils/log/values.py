@@ -7,6 +7,10 @@ They must be cheap and must never synchronise a GPU: accelerator tensors are onl
 import sys
 from typing import Any
 
+from utils.log.writers.csv_writer import STEP_COLUMN
+
+MAX_STEP = 2**63 - 1  # TensorBoard's and W&B's steps are int64
+
 
 def key_error(key: Any) -> Exception:
     """The error for a metric or media name that is not a non-empty string."""
@@ -15,13 +19,23 @@ def key_error(key: Any) -> Exception:
     return ValueError("metric name must be a non-empty string, got ''")
 
 
+def step_key_error() -> ValueError:
+    """The error for a metric named like the CSV's step column, which would hide it."""
+    return ValueError(
+        f"metric name {STEP_COLUMN!r} is taken by the step column of metrics.csv (the step is "
+        "log()'s second argument); rename the metric, e.g. 'train/step'"
+    )
+
+
 def check_step(step: Any, what: str) -> int:
-    """`step` as an int >= 0; TypeError for non-integers (bools too), ValueError if negative."""
+    """`step` as an int in [0, MAX_STEP]; TypeError for non-integers (bools too), else ValueError."""
     if isinstance(step, bool) or not hasattr(step, "__index__"):
         raise TypeError(f"{what} must be an integer, got {step!r} ({type(step).__name__})")
     step = int(step.__index__())
     if step < 0:
         raise ValueError(f"{what} {step} is negative; steps start at 0")
+    if step > MAX_STEP:
+        raise ValueError(f"{what} {step} is beyond 2**63 - 1, the largest step TensorBoard and W&B store")
     return step
 
 
@@ -39,10 +53,14 @@ def to_number(key: str, value: Any) -> Any:
     """A Python number, or a detached copy of a one-element accelerator tensor (read later).
 
     CPU tensors are read at once (cheap, and a later in-place update cannot change the logged
-    value); NumPy scalars and one-element arrays become Python numbers; bools become 0/1.
+    value); NumPy scalars and one-element arrays become Python numbers; bools become 0/1. A
+    tensor without readable data (meta device, sparse) is refused here, not at the thread.
     """
     torch = sys.modules.get("torch")
     if torch is not None and isinstance(value, torch.Tensor):
+        if value.is_meta or value.layout != torch.strided:
+            kind = "on the meta device" if value.is_meta else f"of layout {value.layout}"
+            raise TypeError(f"metric {key!r}: a tensor {kind} holds no value to log; log a dense tensor or a number")
         if value.numel() == 1 and value.is_cpu:
             number = value.item()
             if not isinstance(number, complex):

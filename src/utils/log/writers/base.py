@@ -54,5 +54,14 @@ class Writer:
         from `Logger.flush()`/`finish()` and must write everything.
         """
 
+    def sync(self) -> None:
+        """`flush(force=True)`, then make durable against a power loss what a resume truncates.
+
+        Called before a checkpoint becomes the resume point (once per checkpoint, not per
+        step): a writer whose outputs are cut back to the checkpoint's step on resume (CSV,
+        TensorBoard) fsyncs them here, or the rows before that step would be lost for good.
+        """
+        self.flush(True)
+
     def close(self) -> None:
         """Flush and release files, handles and services; called exactly once."""

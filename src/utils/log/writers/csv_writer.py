@@ -4,22 +4,28 @@ Rows are appended and flushed to the OS by the background thread about once a se
 a crash the file parses and holds everything but the last second or two. A metric that first
 appears mid-run, or a value added to a row already on disk, makes the next flush rewrite the
 file atomically (at most one rewrite per flush). Floats are written with `repr`, so they read
-back bit-identical; NaN and inf are kept as `nan`, `inf`, `-inf`.
+back bit-identical; NaN and inf are kept as `nan`, `inf`, `-inf`. A metric name holding a
+comma, a quote, `\r` or `\n` is quoted, so pandas reads it back exactly.
+`sync()` (before each checkpoint) writes every pending row and fsyncs the file: a resume keeps
+the rows before its checkpoint's step, so those must be on disk before the checkpoint is.
 Config: `logging.csv` (CsvConfig) turns it on.
 """
 
 import csv
 import io
+import os
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
 from utils.config_fields import option
-from utils.fileio import atomic_write_text
+from utils.fileio import atomic_write_text, reporting_disk_full
 from utils.log.writers.base import Writer, WriterContext
 
 STEP_COLUMN = "step"
+_NEEDS_QUOTES = re.compile(r'[,"\r\n]')
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -35,6 +41,15 @@ def format_cell(value: float | int) -> str:
     if isinstance(value, bool):
         return str(int(value))
     return repr(value) if isinstance(value, float) else str(value)
+
+
+def _header_cell(name: str) -> str:
+    """A column name as CSV text: quoted (quotes doubled) when it holds `,` `"` `\r` or `\n`.
+
+    The csv module leaves a lone `\r` bare with our `\n` line ends, and pandas then reads it
+    as a line break: names are quoted here instead.
+    """
+    return '"' + name.replace('"', '""') + '"' if _NEEDS_QUOTES.search(name) else name
 
 
 def _step_of(row: list[str]) -> int | None:
@@ -54,6 +69,7 @@ class CsvWriter(Writer):
         self.path = Path(path)
         self._hold_seconds = hold_seconds
         self._columns: list[str] = [STEP_COLUMN]
+        self._index: dict[str, int] = {STEP_COLUMN: 0}  # column -> position: lookups in O(1)
         self._pending: dict[int, dict[str, str]] = {}  # step -> cells, not yet on disk
         self._last_update = time.monotonic()
         self._written_step: int | None = None  # step of the last row on disk that may be amended
@@ -69,6 +85,7 @@ class CsvWriter(Writer):
         header, rows = self._read_rows()
         if header:
             self._columns = header
+            self._index = {name: position for position, name in enumerate(header)}
         if resume_step is not None:
             kept = [row for row in rows if _step_of(row) is not None and _step_of(row) < resume_step]
             if len(kept) != len(rows):
@@ -86,15 +103,15 @@ class CsvWriter(Writer):
     @staticmethod
     def _render(header: list[str], rows: list[list[str]]) -> str:
         buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(header)
-        writer.writerows(rows)
+        buffer.write(",".join(map(_header_cell, header)) + "\n")
+        csv.writer(buffer, lineterminator="\n").writerows(rows)
         return buffer.getvalue()
 
     def write_scalars(self, step: int, metrics: dict[str, float | int]) -> None:
         cells = {key: format_cell(value) for key, value in metrics.items()}
         for key in cells:
-            if key not in self._columns:
+            if key not in self._index:
+                self._index[key] = len(self._columns)
                 self._columns.append(key)
                 self._needs_rewrite = True
         if step == self._written_step and step not in self._pending:
@@ -120,12 +137,13 @@ class CsvWriter(Writer):
         return [str(step)] + [cells.get(column, "") for column in self._columns[1:]]
 
     def _append(self, rows: list[list[str]]) -> None:
-        if self._handle is None:
-            self._handle = open(self.path, "a", newline="", encoding="utf-8")
         buffer = io.StringIO()
         csv.writer(buffer, lineterminator="\n").writerows(rows)
-        self._handle.write(buffer.getvalue())  # one write: a kill leaves whole rows
-        self._handle.flush()
+        with reporting_disk_full(self.path):
+            if self._handle is None:
+                self._handle = open(self.path, "a", newline="", encoding="utf-8")
+            self._handle.write(buffer.getvalue())  # one write: a kill leaves whole rows
+            self._handle.flush()
 
     def _rewrite(self, rows: list[list[str]]) -> None:
         """Rewrite the file atomically with the current header, amended last row and new rows."""
@@ -137,10 +155,16 @@ class CsvWriter(Writer):
         old = [row + [""] * (width - len(row)) for row in old]
         if self._amend and old:
             for column, cell in self._amend.items():
-                old[-1][self._columns.index(column)] = cell
+                old[-1][self._index[column]] = cell
         atomic_write_text(self.path, self._render(self._columns, old + rows))
         self._amend = {}
         self._needs_rewrite = False
+
+    def sync(self) -> None:
+        self.flush(force=True)
+        if self._handle is not None:  # a rewrite since the last append is fsynced already
+            with reporting_disk_full(self.path):
+                os.fsync(self._handle.fileno())
 
     def close(self) -> None:
         self.flush(force=True)
