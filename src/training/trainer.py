@@ -189,7 +189,9 @@ class Trainer:
                     continue  # already trained before the interruption
                 batch = move_to_device(batch, self.device)
             steps_now = (index + 1) % accumulate == 0 or index + 1 == batch_count  # a group's last batch
-            if index % accumulate == 0:
+            start = index - index % accumulate
+            group_size = min(accumulate, batch_count - start)  # the epoch's last group may be short
+            if index == start:
                 self.optimizer.zero_grad(set_to_none=True)
                 group_loss = torch.zeros((), device=self.device)
             # DDP averages gradients only on the micro-batch that steps the optimizer
@@ -198,9 +200,9 @@ class Trainer:
                     with self.precision.autocast():
                         output = self.task.train_step(self.model, batch)
                 with self.profiler.section("backward"):
-                    self.precision.backward(output.loss / accumulate)
+                    self.precision.backward(output.loss / group_size)
             totals.add(output)
-            group_loss = group_loss + output.loss.detach() / accumulate
+            group_loss = group_loss + output.loss.detach() / group_size
             self.state.batches_done = index + 1
             progress.update(1)
             if not steps_now:
