@@ -3,6 +3,8 @@ trains through the real `02_train.py`, stops on a real SIGTERM and resumes exact
 
 import ast
 import json
+import os
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -60,6 +62,21 @@ class ToyRegression(Task):
         return {"loss": sums["sse"].item() / count, "mae": sums["sae"].item() / count}
 
 
+@register_task
+class SelfStoppingToy(ToyRegression):
+    """The toy regression sending itself a real SIGTERM in its `TOY_SIGTERM_AT`-th training batch:
+    the stop lands at a known batch part-way through an epoch, however fast the machine is."""
+
+    name = "toy_self_stopping"
+    batches = 0
+
+    def train_step(self, model: nn.Module, batch: Any) -> StepOutput:
+        self.batches += 1
+        if self.batches == int(os.environ.get("TOY_SIGTERM_AT", "0")):
+            os.kill(os.getpid(), signal.SIGTERM)
+        return super().train_step(model, batch)
+
+
 # tiny epochs (~25 ms each): the 79 after epoch 1 train for ~2 s, so a signal sent once epoch 1 is
 # saved surely lands part-way (with 40, ~0.9 s: the run could end first)
 EPOCHS = 80
@@ -85,15 +102,15 @@ def _command(exp: str, run: str, *args: str) -> list[str]:
     return [sys.executable, "-c", code, "-e", exp, "-r", run, "--device", "cpu", *args]
 
 
-def _env() -> dict[str, str]:
-    env = subprocess_env()
+def _env(**extra: str) -> dict[str, str]:
+    env = subprocess_env(**extra)
     env["PYTHONPATH"] = f"{TESTS}:{env['PYTHONPATH']}"
     return env
 
 
-def _train(exp: str, run: str, *args: str) -> subprocess.CompletedProcess:
+def _train(exp: str, run: str, *args: str, **env: str) -> subprocess.CompletedProcess:
     return subprocess.run(_command(exp, run, *args), capture_output=True, text=True, timeout=240,
-                          env=_env(), cwd=REPO_ROOT, check=False)
+                          env=_env(**env), cwd=REPO_ROOT, check=False)
 
 
 def check_exact_resume(exp: str, config: dict) -> tuple[Path, Path]:
@@ -125,6 +142,27 @@ def test_a_task_defined_in_a_test_file_trains_stops_and_resumes_exactly():
     metrics = read_metrics(interrupted)
     assert metrics["train/loss"].tolist() == read_metrics(reference)["train/loss"].tolist()
     assert metrics["val/mae"].dropna().iloc[-1] < 0.2, "the toy task learns"
+
+
+@pytest.mark.slow
+def test_epoch_means_after_a_resume_part_way_through_an_epoch_equal_an_uninterrupted_run():
+    config = json.loads(json.dumps(CONFIG))
+    config["task"] = "toy_self_stopping"
+    config["training"]["epochs"] = 3
+    reference = create_run("means", "reference", json.loads(json.dumps(config)))
+    interrupted = create_run("means", "interrupted", config)
+    assert _train("means", "reference").returncode == 0
+
+    stopped = _train("means", "interrupted", TOY_SIGTERM_AT="27")  # in batch 7 of epoch 2's 20
+    assert stopped.returncode == 143, stopped.stderr
+    assert load_checkpoint(interrupted / "checkpoints" / "last.pt")["extra"]["batches_done"] == 7
+    resumed = _train("means", "interrupted", "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+
+    expected, actual = read_metrics(reference), read_metrics(interrupted)
+    columns = ["step", *(name for name in expected.columns if name.startswith("train/epoch_"))]
+    assert len(columns) > 1 and expected["train/epoch_loss"].notna().sum() == 3
+    assert actual[columns].dropna().values.tolist() == expected[columns].dropna().values.tolist()  # exact
 
 
 ENGINE = [SRC / "02_train.py", *sorted((SRC / "training").glob("*.py")), *sorted((SRC / "utils").rglob("*.py"))]

@@ -191,7 +191,7 @@ def _restore(trainer: Trainer, path: Path, checkpoint: dict) -> None:
     extra = checkpoint["extra"]
     trainer.state = TrainState(
         epoch=checkpoint["epoch"], batches_done=extra["batches_done"], global_step=checkpoint["global_step"],
-        stopped_early=extra.get("stopped_early"),
+        stopped_early=extra.get("stopped_early"), epoch_totals=extra.get("epoch_totals", {}),
     )
     if "early_stopping" in extra:  # checkpoints written before early stopping existed lack it
         trainer.early_stopping.load_state_dict(extra["early_stopping"])

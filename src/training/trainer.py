@@ -84,11 +84,16 @@ class TrainState:
     batches_done: int = 0  # batches of the current (unfinished) epoch already trained
     global_step: int = 0  # completed optimizer steps; the next step is logged at this index
     history: dict[str, float] = field(default_factory=dict)  # the latest epoch's means and metrics
+    epoch_totals: dict[str, Any] = field(default_factory=dict)  # an unfinished epoch's EpochTotals.state_dict()
     stopped_early: str | None = None  # the reason, once early stopping ended the training
 
 
 class EpochTotals:
-    """Sums of a training epoch on the device (no host sync per step), averaged at its end."""
+    """Sums of a training epoch on the device (no host sync per step), averaged at its end.
+
+    A stop part-way saves them in the checkpoint and a resume goes on from them, so the epoch's
+    means count every batch of it, not only those after the resume.
+    """
 
     def __init__(self, device: torch.device) -> None:
         self.device = device
@@ -100,6 +105,23 @@ class EpochTotals:
             weighted = value.detach().float() * output.count
             self.sums[name] = self.sums[name] + weighted if name in self.sums else weighted
         self.count += output.count
+
+    def state_dict(self) -> dict[str, Any]:
+        """Every rank's sums and count so far, added up, as CPU tensors and an int (weights_only
+        loads them): one all-reduce, so every rank calls it at the same step."""
+        names = list(self.sums)
+        count = torch.tensor(float(self.count), device=self.device)
+        totals = all_reduce_sum(torch.stack([*(self.sums[n].float() for n in names), count])).cpu()
+        return {"sums": {name: totals[i].clone() for i, name in enumerate(names)}, "count": int(totals[-1].item())}
+
+    def load_state_dict(self, state: dict[str, Any], main: bool) -> None:
+        """Go on from saved totals: the main rank takes them (they hold every rank's), the others
+        start from zeros under the same names, since every rank stacks the same names."""
+        self.sums = {
+            name: value.to(self.device) if main else torch.zeros_like(value, device=self.device)
+            for name, value in state["sums"].items()
+        }
+        self.count = int(state["count"]) if main else 0
 
 
     def agree(self, stop: bool) -> tuple[bool, float]:
@@ -152,6 +174,7 @@ class Trainer:
                 return
             self.state.epoch += 1
             self.state.batches_done = 0
+            self.state.epoch_totals = {}
             evaluation = self.maybe_evaluate()
             if evaluation is not None:
                 self.state.stopped_early = self._stop_reason()
@@ -178,6 +201,8 @@ class Trainer:
         self.model.train()
         self.loaders.train_sampler.set_epoch(self.state.epoch)
         totals = EpochTotals(self.device)
+        if self.state.epoch_totals:  # resumed part-way: the batches trained before count too
+            totals.load_state_dict(self.state.epoch_totals, main=is_main_process())
         progress = self._progress_bar()
         batches = iter(self.loaders.train)
         accumulate, batch_count = self.config.accumulate_steps, len(self.loaders.train)
@@ -217,13 +242,15 @@ class Trainer:
             self.state.global_step += 1
             if self._should_stop(totals, progress):
                 progress.close()
+                self.state.epoch_totals = totals.state_dict()
                 return False
         progress.close()
         stop_any, means = totals.close(self.stop.requested)
         if stop_any:  # a signal in the steps since the last check stops every rank here
             self._stop_for_another_rank()
+            self.state.epoch_totals = totals.state_dict()
             return False
-        if means:  # a resume exactly at an epoch's end trains no batch of it
+        if means:  # none when a resume at an epoch's end finds no totals (a checkpoint from before they were saved)
             self.state.history["train/loss"] = means["loss"]
             epoch_metrics = {f"train/epoch_{name}": value for name, value in means.items()}
             LOGGER.log({**epoch_metrics, "epoch": self.state.epoch + 1}, self.state.global_step - 1)
@@ -310,7 +337,8 @@ class Trainer:
                 model=self.model, optimizer=self.optimizer, scheduler=self.scheduler,
                 scaler=self.precision.scaler, epoch=self.state.epoch, global_step=self.state.global_step,
                 best_metric=best, extra={
-                    "batches_done": self.state.batches_done, "stopped_early": self.state.stopped_early,
+                    "batches_done": self.state.batches_done, "epoch_totals": self.state.epoch_totals,
+                    "stopped_early": self.state.stopped_early,
                     "early_stopping": self.early_stopping.state_dict(),
                 },
             )
