@@ -21,6 +21,7 @@ from train_support import read_metrics, signal_once_ready
 from training.task import Datasets, StepOutput, Task, register_task
 from utils.checkpointing.io import load_checkpoint
 from utils.config_fields import option
+from utils.logging import LOGGER
 from utils.management import create_run
 
 TESTS = Path(__file__).resolve().parent
@@ -34,6 +35,9 @@ class ToyData:
 
 @register_task
 class ToyRegression(Task):
+    """Written as tasks were before metric directions and before `summarize` and `draw` got the
+    split and the step: such a task still trains (`mae`'s direction is unknown)."""
+
     name = "toy_regression"
     config_sections = (ToyData,)
     metrics = ("loss", "mae")
@@ -75,6 +79,28 @@ class SelfStoppingToy(ToyRegression):
         if self.batches == int(os.environ.get("TOY_SIGTERM_AT", "0")):
             os.kill(os.getpid(), signal.SIGTERM)
         return super().train_step(model, batch)
+
+
+@register_task
+class ToyWithOwnLogs(ToyRegression):
+    """Logs a value of its own in `summarize` and in `draw`; tests on the training data, so the
+    test split's values differ from validation's."""
+
+    name = "toy_own_logs"
+    metrics = {"loss": "min", "mae": "min"}
+
+    def build_datasets(self) -> Datasets:
+        datasets = super().build_datasets()
+        return Datasets(datasets.train, datasets.val, datasets.train)
+
+    def summarize(self, sums: dict[str, Tensor], split: str, step: int) -> dict[str, float]:
+        metrics = super().summarize(sums)
+        LOGGER.log({f"{split}/own_mae": metrics["mae"]}, step)
+        return metrics
+
+    def draw(self, model: nn.Module, batch: Any, sums: dict[str, Tensor], split: str, step: int) -> dict[str, Any]:
+        LOGGER.log({f"{split}/drawn_at": step}, step)
+        return {}
 
 
 # tiny epochs (~25 ms each): the 79 after epoch 1 train for ~2 s, so a signal sent once epoch 1 is
@@ -163,6 +189,24 @@ def test_epoch_means_after_a_resume_part_way_through_an_epoch_equal_an_uninterru
     columns = ["step", *(name for name in expected.columns if name.startswith("train/epoch_"))]
     assert len(columns) > 1 and expected["train/epoch_loss"].notna().sum() == 3
     assert actual[columns].dropna().values.tolist() == expected[columns].dropna().values.tolist()  # exact
+
+
+@pytest.mark.slow
+def test_what_a_task_logs_in_summarize_and_draw_goes_to_the_split_and_step_it_is_told():
+    config = json.loads(json.dumps(CONFIG))
+    config["task"] = "toy_own_logs"
+    config["training"].update(epochs=2, draw_every=1)
+    run = create_run("own", "logs", config)
+    done = _train("own", "logs")
+    assert done.returncode == 0, done.stderr
+
+    metrics = read_metrics(run).set_index("step")
+    for split, steps in (("val", [19, 39]), ("test", [39])):
+        own = metrics[f"{split}/own_mae"].dropna()
+        assert own.index.tolist() == steps
+        assert own.tolist() == metrics[f"{split}/mae"].dropna().tolist()  # its own split's value, not the other's
+        assert metrics[f"{split}/drawn_at"].dropna().to_dict() == {step: step for step in steps}
+    assert metrics.loc[39, "val/own_mae"] != metrics.loc[39, "test/own_mae"]
 
 
 ENGINE = [SRC / "02_train.py", *sorted((SRC / "training").glob("*.py")), *sorted((SRC / "utils").rglob("*.py"))]

@@ -40,7 +40,9 @@ def test_a_short_last_group_steps_like_its_micro_batches_concatenated_into_one_b
     # 40 training points: micro-batches of 4 in groups of 3 are 12, 12, 12 and a short group of 4,
     # the same samples (the sampler's order does not depend on the batch size) as batches of 12
     # (the last one 4); SGD without clipping, so a mis-scaled gradient changes the weights
-    configs = {"whole": _config(batch_size=12, accumulate=1, epochs=2), "split": _config(batch_size=4, accumulate=3, epochs=2)}
+    configs = {
+        "whole": _config(batch_size=12, accumulate=1, epochs=2), "split": _config(batch_size=4, accumulate=3, epochs=2),
+    }
     runs = {}
     for name, config in configs.items():
         config["data"]["samples"] = 60

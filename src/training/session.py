@@ -206,8 +206,10 @@ def _test(trainer: Trainer, run: Run) -> dict[str, float]:
         except CheckpointError as exc:
             LOGGER.warning(f"testing the final weights: {exc}")
     autocast = trainer.precision.autocast()
-    evaluation = evaluate(trainer.task, trainer.model, trainer.loaders.test, trainer.device, autocast)
     step = max(trainer.state.global_step - 1, 0)
+    evaluation = evaluate(
+        trainer.task, trainer.model, trainer.loaders.test, trainer.device, autocast, split="test", step=step,
+    )
     metrics = {f"test/{name}": value for name, value in evaluation.metrics.items()}
     LOGGER.log(metrics, step)
     if trainer.config.draw_every is not None:

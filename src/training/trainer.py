@@ -52,7 +52,10 @@ class TrainingConfig:
     checkpoint_every: int = option(5, "keep an epoch checkpoint every N epochs (last.pt is written every epoch)", gt=0)
     keep_checkpoints: int = option(2, "how many epoch checkpoints to keep (the newest)", gt=0)
     best_metric: str = option("val/loss", "the validation metric that picks best.pt: val/<one of the task's metrics>")
-    best_mode: Literal["min", "max"] = option("min", "whether a larger (max) or smaller (min) best_metric is better")
+    best_mode: Literal["min", "max"] | None = option(
+        None, "whether a smaller (min) or larger (max) best_metric is better (null: the direction the task "
+        "declares for it)",
+    )
     accumulate_steps: int = option(
         1, "micro-batches whose gradients add up to one optimizer step (the logged step counts "
         "optimizer steps)", gt=0,
@@ -312,8 +315,10 @@ class Trainer:
         """Validate every `eval_every` epochs and after the last one; log metrics and drawings."""
         if self.state.epoch % self.config.eval_every and self.state.epoch != self.config.epochs:
             return None
-        evaluation = evaluate(self.task, self.model, self.loaders.val, self.device, self.precision.autocast())
         step = self.state.global_step - 1
+        evaluation = evaluate(
+            self.task, self.model, self.loaders.val, self.device, self.precision.autocast(), split="val", step=step,
+        )
         metrics = {f"val/{name}": value for name, value in evaluation.metrics.items()}
         self.state.history.update(metrics)
         LOGGER.log(metrics, step)
