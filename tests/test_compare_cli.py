@@ -104,9 +104,13 @@ def test_chosen_runs_short_metric_name_and_mode_override(experiment):
     assert not list(experiment.glob("comparison_*.png"))
 
 
+SHARP = {0: {"val/miou": 0.4, "val/loss": 0.9}, 1: {"val/miou": 0.8, "val/loss": 0.5}}
+BLURRY = {0: {"val/miou": 0.3, "val/loss": 1.0}, 1: {"val/miou": 0.5, "val/loss": 0.7}}
+
+
 def test_the_shapes_task_declares_a_larger_miou_better():
-    _log_values("seg", "sharp", "shapes", {0: {"val/miou": 0.4, "val/loss": 0.9}, 1: {"val/miou": 0.8, "val/loss": 0.5}})
-    _log_values("seg", "blurry", "shapes", {0: {"val/miou": 0.3, "val/loss": 1.0}, 1: {"val/miou": 0.5, "val/loss": 0.7}})
+    _log_values("seg", "sharp", "shapes", SHARP)
+    _log_values("seg", "blurry", "shapes", BLURRY)
     result = run_script("03_compare.py", "-e", "seg", "--no-plot")
     assert result.returncode == 0, result.stderr
     assert "val/miou (max is best)" in result.stdout
@@ -117,23 +121,22 @@ def test_the_shapes_task_declares_a_larger_miou_better():
 
 
 def test_a_task_from_a_test_file_declares_r2_larger_is_better_and_an_undeclared_metric_gets_no_winner():
-    _log_values("reg", "good", "toy_r2", {0: {"val/r2": 0.5}, 1: {"val/r2": 0.9}})
-    _log_values("reg", "poor", "toy_r2", {0: {"val/r2": 0.2}, 1: {"val/r2": 0.4}})
+    _log_values("reg", "good", "toy_r2", {0: {"val/r2": 0.5, "val/loss": 0.3}, 1: {"val/r2": 0.9, "val/loss": 0.2}})
+    _log_values("reg", "poor", "toy_r2", {0: {"val/r2": 0.2, "val/loss": 0.6}, 1: {"val/r2": 0.4, "val/loss": 0.5}})
+    _log_values("reg", "toy-a", "toy_regression", {0: {"val/mae": 0.3, "val/loss": 0.1}})  # mae: a bare name
+    _log_values("reg", "toy-b", "toy_regression", {0: {"val/mae": 0.1, "val/loss": 0.4}})
     result = _compare_with_test_tasks("-e", "reg", "--no-plot")
     assert result.returncode == 0, result.stderr
     assert "val/r2 (max is best)" in result.stdout
-    assert [line.split()[:2] for line in _block(result.stdout, "val/r2")] == [["*", "good"], ["poor", "0.4"]]
-
-    _log_values("toy", "a", "toy_regression", {0: {"val/mae": 0.3, "val/loss": 0.2}})
-    _log_values("toy", "b", "toy_regression", {0: {"val/mae": 0.1, "val/loss": 0.4}})
-    result = _compare_with_test_tasks("-e", "toy", "--no-plot")
-    assert result.returncode == 0, result.stderr
+    assert [line.split()[:2] for line in _block(result.stdout, "val/r2")[:2]] == [["*", "good"], ["poor", "0.4"]]
     assert "val/mae (direction unknown: no winner; --mode val/mae=max or =min chooses one)" in result.stdout
-    assert [line.split() for line in _block(result.stdout, "val/mae")] == [["a", "-", "-", "0.3", "0"], ["b", "-", "-", "0.1", "0"]]
-    assert _block(result.stdout, "val/loss")[0].split()[:2] == ["*", "a"]  # a bare `loss` is minimised
-    chosen = _compare_with_test_tasks("-e", "toy", "--no-plot", "--mode", "val/mae=min")
+    assert [line.split() for line in _block(result.stdout, "val/mae")[:2]] == [
+        ["toy-a", "-", "-", "0.3", "0"], ["toy-b", "-", "-", "0.1", "0"],  # in order, final values only, no '*'
+    ]
+    assert _block(result.stdout, "val/loss")[0].split()[:2] == ["*", "toy-a"]  # both tasks minimise `loss`
+    chosen = _compare_with_test_tasks("-e", "reg", "--no-plot", "--mode", "val/mae=min")
     assert chosen.returncode == 0, chosen.stderr
-    assert _block(chosen.stdout, "val/mae")[0].split()[:2] == ["*", "b"]
+    assert _block(chosen.stdout, "val/mae")[0].split()[:2] == ["*", "toy-b"]
 
 
 def test_runs_whose_tasks_disagree_or_cannot_be_loaded_get_no_winner():
