@@ -1,15 +1,19 @@
 """Compare the runs of one experiment, or the trials of one sweep: best and final values, and plots.
 
 Reads each run's logs/metrics.csv and a sweep's state file (pandas is imported on use, matplotlib
-only when plotting), so the script starts quickly and never touches torch.
+only when plotting). Which way is better for a metric is what the run's task declares: the task
+named in the run's config.json is looked up in the registry (importing torch and the task), so
+the direction has one home, the task's `metrics`, and holds for runs made before it was declared.
 """
 
 import argparse
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 
 from sweeps.state import SweepState, list_sweeps, read_state, sweep_dir
 from utils.cli import OneLineParser, add_name_option, require_name
+from utils.configs import load_config_file
 from utils.errors import TemplateError
 from utils.management import Run, experiment_path, list_runs
 from utils.names import sanitize_name
@@ -29,7 +33,7 @@ examples:
   python src/03_compare.py -e baseline
   # chosen runs and metrics ('accuracy' matches val/accuracy when that is the only match)
   python src/03_compare.py -e baseline -r lr1e-3 lr3e-3 -m val/loss accuracy
-  # what counts as best: max for names containing 'acc', min otherwise, unless overridden
+  # what counts as best: the direction the runs' task declares for a metric, unless overridden
   python src/03_compare.py -e baseline -m val/f1 --mode val/f1=max
   # smoothed comparison plot, or no plot at all
   python src/03_compare.py -e baseline -m train/loss --smoothing 0.9
@@ -40,7 +44,8 @@ examples:
   python src/03_compare.py -e baseline --sweep lr-hidden --export lr-hidden.csv --no-plot
 
 Without -m: the val/ and test/ metrics, or every metric when no run has any of those.
-Plots go to experiments/EXP/comparison_<metric>.png. Best values are marked with '*'.
+Plots go to experiments/EXP/comparison_<metric>.png. Best values are marked with '*'; a metric
+whose direction the task does not declare (and no --mode gives) is listed without a winner.
 With --sweep: the metric and mode of the sweep's spec, trials sorted best first, and one plot
 of the metric against each swept parameter in experiments/EXP/sweeps/NAME/NAME_<metric>.png.
 Without -e: the experiment in $CURRENT_EXP (env.sh: setexp NAME).
@@ -103,8 +108,8 @@ def choose_metrics(requested: list[str] | None, available: list[str]) -> list[st
 
 
 def parse_modes(entries: list[str], metrics: list[str]) -> dict[str, str]:
-    """Best direction per metric: max if the name contains 'acc', else min, then overrides."""
-    modes = {name: "max" if "acc" in name.lower() else "min" for name in metrics}
+    """The directions --mode gives: METRIC=max|min, or a bare max|min for every metric."""
+    modes: dict[str, str] = {}
     for entry in entries:
         key, _, mode = entry.rpartition("=")
         if mode not in ("max", "min"):
@@ -114,29 +119,81 @@ def parse_modes(entries: list[str], metrics: list[str]) -> dict[str, str]:
     return modes
 
 
+def run_task_names(experiment: str, runs: Iterable[str]) -> dict[str, str | None]:
+    """The `task` each run's config.json names (None when it names none or cannot be read)."""
+    names: dict[str, str | None] = {}
+    for run in runs:
+        try:
+            task = load_config_file(Run.require(experiment, run).config_file).get("task")
+        except TemplateError:
+            task = None
+        names[run] = task if isinstance(task, str) else None
+    return names
+
+
+def load_tasks(names: Iterable[str]) -> dict[str, type | None]:
+    """Each named task class from the registry (this imports torch); None, with a note on
+    stderr, for a task that cannot be loaded."""
+    from training.task import find_task
+
+    tasks: dict[str, type | None] = {}
+    for name in sorted(set(names)):
+        try:
+            tasks[name] = find_task(name)
+        except Exception as error:  # a deleted or broken task file must not stop the comparison
+            print(f"note: task {name!r} cannot be loaded ({type(error).__name__}: {error}); its metrics have no "
+                  "direction unless --mode gives one", file=sys.stderr)
+            tasks[name] = None
+    return tasks
+
+
+def task_directions(
+    experiment: str, frames: dict[str, "pd.DataFrame"], metrics: list[str]  # noqa: F821
+) -> dict[str, str | None]:
+    """Each metric's direction as the tasks of the runs that logged it declare it; None where one
+    declares none or they disagree: such a metric gets no winner, never a guessed one."""
+    task_of = run_task_names(experiment, frames)
+    tasks = load_tasks(name for name in task_of.values() if name is not None)
+    directions: dict[str, str | None] = {}
+    for metric in metrics:
+        declared = {
+            tasks[task_of[run]].direction(metric) if task_of[run] and tasks[task_of[run]] else None
+            for run, frame in frames.items() if metric in frame.columns
+        }
+        directions[metric] = declared.pop() if len(declared) == 1 else None
+    return directions
+
+
 def format_value(value: float) -> str:
     return f"{value:.6g}"
 
 
-def format_metric_table(metric: str, mode: str, frames: dict[str, "pd.DataFrame"]) -> str:  # noqa: F821
-    """One block per metric: runs sorted best first, the best marked with '*'."""
-    summaries: dict[str, MetricSummary | None] = {
-        run: summarize_metric(frame, metric, mode) for run, frame in frames.items()
+def format_metric_table(metric: str, mode: str | None, frames: dict[str, "pd.DataFrame"]) -> str:  # noqa: F821
+    """One block per metric: runs sorted best first, the best marked with '*'; with no known
+    direction (mode None) the runs in their order, final values only, no winner."""
+    summaries: dict[str, MetricSummary | None] = {  # without a mode only `final` is shown
+        run: summarize_metric(frame, metric, mode or "min") for run, frame in frames.items()
     }
-    ranked = sorted((s.best if mode == "min" else -s.best, run) for run, s in summaries.items() if s is not None)
-    order = [run for _, run in ranked] + sorted(run for run, s in summaries.items() if s is None)
+    logged = [run for run, s in summaries.items() if s is not None]
+    if mode is not None:  # best first
+        logged.sort(key=lambda run: (summaries[run].best if mode == "min" else -summaries[run].best, run))
+    order = logged + sorted(run for run, s in summaries.items() if s is None)
     width = max(len("run"), *(len(run) for run in order))
     header = f"    {'run':<{width}}  {'best':>12}  {'at step':>8}  {'final':>12}  {'at step':>8}"
-    lines = [f"{metric} ({mode} is best)", header]
+    title = f"{metric} ({mode} is best)" if mode else (
+        f"{metric} (direction unknown: no winner; --mode {metric}=max or =min chooses one)"
+    )
+    lines = [title, header]
     for run in order:
         summary = summaries[run]
         if summary is None:
             note = "no metrics yet" if frames[run].empty else "not logged"
             lines.append(f"    {run:<{width}}  {note}")
             continue
-        mark = "*" if summary.best == summaries[order[0]].best else " "
+        best, best_step = (format_value(summary.best), summary.best_step) if mode else ("-", "-")
+        mark = "*" if mode and summary.best == summaries[order[0]].best else " "
         lines.append(
-            f"  {mark} {run:<{width}}  {format_value(summary.best):>12}  {summary.best_step:>8}  "
+            f"  {mark} {run:<{width}}  {best:>12}  {best_step:>8}  "
             f"{format_value(summary.final):>12}  {summary.final_step:>8}"
         )
     return "\n".join(lines)
@@ -173,7 +230,10 @@ def compare(args: argparse.Namespace, experiment: str) -> None:
         print(f"runs of {experiment}: {', '.join(frames)}: no metrics yet")
         return
     metrics = choose_metrics(args.metrics, available)
-    modes = parse_modes(args.mode, metrics)
+    modes: dict[str, str | None] = dict(parse_modes(args.mode, metrics))
+    undecided = [metric for metric in metrics if metric not in modes]
+    if undecided:
+        modes.update(task_directions(experiment, frames, undecided))
     print("\n\n".join(format_metric_table(metric, modes[metric], frames) for metric in metrics))
     if not args.no_plot:
         for path in write_plots(experiment, metrics, frames, smoothing):

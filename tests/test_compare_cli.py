@@ -1,19 +1,53 @@
 """src/03_compare.py as a real subprocess on runs whose metrics.csv a real Logger wrote."""
 
 import math
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
-from conftest import run_script
+import test_engine_toy_task  # noqa: F401  registers toy_regression, whose metrics are bare names
+from conftest import REPO_ROOT, SRC, run_script, subprocess_env
+from training.task import Task, register_task
 from utils.logging import Logger
 from utils.management import create_run, experiment_path
+
+TESTS = Path(__file__).resolve().parent
+
+
+@register_task
+class R2Task(Task):
+    """A regression task that declares r2 larger-is-better; 03_compare only reads its directions."""
+
+    name = "toy_r2"
+    metrics = {"loss": "min", "r2": "max"}
+
+
+def _compare_with_test_tasks(*args: str) -> subprocess.CompletedProcess:
+    """03_compare.py as a user runs it, after this module registered its tasks."""
+    code = (f"import runpy, sys; import test_compare_cli; sys.argv = ['03_compare.py', *sys.argv[1:]]; "
+            f"runpy.run_path({str(SRC / '03_compare.py')!r}, run_name='__main__')")
+    env = subprocess_env()
+    env["PYTHONPATH"] = f"{TESTS}:{env['PYTHONPATH']}"
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120,
+                          env=env, cwd=REPO_ROOT, check=False)
+
+
+def _log_values(experiment: str, run: str, task: str, metrics: dict[int, dict[str, float]]) -> None:
+    """A run of `task` whose CSV holds `metrics` (step -> values), written by a real Logger."""
+    create_run(experiment, run, {"task": task, "seed": 0})
+    logger = Logger(experiment, run)
+    logger.initialize_csv()
+    for step, values in metrics.items():
+        logger.log(values, step)
+    logger.finish()
 
 
 def _log_run(run: str, rate: float, steps: int = 100) -> None:
     """train/loss every step; val/loss and val/accuracy every 20 steps; `rate` sets the speed."""
-    create_run("exp", run, {"seed": 0})
+    create_run("exp", run, {"task": "digits", "seed": 0})
     logger = Logger("exp", run)
     logger.initialize_csv()
     for step in range(steps):
@@ -29,7 +63,7 @@ def experiment() -> Path:
     """Runs `fast` (better) and `slow`, plus `empty` that has not logged anything yet."""
     _log_run("fast", rate=20.0)
     _log_run("slow", rate=60.0)
-    create_run("exp", "empty", {"seed": 0})
+    create_run("exp", "empty", {"task": "digits", "seed": 0})
     return experiment_path("exp")
 
 
@@ -68,6 +102,51 @@ def test_chosen_runs_short_metric_name_and_mode_override(experiment):
     assert _block(result.stdout, "val/accuracy")[0].split()[:2] == ["*", "fast"]
     assert "empty" not in result.stdout
     assert not list(experiment.glob("comparison_*.png"))
+
+
+SHARP = {0: {"val/miou": 0.4, "val/loss": 0.9}, 1: {"val/miou": 0.8, "val/loss": 0.5}}
+BLURRY = {0: {"val/miou": 0.3, "val/loss": 1.0}, 1: {"val/miou": 0.5, "val/loss": 0.7}}
+
+
+def test_the_shapes_task_declares_a_larger_miou_better():
+    _log_values("seg", "sharp", "shapes", SHARP)
+    _log_values("seg", "blurry", "shapes", BLURRY)
+    result = run_script("03_compare.py", "-e", "seg", "--no-plot")
+    assert result.returncode == 0, result.stderr
+    assert "val/miou (max is best)" in result.stdout
+    assert [line.split()[:4] for line in _block(result.stdout, "val/miou")] == [
+        ["*", "sharp", "0.8", "1"], ["blurry", "0.5", "1", "0.5"],
+    ]
+    assert _block(result.stdout, "val/loss")[0].split()[:2] == ["*", "sharp"]
+
+
+def test_a_task_from_a_test_file_declares_r2_larger_is_better_and_an_undeclared_metric_gets_no_winner():
+    _log_values("reg", "good", "toy_r2", {0: {"val/r2": 0.5, "val/loss": 0.3}, 1: {"val/r2": 0.9, "val/loss": 0.2}})
+    _log_values("reg", "poor", "toy_r2", {0: {"val/r2": 0.2, "val/loss": 0.6}, 1: {"val/r2": 0.4, "val/loss": 0.5}})
+    _log_values("reg", "toy-a", "toy_regression", {0: {"val/mae": 0.3, "val/loss": 0.1}})  # mae: a bare name
+    _log_values("reg", "toy-b", "toy_regression", {0: {"val/mae": 0.1, "val/loss": 0.4}})
+    result = _compare_with_test_tasks("-e", "reg", "--no-plot")
+    assert result.returncode == 0, result.stderr
+    assert "val/r2 (max is best)" in result.stdout
+    assert [line.split()[:2] for line in _block(result.stdout, "val/r2")[:2]] == [["*", "good"], ["poor", "0.4"]]
+    assert "val/mae (direction unknown: no winner; --mode val/mae=max or =min chooses one)" in result.stdout
+    assert [line.split() for line in _block(result.stdout, "val/mae")[:2]] == [
+        ["toy-a", "-", "-", "0.3", "0"], ["toy-b", "-", "-", "0.1", "0"],  # in order, final values only, no '*'
+    ]
+    assert _block(result.stdout, "val/loss")[0].split()[:2] == ["*", "toy-a"]  # both tasks minimise `loss`
+    chosen = _compare_with_test_tasks("-e", "reg", "--no-plot", "--mode", "val/mae=min")
+    assert chosen.returncode == 0, chosen.stderr
+    assert _block(chosen.stdout, "val/mae")[0].split()[:2] == ["*", "toy-b"]
+
+
+def test_runs_whose_tasks_disagree_or_cannot_be_loaded_get_no_winner():
+    _log_values("mixed", "known", "digits", {0: {"val/accuracy": 0.9}})
+    _log_values("mixed", "gone", "deleted_task", {0: {"val/accuracy": 0.5}})
+    result = run_script("03_compare.py", "-e", "mixed", "--no-plot")
+    assert result.returncode == 0, result.stderr
+    assert "note: task 'deleted_task' cannot be loaded" in result.stderr and "Traceback" not in result.stderr
+    assert "val/accuracy (direction unknown" in result.stdout
+    assert "*" not in "".join(_block(result.stdout, "val/accuracy"))
 
 
 def test_experiment_whose_runs_have_no_metrics_yet_is_listed(experiment):

@@ -45,7 +45,8 @@ def test_the_watched_metric_must_be_one_the_task_produces():
 def test_a_resumed_run_stops_at_the_same_epoch_as_an_uninterrupted_one():
     config = json.loads(json.dumps(CONFIG))
     config["scheduler"] = {"name": "constant", "warmup_epochs": 0}  # the schedule must not depend on epochs
-    config["early_stopping"] = {"patience": 2, "metric": "val/mae", "min_delta": 10.0}  # only epoch 1 counts
+    # only epoch 1 counts; the toy task does not declare mae's direction, so the mode is given
+    config["early_stopping"] = {"patience": 2, "metric": "val/mae", "mode": "min", "min_delta": 10.0}
     reference = create_run("early", "reference", json.loads(json.dumps(config)))
     resumed = create_run("early", "resumed", json.loads(json.dumps(config)))
 

@@ -3,6 +3,8 @@ trains through the real `02_train.py`, stops on a real SIGTERM and resumes exact
 
 import ast
 import json
+import os
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -19,6 +21,7 @@ from train_support import read_metrics, signal_once_ready
 from training.task import Datasets, StepOutput, Task, register_task
 from utils.checkpointing.io import load_checkpoint
 from utils.config_fields import option
+from utils.logging import LOGGER
 from utils.management import create_run
 
 TESTS = Path(__file__).resolve().parent
@@ -32,6 +35,9 @@ class ToyData:
 
 @register_task
 class ToyRegression(Task):
+    """Written as tasks were before metric directions and before `summarize` and `draw` got the
+    split and the step: such a task still trains (`mae`'s direction is unknown)."""
+
     name = "toy_regression"
     config_sections = (ToyData,)
     metrics = ("loss", "mae")
@@ -60,6 +66,43 @@ class ToyRegression(Task):
         return {"loss": sums["sse"].item() / count, "mae": sums["sae"].item() / count}
 
 
+@register_task
+class SelfStoppingToy(ToyRegression):
+    """The toy regression sending itself a real SIGTERM in its `TOY_SIGTERM_AT`-th training batch:
+    the stop lands at a known batch part-way through an epoch, however fast the machine is."""
+
+    name = "toy_self_stopping"
+    batches = 0
+
+    def train_step(self, model: nn.Module, batch: Any) -> StepOutput:
+        self.batches += 1
+        if self.batches == int(os.environ.get("TOY_SIGTERM_AT", "0")):
+            os.kill(os.getpid(), signal.SIGTERM)
+        return super().train_step(model, batch)
+
+
+@register_task
+class ToyWithOwnLogs(ToyRegression):
+    """Logs a value of its own in `summarize` and in `draw`; tests on the training data, so the
+    test split's values differ from validation's."""
+
+    name = "toy_own_logs"
+    metrics = {"loss": "min", "mae": "min"}
+
+    def build_datasets(self) -> Datasets:
+        datasets = super().build_datasets()
+        return Datasets(datasets.train, datasets.val, datasets.train)
+
+    def summarize(self, sums: dict[str, Tensor], split: str, step: int) -> dict[str, float]:
+        metrics = super().summarize(sums)
+        LOGGER.log({f"{split}/own_mae": metrics["mae"]}, step)
+        return metrics
+
+    def draw(self, model: nn.Module, batch: Any, sums: dict[str, Tensor], split: str, step: int) -> dict[str, Any]:
+        LOGGER.log({f"{split}/drawn_at": step}, step)
+        return {}
+
+
 # tiny epochs (~25 ms each): the 79 after epoch 1 train for ~2 s, so a signal sent once epoch 1 is
 # saved surely lands part-way (with 40, ~0.9 s: the run could end first)
 EPOCHS = 80
@@ -85,15 +128,15 @@ def _command(exp: str, run: str, *args: str) -> list[str]:
     return [sys.executable, "-c", code, "-e", exp, "-r", run, "--device", "cpu", *args]
 
 
-def _env() -> dict[str, str]:
-    env = subprocess_env()
+def _env(**extra: str) -> dict[str, str]:
+    env = subprocess_env(**extra)
     env["PYTHONPATH"] = f"{TESTS}:{env['PYTHONPATH']}"
     return env
 
 
-def _train(exp: str, run: str, *args: str) -> subprocess.CompletedProcess:
+def _train(exp: str, run: str, *args: str, **env: str) -> subprocess.CompletedProcess:
     return subprocess.run(_command(exp, run, *args), capture_output=True, text=True, timeout=240,
-                          env=_env(), cwd=REPO_ROOT, check=False)
+                          env=_env(**env), cwd=REPO_ROOT, check=False)
 
 
 def check_exact_resume(exp: str, config: dict) -> tuple[Path, Path]:
@@ -125,6 +168,45 @@ def test_a_task_defined_in_a_test_file_trains_stops_and_resumes_exactly():
     metrics = read_metrics(interrupted)
     assert metrics["train/loss"].tolist() == read_metrics(reference)["train/loss"].tolist()
     assert metrics["val/mae"].dropna().iloc[-1] < 0.2, "the toy task learns"
+
+
+@pytest.mark.slow
+def test_epoch_means_after_a_resume_part_way_through_an_epoch_equal_an_uninterrupted_run():
+    config = json.loads(json.dumps(CONFIG))
+    config["task"] = "toy_self_stopping"
+    config["training"]["epochs"] = 3
+    reference = create_run("means", "reference", json.loads(json.dumps(config)))
+    interrupted = create_run("means", "interrupted", config)
+    assert _train("means", "reference").returncode == 0
+
+    stopped = _train("means", "interrupted", TOY_SIGTERM_AT="27")  # in batch 7 of epoch 2's 20
+    assert stopped.returncode == 143, stopped.stderr
+    assert load_checkpoint(interrupted / "checkpoints" / "last.pt")["extra"]["batches_done"] == 7
+    resumed = _train("means", "interrupted", "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+
+    expected, actual = read_metrics(reference), read_metrics(interrupted)
+    columns = ["step", *(name for name in expected.columns if name.startswith("train/epoch_"))]
+    assert len(columns) > 1 and expected["train/epoch_loss"].notna().sum() == 3
+    assert actual[columns].dropna().values.tolist() == expected[columns].dropna().values.tolist()  # exact
+
+
+@pytest.mark.slow
+def test_what_a_task_logs_in_summarize_and_draw_goes_to_the_split_and_step_it_is_told():
+    config = json.loads(json.dumps(CONFIG))
+    config["task"] = "toy_own_logs"
+    config["training"].update(epochs=2, draw_every=1)
+    run = create_run("own", "logs", config)
+    done = _train("own", "logs")
+    assert done.returncode == 0, done.stderr
+
+    metrics = read_metrics(run).set_index("step")
+    for split, steps in (("val", [19, 39]), ("test", [39])):
+        own = metrics[f"{split}/own_mae"].dropna()
+        assert own.index.tolist() == steps
+        assert own.tolist() == metrics[f"{split}/mae"].dropna().tolist()  # its own split's value, not the other's
+        assert metrics[f"{split}/drawn_at"].dropna().to_dict() == {step: step for step in steps}
+    assert metrics.loc[39, "val/own_mae"] != metrics.loc[39, "test/own_mae"]
 
 
 ENGINE = [SRC / "02_train.py", *sorted((SRC / "training").glob("*.py")), *sorted((SRC / "utils").rglob("*.py"))]

@@ -21,7 +21,6 @@ def _config(batch_size: int, accumulate: int, epochs: int) -> dict:
     return config
 
 
-
 def test_two_micro_batches_of_4_step_like_one_batch_of_8():
     whole = create_run("acc", "whole", _config(batch_size=8, accumulate=1, epochs=3))
     split = create_run("acc", "split", _config(batch_size=4, accumulate=2, epochs=3))
@@ -35,6 +34,32 @@ def test_two_micro_batches_of_4_step_like_one_batch_of_8():
         assert torch.allclose(expected[name], actual[name], atol=1e-5), name
     losses = read_metrics(whole)["train/loss"], read_metrics(split)["train/loss"]
     assert torch.allclose(torch.tensor(losses[0].values), torch.tensor(losses[1].values), atol=1e-5)
+
+
+def test_a_short_last_group_steps_like_its_micro_batches_concatenated_into_one_batch():
+    # 40 training points: micro-batches of 4 in groups of 3 are 12, 12, 12 and a short group of 4,
+    # the same samples (the sampler's order does not depend on the batch size) as batches of 12
+    # (the last one 4); SGD without clipping, so a mis-scaled gradient changes the weights
+    configs = {
+        "whole": _config(batch_size=12, accumulate=1, epochs=2), "split": _config(batch_size=4, accumulate=3, epochs=2),
+    }
+    runs = {}
+    for name, config in configs.items():
+        config["data"]["samples"] = 60
+        config["optimizer"] = {"name": "sgd", "lr": 0.01}
+        config["training"]["grad_clip"] = None
+        runs[name] = create_run("uneven", name, config)
+        done = _train("uneven", name)
+        assert done.returncode == 0, done.stderr
+    whole, split = runs["whole"], runs["split"]
+    expected = load_checkpoint(whole / "checkpoints" / "last.pt")["model"]
+    actual = load_checkpoint(split / "checkpoints" / "last.pt")["model"]
+    for name in expected:
+        assert torch.allclose(expected[name], actual[name], atol=1e-6), name
+    # the short group's logged loss is its mean loss (steps 3 and 7), as are the full groups'
+    losses = read_metrics(whole)["train/loss"].tolist(), read_metrics(split)["train/loss"].tolist()
+    assert len(losses[1]) == 2 * 4
+    assert losses[1] == pytest.approx(losses[0], rel=1e-6)
 
 
 def test_an_accumulating_run_stopped_by_sigterm_resumes_exactly():

@@ -45,7 +45,7 @@ def test_an_unknown_key_in_a_range_names_the_closest_known_one() -> None:
     assert "'hihg'" in message and "did you mean 'high'?" in message
 
 
-@pytest.mark.parametrize("missing", ["name", "method", "parameters", "metric", "mode"])
+@pytest.mark.parametrize("missing", ["name", "method", "parameters", "metric"])
 def test_a_missing_required_key_is_named(missing: str) -> None:
     assert f"needs '{missing}'" in error_of(**{missing: None})
 

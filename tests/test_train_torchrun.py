@@ -143,6 +143,11 @@ def test_a_sigterm_to_one_rank_stops_every_rank_at_one_step_and_the_resume_is_ex
     expected = load_checkpoint(reference / "checkpoints" / "last.pt")["model"]
     actual = load_checkpoint(interrupted / "checkpoints" / "last.pt")["model"]
     assert all(torch.equal(expected[name], actual[name]) for name in expected)
+    # the cut epoch's means count both ranks' batches before the stop too (saved added up, resumed on rank 0)
+    expected_means, means = (
+        read_metrics(run).filter(like="train/epoch_").dropna().values.ravel().tolist() for run in (reference, interrupted)
+    )
+    assert expected_means and means == pytest.approx(expected_means, rel=1e-5)
 
 
 def test_a_sigterm_to_torchrun_itself_saves_once_and_exits_1_as_the_readme_says(tmp_path):

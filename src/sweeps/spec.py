@@ -6,7 +6,7 @@ template and the task, and is checked by `sweeps.trial_runs.check_sweep` before 
 """
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +16,8 @@ from utils.names import validate_name
 
 METHODS = ("grid", "random", "optuna")
 MODES = ("max", "min")
-REQUIRED_KEYS = ("name", "method", "parameters", "metric", "mode")
-OPTIONAL_KEYS = ("config", "set", "trials", "seed", "slurm")
+REQUIRED_KEYS = ("name", "method", "parameters", "metric")
+OPTIONAL_KEYS = ("mode", "config", "set", "trials", "seed", "slurm")
 RESOURCE_KEYS = ("partition", "time_min", "gpus_per_trial", "cpus_per_trial")
 
 
@@ -58,7 +58,8 @@ class SlurmResources:
 
 @dataclass(frozen=True, kw_only=True)
 class SweepSpec:
-    """A validated spec; `raw` is the JSON as loaded, kept in the sweep's state file."""
+    """A validated spec; `raw` is the JSON as loaded (with the `mode` used when it was left out),
+    kept in the sweep's state file."""
 
     name: str
     method: str
@@ -105,12 +106,12 @@ def parse_spec(raw: dict[str, Any], source: str) -> SweepSpec:
     if both:
         raise SweepSpecError(f"{source}: {', '.join(map(repr, both))} is both swept in 'parameters' and fixed "
                              "in 'set'; keep it in one of them")
-    return SweepSpec(
+    spec = SweepSpec(
         name=_name(raw["name"], source),
         method=method,
         parameters=parameters,
         metric=_typed(raw, "metric", str, source),
-        mode=_choice(raw, "mode", MODES, source),
+        mode=_choice(raw, "mode", MODES, source) if raw.get("mode") is not None else "",
         config=_typed(raw, "config", str, source, "default"),
         set=fixed,
         trials=_trials(raw.get("trials"), method, source),
@@ -119,6 +120,12 @@ def parse_spec(raw: dict[str, Any], source: str) -> SweepSpec:
         source=source,
         raw=raw,
     )
+    if spec.mode:
+        return spec
+    from sweeps.trial_runs import task_mode  # imports torch and the task, for a spec without `mode`
+
+    mode = task_mode(spec)
+    return replace(spec, mode=mode, raw={**raw, "mode": mode})
 
 
 def check_keys(data: dict[str, Any], required: tuple[str, ...], optional: tuple[str, ...], source: str,

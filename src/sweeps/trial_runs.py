@@ -69,6 +69,21 @@ def _trial_config(spec: SweepSpec, base: dict[str, Any], run: str, params: dict[
     return parsed.raw
 
 
+def task_mode(spec: SweepSpec) -> str:
+    """The direction the task of the spec's config declares for the spec's metric: the `mode` of
+    a spec that leaves it out."""
+    from training.run_config import check_metric, metric_mode
+    from training.task import find_task
+
+    name = _with_set(spec).get("task")
+    if not isinstance(name, str):
+        raise SweepSpecError(f"{spec.source}: config {spec.config!r} names no task to give the direction of "
+                             f"{spec.metric}; set 'task', or give the spec a 'mode' (max or min)")
+    task = find_task(name)
+    check_metric("metric", spec.metric, task, spec.source)
+    return metric_mode("mode", spec.metric, None, task, spec.source)
+
+
 def _changed_config_message(spec: SweepSpec, experiment: str, run: str, new: dict[str, Any]) -> str:
     try:
         old = flatten(load_config_file(Run.resolve(experiment, run).config_file))  # without meta

@@ -113,7 +113,7 @@ class DigitsTask(Task):
 
     name = "digits"
     config_sections = (DigitsData, DigitsModel)
-    metrics = ("loss", "accuracy")
+    metrics = {"loss": "min", "accuracy": "max"}
 
     def build_datasets(self) -> Datasets:
         """Seeded split, normalised with the training set's mean and std (kept for drawing)."""
@@ -147,11 +147,11 @@ class DigitsTask(Task):
             "confusion": torch.bincount(labels * classes + predictions, minlength=classes**2).view(classes, classes),
         }
 
-    def summarize(self, sums: dict[str, Tensor]) -> dict[str, float]:
+    def summarize(self, sums: dict[str, Tensor], split: str, step: int) -> dict[str, float]:
         count = sums["count"].item()
         return {"loss": sums["loss"].item() / count, "accuracy": sums["confusion"].trace().item() / count}
 
-    def draw(self, model: nn.Module, batch: Any, sums: dict[str, Tensor]) -> dict[str, Any]:
+    def draw(self, model: nn.Module, batch: Any, sums: dict[str, Tensor], split: str, step: int) -> dict[str, Any]:
         """The confusion matrix, and a grid of predictions with the mistakes first."""
         from visualization.visualizations import mistakes_first, plot_confusion_matrix, plot_prediction_grid
 

@@ -148,7 +148,7 @@ class ShapesTask(Task):
 
     name = "shapes"
     config_sections = (ShapesData, ShapesModel)
-    metrics = ("loss", "miou", "accuracy")
+    metrics = {"loss": "min", "miou": "max", "accuracy": "max"}
 
     def __init__(self, context: TaskContext) -> None:
         super().__init__(context)
@@ -186,7 +186,7 @@ class ShapesTask(Task):
             dice=self.dice(logits, masks).mean(dim=1).sum(),
         )
 
-    def summarize(self, sums: dict[str, Tensor]) -> dict[str, float]:
+    def summarize(self, sums: dict[str, Tensor], split: str, step: int) -> dict[str, float]:
         pixels, samples = sums["pixels"].item(), sums["samples"].item()
         dice_weight = self.section(ShapesModel).dice_weight
         present = sums["union"] > 0  # a class absent from truth and prediction has no IoU
@@ -198,7 +198,7 @@ class ShapesTask(Task):
         }
 
     @torch.no_grad()
-    def draw(self, model: nn.Module, batch: Any, sums: dict[str, Tensor]) -> dict[str, Any]:
+    def draw(self, model: nn.Module, batch: Any, sums: dict[str, Tensor], split: str, step: int) -> dict[str, Any]:
         images, masks = batch[0][:MAX_DRAWN], batch[1][:MAX_DRAWN]
         predictions = model(images).argmax(dim=1)  # (B, H, W)
         return {"segmentation": plot_overlay_rows(images, masks, predictions)}

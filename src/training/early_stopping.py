@@ -16,7 +16,9 @@ class EarlyStoppingConfig:
     SECTION: ClassVar[str] = "early_stopping"
     patience: int | None = option(None, "evaluations without improvement before training stops (null: never)", gt=0)
     metric: str = option("val/loss", "the validation metric watched: val/<one of the task's metrics>")
-    mode: Literal["min", "max"] = option("min", "whether a smaller (min) or larger (max) metric is better")
+    mode: Literal["min", "max"] | None = option(
+        None, "whether a smaller (min) or larger (max) metric is better (null: the direction the task declares for it)",
+    )
     min_delta: float = option(0.0, "how much the metric must beat the best to count as an improvement", ge=0)
 
 

@@ -1,6 +1,8 @@
 """Evaluation of a task over a (possibly sharded) split, exact across ranks, and its drawings."""
 
 import contextlib
+import inspect
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
@@ -29,12 +31,14 @@ class Evaluation:
 @torch.no_grad()
 def evaluate(
     task: Task, model: nn.Module, loader: DataLoader, device: torch.device,
-    autocast: AbstractContextManager | None = None,
+    autocast: AbstractContextManager | None = None, *, split: str, step: int,
 ) -> Evaluation:
     """Sum `task.eval_step` over this rank's shard, then over all ranks, then summarize.
 
     `autocast` is the training's precision context (see `training.precision`); half-precision
     sums are kept in float32, since adding many values in bfloat16 would lose the metric.
+    `split` ("val" or "test") and `step` go to `summarize`, so that what a task logs itself
+    lands in its split's column at the step of the split's metrics.
     """
     was_training = model.training
     model.eval()
@@ -53,7 +57,7 @@ def evaluate(
     for name in sorted(sums):  # the same order on every rank
         all_reduce_sum(sums[name])
     model.train(was_training)
-    metrics = task.summarize(sums)
+    metrics = call_with_split(task.summarize, sums, split=split, step=step)
     if set(metrics) != set(task.metrics):
         raise ValueError(
             f"task {task.name!r}: summarize() returned {sorted(metrics)}, but the task declares "
@@ -72,10 +76,20 @@ def log_drawings(split: str, task: Task, model: nn.Module, evaluation: Evaluatio
     was_training = plain.training
     plain.eval()
     with torch.no_grad():
-        drawings = task.draw(plain, evaluation.sample, evaluation.sums)
+        drawings = call_with_split(task.draw, plain, evaluation.sample, evaluation.sums, split=split, step=step)
     plain.train(was_training)
     for name, drawing in drawings.items():
         if isinstance(drawing, Figure):
             LOGGER.log_figure(f"{split}/{name}", drawing, step)
         else:
             LOGGER.log_image(f"{split}/{name}", drawing, step)
+
+
+def call_with_split(method: Callable[..., Any], *args: Any, split: str, step: int) -> Any:
+    """`task.summarize` or `task.draw` called with the split and the step after its arguments;
+    a task written before they were passed (`summarize(self, sums)`) is called without them."""
+    try:
+        inspect.signature(method).bind(*args, split, step)
+    except TypeError:
+        return method(*args)
+    return method(*args, split, step)

@@ -7,7 +7,7 @@ the task's in its file); this module only gathers them for the task the config n
 created and again before anything is built; a sweep checks each trial's config through it too.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
 from training.data_loading import LoaderConfig
@@ -75,13 +75,41 @@ def parse_run_config(config: dict[str, Any], source: str = "config") -> RunConfi
     check_metric("training.best_metric", parsed[TrainingConfig].best_metric, task, source)
     check_metric("early_stopping.metric", parsed[EarlyStoppingConfig].metric, task, source)
     check_model_fits(task, parsed, parsed[RunSettings].seed, source)
-    return RunConfig(parsed, task)
+    return RunConfig(with_task_directions(parsed, task, source), task)
 
 
 def complete_config(config: dict[str, Any], source: str) -> dict[str, Any]:
     """The config checked as `parse_run_config` checks it, defaults filled in: what a new run's
     config.json holds (`01_initialize.py` and each sweep trial create runs through it)."""
     return parse_run_config(config, source).raw
+
+
+def with_task_directions(parsed: ParsedConfig, task: type[Task], source: str) -> ParsedConfig:
+    """The typed sections with a null `training.best_mode` or `early_stopping.mode` set to the
+    direction the task declares for the metric. The raw config keeps null, so that a metric
+    changed later (`--set training.best_metric=...` at a resume) gets its own direction."""
+    training, stopping = parsed[TrainingConfig], parsed[EarlyStoppingConfig]
+    sections = {owner: parsed[owner] for owner in config_classes(task)}
+    best_mode = metric_mode("training.best_mode", training.best_metric, training.best_mode, task, source)
+    sections[TrainingConfig] = replace(training, best_mode=best_mode)
+    if stopping.patience is not None or task.direction(stopping.metric) is not None:  # unused while disabled
+        mode = metric_mode("early_stopping.mode", stopping.metric, stopping.mode, task, source)
+        sections[EarlyStoppingConfig] = replace(stopping, mode=mode)
+    return ParsedConfig(sections, parsed.raw)
+
+
+def metric_mode(key: str, metric: str, mode: str | None, task: type[Task], source: str) -> str:
+    """`mode` when given, else the direction `task` declares for `metric`; a ConfigValueError
+    naming both fixes when it declares none."""
+    direction = mode or task.direction(metric)
+    if direction is None:
+        name = metric.rpartition("/")[2]
+        raise ConfigValueError(
+            f"{source}: {key} is not set and task {task.name!r} does not declare whether a smaller or a larger "
+            f"{metric} is better; set {key} to 'min' or 'max', or declare it in the task: "
+            f"metrics = {{..., {name!r}: 'max'}}"
+        )
+    return direction
 
 
 def check_metric(key: str, metric: str, task: type[Task], source: str) -> None:

@@ -191,7 +191,7 @@ def _restore(trainer: Trainer, path: Path, checkpoint: dict) -> None:
     extra = checkpoint["extra"]
     trainer.state = TrainState(
         epoch=checkpoint["epoch"], batches_done=extra["batches_done"], global_step=checkpoint["global_step"],
-        stopped_early=extra.get("stopped_early"),
+        stopped_early=extra.get("stopped_early"), epoch_totals=extra.get("epoch_totals", {}),
     )
     if "early_stopping" in extra:  # checkpoints written before early stopping existed lack it
         trainer.early_stopping.load_state_dict(extra["early_stopping"])
@@ -206,8 +206,10 @@ def _test(trainer: Trainer, run: Run) -> dict[str, float]:
         except CheckpointError as exc:
             LOGGER.warning(f"testing the final weights: {exc}")
     autocast = trainer.precision.autocast()
-    evaluation = evaluate(trainer.task, trainer.model, trainer.loaders.test, trainer.device, autocast)
     step = max(trainer.state.global_step - 1, 0)
+    evaluation = evaluate(
+        trainer.task, trainer.model, trainer.loaders.test, trainer.device, autocast, split="test", step=step,
+    )
     metrics = {f"test/{name}": value for name, value in evaluation.metrics.items()}
     LOGGER.log(metrics, step)
     if trainer.config.draw_every is not None:

@@ -8,23 +8,27 @@ these methods and imports no task:
     class MyTask(Task):
         name = "my_task"
         config_sections = (MyData, MyModel)      # typed sections, see utils.config_fields
-        metrics = ("loss", "r2")                # what summarize() returns, logged as val/<name>
+        metrics = {"loss": "min", "r2": "max"}  # what summarize() returns, and which way is better
 
         def build_datasets(self) -> Datasets: ...              # train/val/test torch Datasets
         def build_model(self) -> nn.Module: ...
         def train_step(self, model, batch) -> StepOutput: ...  # the loss of one batch
         def eval_step(self, model, batch) -> dict[str, Tensor]: ...  # sums over one batch
-        def summarize(self, sums) -> dict[str, float]: ...    # sums over the split -> metrics
-        def draw(self, model, batch, sums) -> dict[str, Any]: ...  # optional figures/images
+        def summarize(self, sums, split, step) -> dict[str, float]: ...  # sums over the split -> metrics
+        def draw(self, model, batch, sums, split, step) -> dict[str, Any]: ...  # optional figures/images
 
 The engine builds the loaders (so the data order, and with it an exact resume, is its
 guarantee), moves batches to the device, sums `eval_step` over the batches and the ranks, and
-logs what `summarize` and `draw` return.
+logs what `summarize` and `draw` return, as `val/<name>` or `test/<name>`.
+
+Each metric's direction ("min": smaller is better, "max": larger is) is declared next to its
+name; `training.best_mode`, `early_stopping.mode`, a sweep's `mode` and `03_compare.py` read it.
 """
 
 import importlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import torch
 from torch import nn
@@ -34,6 +38,8 @@ from utils.config_fields import ParsedConfig
 from utils.errors import ConfigValueError
 
 TASK_PACKAGE = "tasks"  # `task: "digits"` is found in src/tasks/digits.py when not registered yet
+Direction = Literal["min", "max"]  # whether a smaller or a larger value of a metric is better
+DIRECTIONS: tuple[Direction, ...] = ("min", "max")
 
 
 @dataclass
@@ -75,7 +81,9 @@ class Task:
 
     name: ClassVar[str] = ""
     config_sections: ClassVar[tuple[type, ...]] = ()
-    metrics: ClassVar[tuple[str, ...]] = ("loss",)
+    # name -> direction (None: not known); a tuple of bare names, as tasks were written before
+    # directions, still works: `loss` is then "min" and the others unknown
+    metrics: ClassVar[Mapping[str, Direction | None] | tuple[str, ...]] = {"loss": "min"}
 
     def __init__(self, context: TaskContext) -> None:
         self.context = context
@@ -96,12 +104,35 @@ class Task:
     def eval_step(self, model: nn.Module, batch: Any) -> dict[str, torch.Tensor]:
         raise NotImplementedError(f"{type(self).__name__}.eval_step")
 
-    def summarize(self, sums: dict[str, torch.Tensor]) -> dict[str, float]:
+    def summarize(self, sums: dict[str, torch.Tensor], split: str, step: int) -> dict[str, float]:
+        """The split's metrics from its sums. `split` ("val" or "test") and `step` say where what
+        the task logs itself belongs: `LOGGER.log({f"{split}/extra": value}, step)`."""
         raise NotImplementedError(f"{type(self).__name__}.summarize")
 
-    def draw(self, model: nn.Module, batch: Any, sums: dict[str, torch.Tensor]) -> dict[str, Any]:
+    def draw(
+        self, model: nn.Module, batch: Any, sums: dict[str, torch.Tensor], split: str, step: int,
+    ) -> dict[str, Any]:
         """Figures or images to log for a split (name -> matplotlib Figure or image array)."""
         return {}
+
+    @classmethod
+    def metric_directions(cls) -> dict[str, Direction | None]:
+        """Each metric `summarize` returns and its direction (None: not declared)."""
+        if isinstance(cls.metrics, Mapping):
+            return dict(cls.metrics)
+        return {name: "min" if name == "loss" else None for name in cls.metrics}
+
+    @classmethod
+    def direction(cls, metric: str) -> Direction | None:
+        """The direction of a logged metric: `val/miou`, `test/miou` and `train/epoch_miou` read
+        the declaration of `miou`, `train/loss` that of `loss`; None for one the task does not
+        declare a direction for, or does not produce (`lr`, `time/forward`)."""
+        split, _, name = metric.partition("/")
+        if split == "train":
+            name = "loss" if name == "loss" else name.removeprefix("epoch_") if name.startswith("epoch_") else ""
+        elif split not in ("val", "test"):
+            return None
+        return cls.metric_directions().get(name)
 
 
 _REGISTRY: dict[str, type[Task]] = {}
@@ -111,6 +142,9 @@ def register_task(task: type[Task]) -> type[Task]:
     """Make a task class selectable by `task: <name>` in a config; usable as a decorator."""
     if not task.name:
         raise ValueError(f"{task.__name__} needs a `name`")
+    for metric, direction in task.metric_directions().items():
+        if direction is not None and direction not in DIRECTIONS:
+            raise ValueError(f"{task.__name__}.metrics[{metric!r}]={direction!r}: use 'min', 'max' or None")
     _REGISTRY[task.name] = task
     return task
 

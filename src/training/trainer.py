@@ -52,7 +52,10 @@ class TrainingConfig:
     checkpoint_every: int = option(5, "keep an epoch checkpoint every N epochs (last.pt is written every epoch)", gt=0)
     keep_checkpoints: int = option(2, "how many epoch checkpoints to keep (the newest)", gt=0)
     best_metric: str = option("val/loss", "the validation metric that picks best.pt: val/<one of the task's metrics>")
-    best_mode: Literal["min", "max"] = option("min", "whether a larger (max) or smaller (min) best_metric is better")
+    best_mode: Literal["min", "max"] | None = option(
+        None, "whether a smaller (min) or larger (max) best_metric is better (null: the direction the task "
+        "declares for it)",
+    )
     accumulate_steps: int = option(
         1, "micro-batches whose gradients add up to one optimizer step (the logged step counts "
         "optimizer steps)", gt=0,
@@ -84,11 +87,16 @@ class TrainState:
     batches_done: int = 0  # batches of the current (unfinished) epoch already trained
     global_step: int = 0  # completed optimizer steps; the next step is logged at this index
     history: dict[str, float] = field(default_factory=dict)  # the latest epoch's means and metrics
+    epoch_totals: dict[str, Any] = field(default_factory=dict)  # an unfinished epoch's EpochTotals.state_dict()
     stopped_early: str | None = None  # the reason, once early stopping ended the training
 
 
 class EpochTotals:
-    """Sums of a training epoch on the device (no host sync per step), averaged at its end."""
+    """Sums of a training epoch on the device (no host sync per step), averaged at its end.
+
+    A stop part-way saves them in the checkpoint and a resume goes on from them, so the epoch's
+    means count every batch of it, not only those after the resume.
+    """
 
     def __init__(self, device: torch.device) -> None:
         self.device = device
@@ -100,6 +108,23 @@ class EpochTotals:
             weighted = value.detach().float() * output.count
             self.sums[name] = self.sums[name] + weighted if name in self.sums else weighted
         self.count += output.count
+
+    def state_dict(self) -> dict[str, Any]:
+        """Every rank's sums and count so far, added up, as CPU tensors and an int (weights_only
+        loads them): one all-reduce, so every rank calls it at the same step."""
+        names = list(self.sums)
+        count = torch.tensor(float(self.count), device=self.device)
+        totals = all_reduce_sum(torch.stack([*(self.sums[n].float() for n in names), count])).cpu()
+        return {"sums": {name: totals[i].clone() for i, name in enumerate(names)}, "count": int(totals[-1].item())}
+
+    def load_state_dict(self, state: dict[str, Any], main: bool) -> None:
+        """Go on from saved totals: the main rank takes them (they hold every rank's), the others
+        start from zeros under the same names, since every rank stacks the same names."""
+        self.sums = {
+            name: value.to(self.device) if main else torch.zeros_like(value, device=self.device)
+            for name, value in state["sums"].items()
+        }
+        self.count = int(state["count"]) if main else 0
 
 
     def agree(self, stop: bool) -> tuple[bool, float]:
@@ -152,6 +177,7 @@ class Trainer:
                 return
             self.state.epoch += 1
             self.state.batches_done = 0
+            self.state.epoch_totals = {}
             evaluation = self.maybe_evaluate()
             if evaluation is not None:
                 self.state.stopped_early = self._stop_reason()
@@ -178,6 +204,8 @@ class Trainer:
         self.model.train()
         self.loaders.train_sampler.set_epoch(self.state.epoch)
         totals = EpochTotals(self.device)
+        if self.state.epoch_totals:  # resumed part-way: the batches trained before count too
+            totals.load_state_dict(self.state.epoch_totals, main=is_main_process())
         progress = self._progress_bar()
         batches = iter(self.loaders.train)
         accumulate, batch_count = self.config.accumulate_steps, len(self.loaders.train)
@@ -189,7 +217,9 @@ class Trainer:
                     continue  # already trained before the interruption
                 batch = move_to_device(batch, self.device)
             steps_now = (index + 1) % accumulate == 0 or index + 1 == batch_count  # a group's last batch
-            if index % accumulate == 0:
+            start = index - index % accumulate
+            group_size = min(accumulate, batch_count - start)  # the epoch's last group may be short
+            if index == start:
                 self.optimizer.zero_grad(set_to_none=True)
                 group_loss = torch.zeros((), device=self.device)
             # DDP averages gradients only on the micro-batch that steps the optimizer
@@ -198,9 +228,9 @@ class Trainer:
                     with self.precision.autocast():
                         output = self.task.train_step(self.model, batch)
                 with self.profiler.section("backward"):
-                    self.precision.backward(output.loss / accumulate)
+                    self.precision.backward(output.loss / group_size)
             totals.add(output)
-            group_loss = group_loss + output.loss.detach() / accumulate
+            group_loss = group_loss + output.loss.detach() / group_size
             self.state.batches_done = index + 1
             progress.update(1)
             if not steps_now:
@@ -215,13 +245,15 @@ class Trainer:
             self.state.global_step += 1
             if self._should_stop(totals, progress):
                 progress.close()
+                self.state.epoch_totals = totals.state_dict()
                 return False
         progress.close()
         stop_any, means = totals.close(self.stop.requested)
         if stop_any:  # a signal in the steps since the last check stops every rank here
             self._stop_for_another_rank()
+            self.state.epoch_totals = totals.state_dict()
             return False
-        if means:  # a resume exactly at an epoch's end trains no batch of it
+        if means:  # none when a resume at an epoch's end finds no totals (a checkpoint from before they were saved)
             self.state.history["train/loss"] = means["loss"]
             epoch_metrics = {f"train/epoch_{name}": value for name, value in means.items()}
             LOGGER.log({**epoch_metrics, "epoch": self.state.epoch + 1}, self.state.global_step - 1)
@@ -283,8 +315,10 @@ class Trainer:
         """Validate every `eval_every` epochs and after the last one; log metrics and drawings."""
         if self.state.epoch % self.config.eval_every and self.state.epoch != self.config.epochs:
             return None
-        evaluation = evaluate(self.task, self.model, self.loaders.val, self.device, self.precision.autocast())
         step = self.state.global_step - 1
+        evaluation = evaluate(
+            self.task, self.model, self.loaders.val, self.device, self.precision.autocast(), split="val", step=step,
+        )
         metrics = {f"val/{name}": value for name, value in evaluation.metrics.items()}
         self.state.history.update(metrics)
         LOGGER.log(metrics, step)
@@ -308,7 +342,8 @@ class Trainer:
                 model=self.model, optimizer=self.optimizer, scheduler=self.scheduler,
                 scaler=self.precision.scaler, epoch=self.state.epoch, global_step=self.state.global_step,
                 best_metric=best, extra={
-                    "batches_done": self.state.batches_done, "stopped_early": self.state.stopped_early,
+                    "batches_done": self.state.batches_done, "epoch_totals": self.state.epoch_totals,
+                    "stopped_early": self.state.stopped_early,
                     "early_stopping": self.early_stopping.state_dict(),
                 },
             )

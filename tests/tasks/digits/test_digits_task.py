@@ -91,7 +91,7 @@ def test_a_perfect_prediction_scores_accuracy_one():
     for labels in batches:  # summed over batches the way the engine sums them
         for name, value in task.eval_step(model, (images_encoding(labels), labels)).items():
             sums[name] = sums[name] + value if name in sums else value
-    metrics = task.summarize(sums)
+    metrics = task.summarize(sums, "val", 0)
     assert metrics["accuracy"] == 1.0
     assert metrics["loss"] == pytest.approx(0.0, abs=1e-6)
     assert sums["count"].item() == 15 and torch.equal(sums["confusion"].diagonal(), torch.bincount(torch.cat(batches), minlength=10))
@@ -102,6 +102,6 @@ def test_draw_returns_a_confusion_matrix_and_a_prediction_grid(built):
     model = task.build_model().eval()
     batch = datasets.val[:16]
     with torch.no_grad():
-        drawings = task.draw(model, batch, task.eval_step(model, batch))
+        drawings = task.draw(model, batch, task.eval_step(model, batch), "val", 0)
     assert set(drawings) == {"confusion_matrix", "predictions"}
     assert all(isinstance(figure, Figure) for figure in drawings.values())

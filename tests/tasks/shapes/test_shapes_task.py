@@ -80,7 +80,7 @@ def test_summarize_gives_miou_one_and_no_loss_to_speak_of_for_a_perfect_predicti
     task = make_task()
     images, masks = split_tensors(task)["val"]
     logits = 50.0 * torch.nn.functional.one_hot(masks, NUM_CLASSES).movedim(-1, 1).float()  # (B, K, H, W)
-    metrics = task.summarize(task.eval_step(lambda _: logits, (images, masks)))
+    metrics = task.summarize(task.eval_step(lambda _: logits, (images, masks)), "val", 0)
     assert metrics["miou"] == 1.0 and metrics["accuracy"] == 1.0
     assert metrics["loss"] < 1e-3
     assert set(metrics) == set(ShapesTask.metrics)
@@ -93,13 +93,13 @@ def test_miou_averages_only_classes_present_in_truth_or_prediction() -> None:
     sums = sum_segmentation_counts(predictions, masks, cross_entropy=torch.tensor(0.0), dice=torch.tensor(0.0))
     # background 3/4, circle 2/3, square 1/2, triangle 0/1
     assert sums["intersection"].tolist() == [3, 2, 1, 0] and sums["union"].tolist() == [4, 3, 2, 1]
-    metrics = task.summarize(sums)
+    metrics = task.summarize(sums, "val", 0)
     assert metrics["miou"] == pytest.approx((3 / 4 + 2 / 3 + 1 / 2 + 0) / 4)
     assert metrics["accuracy"] == pytest.approx(6 / 8)
     background = torch.zeros(1, 2, 2, dtype=torch.int64)
     only_background = sum_segmentation_counts(background, background, cross_entropy=torch.tensor(0.0),
                                               dice=torch.tensor(0.0))
-    assert task.summarize(only_background)["miou"] == 1.0
+    assert task.summarize(only_background, "val", 0)["miou"] == 1.0
 
 
 def test_sums_of_two_halves_summarize_like_the_whole_batch() -> None:
@@ -110,7 +110,7 @@ def test_sums_of_two_halves_summarize_like_the_whole_batch() -> None:
         whole = task.eval_step(model, (images, masks))
         halves = [task.eval_step(model, (images[i : i + 16], masks[i : i + 16])) for i in (0, 16)]
     summed = {key: halves[0][key] + halves[1][key] for key in whole}
-    assert task.summarize(summed) == pytest.approx(task.summarize(whole))
+    assert task.summarize(summed, "val", 0) == pytest.approx(task.summarize(whole, "val", 0))
 
 
 def test_train_step_loss_falls_over_thirty_steps_on_a_tiny_batch() -> None:
@@ -135,7 +135,7 @@ def test_draw_returns_one_segmentation_figure_of_at_most_eight_samples() -> None
     task = make_task()
     images, masks = split_tensors(task)["val"]
     model = task.build_model().eval()
-    drawn = task.draw(model, (images, masks), {})
+    drawn = task.draw(model, (images, masks), {}, "val", 0)
     assert list(drawn) == ["segmentation"] and isinstance(drawn["segmentation"], Figure)
     grid = drawn["segmentation"].axes[0].images[0].get_array()
     assert grid.shape[:2] == (3 * (16 + 2) + 2, 8 * (16 + 2) + 2)  # image, truth, prediction rows of 8 tiles
