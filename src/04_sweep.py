@@ -20,10 +20,10 @@ from utils.errors import TemplateError
 
 EXAMPLES = """\
 examples:
-  python src/04_sweep.py -e mnist -s config/sweeps/example.json --workers 2
-  python src/04_sweep.py -e mnist -s config/sweeps/example.json --dry-run   # what would run
-  python src/04_sweep.py -e mnist -s config/sweeps/example.json --status    # how far it is
-  python src/04_sweep.py -e mnist -s config/sweeps/example.json --workers 2 # again: continues
+  python src/04_sweep.py -e digits -s config/sweeps/example.json --workers 2
+  python src/04_sweep.py -e digits -s config/sweeps/example.json --dry-run   # what would run
+  python src/04_sweep.py -e digits -s config/sweeps/example.json --status    # how far it is
+  python src/04_sweep.py -e digits -s config/sweeps/example.json --workers 2 # again: continues
 
 Each trial is a run <EXP>/<name>-<NNN>; the state is in <EXP>/sweeps/<name>/state.json.
 Rerunning the same command continues the sweep: finished trials are kept, interrupted ones

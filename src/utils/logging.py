@@ -1,6 +1,6 @@
 """The run's logger: one object every training script talks to, reachable anywhere as `LOGGER`.
 
-    logger = Logger("mnist", "baseline")      # binds to experiments/mnist/baseline/
+    logger = Logger("digits", "baseline")     # binds to experiments/digits/baseline/
     logger.start_writers(config["logging"])   # the writers the config turns on (csv, wandb ...)
     logger.initialize_csv(); logger.initialize_tensorboard(); logger.initialize_wandb("proj")
     LOGGER.log({"train/loss": loss}, step)    # validates, enqueues, returns (a few us)
