@@ -25,8 +25,15 @@ REQUIRED_KEYS = (
     "epoch", "global_step", "best_metric", "extra",
 )
 _SCALAR_TYPES = (type(None), bool, int, float, complex, str, bytes, bytearray)
-_UNSAFE_GLOBAL = re.compile(r"Unsupported global: GLOBAL (\S+)")  # what weights_only refused to import
-_UNPICKLER_MARKER = "WeightsUnpickler error:"  # precedes the cause in torch's weights_only errors
+# torch's safe unpickler (torch/_weights_only_unpickler.py, 2.13) names a refused import
+# "Unsupported global: GLOBAL x was not ..." or "unsupported GLOBAL x whose module m is blocked"
+_UNSAFE_GLOBAL = re.compile(r"GLOBAL (\S+)")
+# ... and refuses other code-running instructions with these words
+_UNSAFE_WORDS = ("Unsupported operand", "unrecognized function", "Can only", "persistent")
+_REFUSED_BY_SAFE_LOADER = "Weights only load failed"  # opens every refusal, with advice we never repeat
+_TORCH_ADVICE = ("weights only load failed", "weights_only", "check the documentation", "please file an issue")
+_ZIP_MAGIC = b"PK\x03\x04"  # torch.save writes a zip archive
+_PICKLE_PROTO = 0x80  # a raw pickle (pickle.dump, torch's legacy format) starts with PROTO
 _NAMES_SHOWN = 3  # keys named per kind of mismatch when a checkpoint does not fit the model
 
 
@@ -220,6 +227,9 @@ def _load(path: Path, *, map_location: Any, mmap: bool) -> dict[str, Any]:
 
     if not path.is_file():
         raise _unreadable(path, "does not exist", "check the path or the run name")
+    not_a_zip = _not_a_zip(path)
+    if not_a_zip:
+        raise _unreadable(path, not_a_zip, "delete it or resume from another checkpoint")
     try:
         checkpoint = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except Exception as error:  # torch raises RuntimeError, EOFError, UnpicklingError, ...
@@ -248,18 +258,38 @@ def _unreadable(path: Path, reason: str, fix: str) -> UnreadableCheckpointError:
     return UnreadableCheckpointError(f"checkpoint {path}: {reason}; {fix}", reason=reason)
 
 
+def _not_a_zip(path: Path) -> str:
+    """Why `path` is not a torch.save archive (a reason of its own for an empty file and a raw
+    pickle, which torch would call 'mmap can only be used ...'), or '' when it looks like one."""
+    with path.open("rb") as handle:
+        head = handle.read(len(_ZIP_MAGIC))
+    if not head:
+        return "empty file (0 bytes): its save never wrote anything"
+    if head == _ZIP_MAGIC:
+        return ""
+    if head[0] == _PICKLE_PROTO:
+        return ("a raw pickle (pickle.dump or torch's legacy format), not a torch.save archive; "
+                "it was not unpickled, the template never unpickles unsafely")
+    return "truncated or corrupt (not a torch.save archive)"
+
+
 def _load_failure(error: BaseException) -> str:
-    """Why torch.load refused a file, in one line: an unsafe pickled object, else damage."""
+    """Why torch.load refused a file, in one line: code it refused to run, else damage.
+
+    torch's own advice (re-run with weights_only=False) invites running the code, so it is
+    never repeated.
+    """
     text = str(error)
-    refused = _UNSAFE_GLOBAL.search(text)
+    if _REFUSED_BY_SAFE_LOADER not in text:
+        return f"truncated or corrupt ({_one_line(error)})"
+    cause = " ".join(line.strip().removeprefix("WeightsUnpickler error:").strip() for line in text.splitlines()
+                     if line.strip() and not any(words in line.lower() for words in _TORCH_ADVICE))
+    refused = _UNSAFE_GLOBAL.search(cause)
     if refused:
-        return (f"holds a pickled object ({refused.group(1)}) that weights_only loading refuses; "
-                "the template never unpickles unsafely")
-    _, marker, detail = text.partition(_UNPICKLER_MARKER)  # torch wraps the cause in advice
-    lines = [line.strip() for line in detail.splitlines() if line.strip()]
-    if marker and lines:
-        return f"truncated or corrupt ({type(error).__name__}: {lines[0]})"
-    return f"truncated or corrupt ({_one_line(error)})"
+        return f"holds code that was not run (unsafe pickle global {refused.group(1)})"
+    if any(words in cause for words in _UNSAFE_WORDS):
+        return f"holds code that was not run (unsafe pickle instruction: {cause.split('. ')[0]})"
+    return f"truncated or corrupt ({type(error).__name__}: {cause or 'refused by the safe loader'})"
 
 
 def restore_checkpoint(
@@ -273,16 +303,19 @@ def restore_checkpoint(
 ) -> None:
     """Load the checkpoint's states into the given objects (the model through `unwrap_model`).
 
-    Raises CheckpointError when the model does not fit the stored weights or a requested
-    state (optimizer, scheduler, scaler) was not saved.
+    Raises CheckpointError when the model does not fit the stored weights, a requested state
+    (optimizer, scheduler, scaler) was not saved or does not fit its object. The weights are
+    checked before any is copied, so a model they do not fit keeps its own.
     """
     bare = unwrap_model(model)
+    detail = _describe_mismatch(checkpoint["model"], bare.state_dict())
     try:
+        if detail:
+            raise RuntimeError(detail)
         bare.load_state_dict(checkpoint["model"])
     except RuntimeError as error:
-        detail = _describe_mismatch(checkpoint["model"], bare.state_dict()) or _one_line(error)
         raise CheckpointError(
-            f"checkpoint weights do not fit the model {type(bare).__name__}: {detail}; "
+            f"checkpoint weights do not fit the model {type(bare).__name__}: {detail or _one_line(error)}; "
             "resume with the config the checkpoint was trained with"
         ) from error
     for name, target in (("optimizer", optimizer), ("scheduler", scheduler), ("scaler", scaler)):
@@ -290,7 +323,13 @@ def restore_checkpoint(
             continue
         if checkpoint[name] is None:
             raise CheckpointError(f"checkpoint has no {name} state; it was saved without a {name}")
-        target.load_state_dict(checkpoint[name])
+        try:
+            target.load_state_dict(checkpoint[name])
+        except (KeyError, RuntimeError, TypeError, ValueError) as error:
+            raise CheckpointError(
+                f"checkpoint {name} state does not fit the {type(target).__name__}: {_one_line(error)}; "
+                "resume with the config the checkpoint was trained with"
+            ) from error
     if restore_rng:
         restore_rng_state(checkpoint["rng"])
 
