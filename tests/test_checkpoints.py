@@ -329,7 +329,7 @@ def test_resume_prefers_highest_global_step_and_last_on_ties(folder: Path) -> No
 
 def test_resume_without_valid_checkpoint_says_how_to_fix(folder: Path) -> None:
     manager = CheckpointManager(folder)
-    with pytest.raises(CheckpointError, match="no valid checkpoint in .*train without --resume first"):
+    with pytest.raises(CheckpointError, match="no valid checkpoint in .*nothing to resume from"):
         manager.find_resume_checkpoint()
     write_random_bytes(folder / "last.pt")
     with pytest.raises(CheckpointError, match=r"\(1 unreadable file\(s\) skipped\)"):
@@ -346,7 +346,7 @@ def test_no_valid_checkpoint_names_each_skipped_file_and_why_on_its_own_line(fol
         manager.find_resume_checkpoint()
 
     first, *skipped = str(caught.value).splitlines()
-    assert first == f"no valid checkpoint in {folder} (2 unreadable file(s) skipped); train without --resume first"
+    assert first == f"no valid checkpoint in {folder} (2 unreadable file(s) skipped); nothing to resume from"
     assert skipped[0] == "  last.pt: holds code that was not run (unsafe pickle global collections.deque)"
     assert re.fullmatch(r"  checkpoint_epoch_1\.pt: truncated or corrupt \(\w+: .+\)", skipped[1]), skipped[1]
     assert len(skipped) == 2
