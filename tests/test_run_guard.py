@@ -1,0 +1,141 @@
+"""A session's claim on its run: one session at a time (flock, pid named), no planted link
+followed out of the run, and the machine's refusals (read-only, full, a root that is a file)
+as one line naming the path."""
+
+import fcntl
+import os
+import signal
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO_ROOT, run_script, subprocess_env
+from train_support import make_run, train, train_command, wait_for
+
+pytestmark = pytest.mark.slow  # each test starts 02_train.py (torch imports)
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _one_error_line(result: subprocess.CompletedProcess, code: int, *words: str) -> str:
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == code and len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert all(word in lines[0] for word in words), lines[0]
+    return lines[0]
+
+
+def test_a_run_held_by_another_process_is_refused_naming_its_pid_and_nothing_changes():
+    run_dir = make_run("exp", "held")
+    with open(run_dir / "session.lock", "w") as held:  # this test process holds the run
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        held.write(f"{os.getpid()}\n")
+        held.flush()
+        before = _snapshot(run_dir)
+        for start in ((), ("--resume",), ("--restart",)):
+            refused = train("exp", "held", *start)
+            _one_error_line(refused, 2, f"pid {os.getpid()}", "in use by another training session")
+        assert _snapshot(run_dir) == before
+
+
+def test_of_two_real_sessions_the_second_is_refused_and_a_sigkilled_holder_frees_the_run():
+    # batches of 8: epochs of 158 steps, so the first session is still training when it is stopped
+    run_dir = make_run("exp", "two", "data.batch_size=8", "training.epochs=20")
+    lock = run_dir / "session.lock"
+    first = subprocess.Popen(train_command("exp", "two"), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True, env=subprocess_env(), cwd=REPO_ROOT, start_new_session=True)
+    try:
+        wait_for(lambda: lock.is_file() and lock.read_text().strip() == str(first.pid), first)
+        os.killpg(first.pid, signal.SIGSTOP)  # holds the lock for as long as the test needs
+        second = train("exp", "two", "--resume")
+        _one_error_line(second, 2, f"pid {first.pid}")
+        os.killpg(first.pid, signal.SIGKILL)
+        first.communicate(timeout=60)
+    finally:
+        if first.poll() is None:
+            os.killpg(first.pid, signal.SIGKILL)
+            first.communicate()
+    assert first.returncode == -signal.SIGKILL
+    third = train("exp", "two", "--resume", "--set", "training.epochs=1", "--set", "data.batch_size=64")
+    assert third.returncode == 0, third.stderr
+    assert lock.read_text() == "", "a session that ended leaves no pid behind"
+
+
+@pytest.mark.parametrize("planted", ["logs/log.txt", "checkpoints"])
+def test_a_symlink_planted_in_a_run_is_refused_naming_it_and_nothing_outside_is_written(tmp_path, planted):
+    run_dir = make_run("exp", "linked")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    if planted == "checkpoints":
+        target = outside / "dir"
+        target.mkdir()
+        (run_dir / "checkpoints").rmdir()
+    else:
+        target = outside / "file.txt"
+        target.write_text("precious\n")
+    (run_dir / planted).symlink_to(target)
+    before = _snapshot(outside)
+
+    refused = train("exp", "linked")
+    _one_error_line(refused, 2, str(run_dir / planted), "symlink", str(target))
+    assert _snapshot(outside) == before and sorted(p.name for p in outside.rglob("*")) == sorted(
+        p.name for p in [target]), "nothing may be written outside the experiments root"
+
+
+def test_a_nonexistent_root_is_created_and_said_once_and_a_root_that_is_a_file_is_one_line(tmp_path, monkeypatch):
+    root = tmp_path / "new" / "experiments"
+    monkeypatch.setenv("EXPERIMENTS_ROOT", str(root))
+    created = run_script("01_initialize.py", "-e", "exp", "-r", "first", "--set", "logging.wandb=false")
+    assert created.returncode == 0, created.stderr
+    output = created.stdout + created.stderr
+    assert output.count(f"created the experiments root {root}") == 1, output
+    assert (root / "exp" / "first" / "config.json").is_file()
+
+    as_file = tmp_path / "a-file"
+    as_file.write_text("not a folder\n")
+    monkeypatch.setenv("EXPERIMENTS_ROOT", str(as_file))
+    for script, args in (("01_initialize.py", ("-e", "exp", "-r", "r")), ("02_train.py", ("-e", "exp", "-r", "r"))):
+        _one_error_line(run_script(script, *args), 1, str(as_file), "is a file, not a folder", "EXPERIMENTS_ROOT")
+    assert as_file.read_text() == "not a folder\n"
+
+
+def _remount_read_only(point: Path) -> None:
+    done = subprocess.run(["mount", "-o", "remount,ro", str(point)], capture_output=True, text=True, timeout=30)
+    if done.returncode != 0:
+        pytest.skip(f"cannot remount the tmpfs read-only: {done.stderr.strip()}")
+
+
+def test_a_read_only_run_or_experiment_folder_is_one_line_naming_the_path(tmpfs_mount, monkeypatch):
+    point = tmpfs_mount("16m")
+    monkeypatch.setenv("EXPERIMENTS_ROOT", str(point / "experiments"))
+    run_dir = make_run("exp", "ro")
+    _remount_read_only(point)
+    for start in ((), ("--resume",), ("--restart",)):
+        _one_error_line(train("exp", "ro", *start), 1, str(run_dir / "session.lock"), "read-only")
+    created = run_script("01_initialize.py", "-e", "exp", "-r", "new", "--set", "logging.wandb=false")
+    _one_error_line(created, 1, str(run_dir.parent), "read-only")
+
+
+def _fill(point: Path) -> None:
+    """Write until the tmpfs at `point` is full."""
+    fd = os.open(point / "filler", os.O_WRONLY | os.O_CREAT)
+    try:
+        while True:
+            os.write(fd, b"\0" * 65536)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def test_a_full_disk_at_initialization_or_at_training_start_is_one_line_naming_the_path(tmpfs_mount, monkeypatch):
+    point = tmpfs_mount("8m")
+    monkeypatch.setenv("EXPERIMENTS_ROOT", str(point / "experiments"))
+    run_dir = make_run("exp", "full")
+    _fill(point)
+    _one_error_line(train("exp", "full"), 1, str(run_dir), "no space left on device")
+    created = run_script("01_initialize.py", "-e", "exp", "-r", "new", "--set", "logging.wandb=false")
+    _one_error_line(created, 1, str(run_dir.parent), "no space left on device")
+    assert not (run_dir.parent / "new").exists()
