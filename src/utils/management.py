@@ -266,7 +266,7 @@ def _exists_message(experiment: str, run: str) -> str:
 def _recreate_hint(experiment: str, run: str) -> str:
     """The command that keeps a run folder without config.json aside and creates the run anew."""
     path = run_path(experiment, run)
-    aside = path.with_name(f"{run}.orphaned-{datetime.now():%Y%m%d-%H%M%S}")
+    aside = path.with_name(f"{run}.orphaned-{datetime.fromtimestamp(path.stat().st_mtime):%Y%m%d-%H%M%S}")
     return (
         f"keep its files aside and create the run anew: `mv {shlex.quote(str(path))} {shlex.quote(str(aside))} && "
         f"python src/01_initialize.py -e {experiment} -r {run}` (nothing was changed)"
