@@ -8,12 +8,15 @@ import signal
 import subprocess
 from pathlib import Path
 
+import sys
+
 import pytest
 
-from conftest import REPO_ROOT, run_script, subprocess_env
+from conftest import REPO_ROOT, SRC, run_in_group, run_script, subprocess_env
 from train_support import make_run, train, train_command, wait_for
-
-pytestmark = pytest.mark.slow  # each test starts 02_train.py (torch imports)
+from utils.errors import RunBusyError, RunLinkError
+from utils.management import Run
+from utils.run_guard import check_no_link_leads_out, claim_run
 
 
 def _snapshot(folder: Path) -> dict[str, bytes]:
@@ -27,6 +30,33 @@ def _one_error_line(result: subprocess.CompletedProcess, code: int, *words: str)
     return lines[0]
 
 
+def test_a_claimed_run_names_its_holder_and_is_free_again_once_released():
+    make_run("exp", "claim")
+    run = Run.require("exp", "claim")
+    lock = claim_run(run)
+    assert run.lock_file.read_text() == f"{os.getpid()}\n"
+    with pytest.raises(RunBusyError, match=f"pid {os.getpid()}") as caught:
+        claim_run(run)  # a second open file is a second claimant, even in this process
+    assert caught.value.pid == os.getpid()
+    lock.release()
+    assert run.lock_file.read_text() == ""
+    claim_run(run).release()
+
+
+def test_links_inside_the_run_and_in_the_wandb_folder_pass_a_link_out_of_the_run_is_named(tmp_path):
+    run_dir = make_run("exp", "links")
+    offline = run_dir / "logs" / "wandb" / "offline-run-1" / "logs"
+    offline.mkdir(parents=True)
+    (offline / "debug-core.log").symlink_to(tmp_path / "cache-debug.log")  # what W&B itself does
+    (run_dir / "logs" / "wandb" / "latest-run").symlink_to("offline-run-1")
+    (run_dir / "plots" / "latest.png").symlink_to(run_dir / "plots" / "curves.png")
+    check_no_link_leads_out(Run.require("exp", "links"))
+    (run_dir / "logs" / "profile.txt").symlink_to(run_dir.parent)  # into the experiment, out of the run
+    with pytest.raises(RunLinkError, match=f"^{run_dir / 'logs' / 'profile.txt'} is a symlink to {run_dir.parent},"):
+        check_no_link_leads_out(Run.require("exp", "links"))
+
+
+@pytest.mark.slow
 def test_a_run_held_by_another_process_is_refused_naming_its_pid_and_nothing_changes():
     run_dir = make_run("exp", "held")
     with open(run_dir / "session.lock", "w") as held:  # this test process holds the run
@@ -40,6 +70,24 @@ def test_a_run_held_by_another_process_is_refused_naming_its_pid_and_nothing_cha
         assert _snapshot(run_dir) == before
 
 
+@pytest.mark.slow
+def test_under_torchrun_every_rank_of_a_refused_session_exits_without_hanging():
+    make_run("exp", "ddp")
+    run = Run.require("exp", "ddp")
+    with open(run.lock_file, "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        held.write(f"{os.getpid()}\n")
+        held.flush()
+        command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                   str(SRC / "02_train.py"), "-e", "exp", "-r", "ddp", "--device", "cpu"]
+        result = run_in_group(command, timeout=120, cwd=REPO_ROOT, env=subprocess_env(OMP_NUM_THREADS="1"))
+    assert result.returncode != 0
+    refusal = f"in use by another training session (pid {os.getpid()}"
+    assert result.stderr.count(refusal) == 2, result.stderr[-3000:]  # rank 0 and rank 1 each say so, and exit
+    assert not (run.path / "logs" / "log.txt").exists()
+
+
+@pytest.mark.slow
 def test_of_two_real_sessions_the_second_is_refused_and_a_sigkilled_holder_frees_the_run():
     # batches of 8: epochs of 158 steps, so the first session is still training when it is stopped
     run_dir = make_run("exp", "two", "data.batch_size=8", "training.epochs=20")
@@ -62,6 +110,7 @@ def test_of_two_real_sessions_the_second_is_refused_and_a_sigkilled_holder_frees
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("planted", ["logs/log.txt", "checkpoints"])
 def test_a_symlink_planted_in_a_run_is_refused_naming_it_and_nothing_outside_is_written(tmp_path, planted):
     run_dir = make_run("exp", "linked")
@@ -83,6 +132,7 @@ def test_a_symlink_planted_in_a_run_is_refused_naming_it_and_nothing_outside_is_
         p.name for p in [target]), "nothing may be written outside the experiments root"
 
 
+@pytest.mark.slow
 def test_a_nonexistent_root_is_created_and_said_once_and_a_root_that_is_a_file_is_one_line(tmp_path, monkeypatch):
     root = tmp_path / "new" / "experiments"
     monkeypatch.setenv("EXPERIMENTS_ROOT", str(root))
@@ -106,6 +156,7 @@ def _remount_read_only(point: Path) -> None:
         pytest.skip(f"cannot remount the tmpfs read-only: {done.stderr.strip()}")
 
 
+@pytest.mark.slow
 def test_a_read_only_run_or_experiment_folder_is_one_line_naming_the_path(tmpfs_mount, monkeypatch):
     point = tmpfs_mount("16m")
     monkeypatch.setenv("EXPERIMENTS_ROOT", str(point / "experiments"))
@@ -129,6 +180,7 @@ def _fill(point: Path) -> None:
         os.close(fd)
 
 
+@pytest.mark.slow
 def test_a_full_disk_at_initialization_or_at_training_start_is_one_line_naming_the_path(tmpfs_mount, monkeypatch):
     point = tmpfs_mount("8m")
     monkeypatch.setenv("EXPERIMENTS_ROOT", str(point / "experiments"))

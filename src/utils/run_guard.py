@@ -17,6 +17,10 @@ from utils.fileio import FILE_MODE, machine_error
 from utils.management import RUN_SUBDIRS, Run
 
 
+# folders a library fills itself, links included (W&B links its core log into ~/.cache/wandb)
+_LIBRARY_FOLDERS = ("wandb",)
+
+
 class RunLock:
     """The open lock file of a claimed run; `release` empties it and lets the next session in."""
 
@@ -76,6 +80,7 @@ def check_no_link_leads_out(run: Run) -> None:
             for folder, subfolders, files in os.walk(path):  # does not descend into linked folders
                 for name in (*subfolders, *files):
                     _check_link(Path(folder) / name, run.path)
+                subfolders[:] = [name for name in subfolders if name not in _LIBRARY_FOLDERS]
 
 
 def _check_link(path: Path, run_dir: Path) -> None:
