@@ -10,11 +10,11 @@ torch and numpy are imported inside the functions, so importing this module stay
 """
 
 import random
-import re
 from collections import Counter, OrderedDict
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from utils.checkpointing.diagnosis import describe_mismatch, one_line, why_load_failed, why_not_an_archive
 from utils.errors import CheckpointError, UnreadableCheckpointError
 from utils.fileio import atomic_open
 from utils.helper_functions import unwrap_model
@@ -25,16 +25,7 @@ REQUIRED_KEYS = (
     "epoch", "global_step", "best_metric", "extra",
 )
 _SCALAR_TYPES = (type(None), bool, int, float, complex, str, bytes, bytearray)
-# torch's safe unpickler (torch/_weights_only_unpickler.py, 2.13) names a refused import
-# "Unsupported global: GLOBAL x was not ..." or "unsupported GLOBAL x whose module m is blocked"
-_UNSAFE_GLOBAL = re.compile(r"GLOBAL (\S+)")
-# ... and refuses other code-running instructions with these words
-_UNSAFE_WORDS = ("Unsupported operand", "unrecognized function", "Can only", "persistent")
-_REFUSED_BY_SAFE_LOADER = "Weights only load failed"  # opens every refusal, with advice we never repeat
-_TORCH_ADVICE = ("weights only load failed", "weights_only", "check the documentation", "please file an issue")
-_ZIP_MAGIC = b"PK\x03\x04"  # torch.save writes a zip archive
-_PICKLE_PROTO = 0x80  # a raw pickle (pickle.dump, torch's legacy format) starts with PROTO
-_NAMES_SHOWN = 3  # keys named per kind of mismatch when a checkpoint does not fit the model
+
 
 
 def capture_rng_state() -> dict[str, Any]:
@@ -227,13 +218,13 @@ def _load(path: Path, *, map_location: Any, mmap: bool) -> dict[str, Any]:
 
     if not path.is_file():
         raise _unreadable(path, "does not exist", "check the path or the run name")
-    not_a_zip = _not_a_zip(path)
-    if not_a_zip:
-        raise _unreadable(path, not_a_zip, "delete it or resume from another checkpoint")
+    not_an_archive = why_not_an_archive(path)
+    if not_an_archive:
+        raise _unreadable(path, not_an_archive, "delete it or resume from another checkpoint")
     try:
         checkpoint = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except Exception as error:  # torch raises RuntimeError, EOFError, UnpicklingError, ...
-        raise _unreadable(path, _load_failure(error), "delete it or resume from another checkpoint") from error
+        raise _unreadable(path, why_load_failed(error), "delete it or resume from another checkpoint") from error
     if not isinstance(checkpoint, dict):
         raise _unreadable(path, f"not a checkpoint of this template (holds a {type(checkpoint).__name__})",
                           "point to a file written by this template")
@@ -247,49 +238,9 @@ def _load(path: Path, *, map_location: Any, mmap: bool) -> dict[str, Any]:
     return checkpoint
 
 
-def _one_line(error: BaseException) -> str:
-    """`error` with its type, its lines joined into one (torch's messages span many lines)."""
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    return f"{type(error).__name__}: {' '.join(lines)}" if lines else type(error).__name__
-
-
 def _unreadable(path: Path, reason: str, fix: str) -> UnreadableCheckpointError:
     """The error for a file that cannot be loaded; `reason` is one line without the path."""
     return UnreadableCheckpointError(f"checkpoint {path}: {reason}; {fix}", reason=reason)
-
-
-def _not_a_zip(path: Path) -> str:
-    """Why `path` is not a torch.save archive (a reason of its own for an empty file and a raw
-    pickle, which torch would call 'mmap can only be used ...'), or '' when it looks like one."""
-    with path.open("rb") as handle:
-        head = handle.read(len(_ZIP_MAGIC))
-    if not head:
-        return "empty file (0 bytes): its save never wrote anything"
-    if head == _ZIP_MAGIC:
-        return ""
-    if head[0] == _PICKLE_PROTO:
-        return ("a raw pickle (pickle.dump or torch's legacy format), not a torch.save archive; "
-                "it was not unpickled, the template never unpickles unsafely")
-    return "truncated or corrupt (not a torch.save archive)"
-
-
-def _load_failure(error: BaseException) -> str:
-    """Why torch.load refused a file, in one line: code it refused to run, else damage.
-
-    torch's own advice (re-run with weights_only=False) invites running the code, so it is
-    never repeated.
-    """
-    text = str(error)
-    if _REFUSED_BY_SAFE_LOADER not in text:
-        return f"truncated or corrupt ({_one_line(error)})"
-    cause = " ".join(line.strip().removeprefix("WeightsUnpickler error:").strip() for line in text.splitlines()
-                     if line.strip() and not any(words in line.lower() for words in _TORCH_ADVICE))
-    refused = _UNSAFE_GLOBAL.search(cause)
-    if refused:
-        return f"holds code that was not run (unsafe pickle global {refused.group(1)})"
-    if any(words in cause for words in _UNSAFE_WORDS):
-        return f"holds code that was not run (unsafe pickle instruction: {cause.split('. ')[0]})"
-    return f"truncated or corrupt ({type(error).__name__}: {cause or 'refused by the safe loader'})"
 
 
 def restore_checkpoint(
@@ -308,14 +259,14 @@ def restore_checkpoint(
     checked before any is copied, so a model they do not fit keeps its own.
     """
     bare = unwrap_model(model)
-    detail = _describe_mismatch(checkpoint["model"], bare.state_dict())
+    detail = describe_mismatch(checkpoint["model"], bare.state_dict())
     try:
         if detail:
             raise RuntimeError(detail)
         bare.load_state_dict(checkpoint["model"])
     except RuntimeError as error:
         raise CheckpointError(
-            f"checkpoint weights do not fit the model {type(bare).__name__}: {detail or _one_line(error)}; "
+            f"checkpoint weights do not fit the model {type(bare).__name__}: {detail or one_line(error)}; "
             "resume with the config the checkpoint was trained with"
         ) from error
     for name, target in (("optimizer", optimizer), ("scheduler", scheduler), ("scaler", scaler)):
@@ -327,42 +278,8 @@ def restore_checkpoint(
             target.load_state_dict(checkpoint[name])
         except (KeyError, RuntimeError, TypeError, ValueError) as error:
             raise CheckpointError(
-                f"checkpoint {name} state does not fit the {type(target).__name__}: {_one_line(error)}; "
+                f"checkpoint {name} state does not fit the {type(target).__name__}: {one_line(error)}; "
                 "resume with the config the checkpoint was trained with"
             ) from error
     if restore_rng:
         restore_rng_state(checkpoint["rng"])
-
-
-def _describe_mismatch(saved: dict[str, Any], expected: dict[str, Any]) -> str:
-    """How many keys are missing, unexpected and of the wrong shape, naming the first few of each."""
-    missing = [key for key in expected if key not in saved]
-    unexpected = [key for key in saved if key not in expected]
-    wrong_shape = []
-    for key, value in expected.items():
-        saved_shape, model_shape = _shape_or_none(saved.get(key)), _shape_or_none(value)
-        if None not in (saved_shape, model_shape) and saved_shape != model_shape:
-            wrong_shape.append(f"{key}: checkpoint {saved_shape}, model {model_shape}")
-    parts = [
-        _count_and_name(missing, "missing key", "missing keys"),
-        _count_and_name(unexpected, "unexpected key", "unexpected keys"),
-        _count_and_name(wrong_shape, "key of the wrong shape", "keys of the wrong shape"),
-    ]
-    return ", ".join(part for part in parts if part)
-
-
-def _shape_or_none(value: Any) -> tuple[int, ...] | None:
-    """The shape of a tensor whose shape is known (not a lazy module's parameter), else None."""
-    import torch
-
-    if isinstance(value, torch.Tensor) and not torch.nn.parameter.is_lazy(value):
-        return tuple(value.shape)
-    return None
-
-
-def _count_and_name(items: list[str], singular: str, plural: str) -> str:
-    """'2 missing keys (a, b)': the count and the first `_NAMES_SHOWN` items ('' when none)."""
-    if not items:
-        return ""
-    shown = ", ".join(items[:_NAMES_SHOWN]) + (", ..." if len(items) > _NAMES_SHOWN else "")
-    return f"{len(items)} {singular if len(items) == 1 else plural} ({shown})"
