@@ -16,11 +16,12 @@ import torch
 from training.callbacks import EpochCallback
 from training.compiling import check_compile
 from training.data_loading import LoaderConfig, build_loaders, close_loaders
-from training.distributed import all_reduce_sum, destroy_distributed, init_distributed
+from training.distributed import destroy_distributed, init_distributed
 from training.early_stopping import EarlyStopping, EarlyStoppingConfig
 from training.evaluation import evaluate, log_drawings
 from training.optim import OptimizerConfig, SchedulerConfig, build_optimizer, build_scheduler
 from training.precision import MixedPrecision, check_precision
+from training.run_claim import claim_on_every_rank
 from training.run_config import RunConfig, RunSettings
 from training.run_outputs import move_outputs_aside, read_summary, refuse_plain_start, write_summary
 from training.signals import GracefulStop
@@ -28,12 +29,12 @@ from training.task import TaskContext
 from training.trainer import Trainer, TrainingConfig, TrainState
 from utils.checkpointing.io import load_checkpoint, restore_checkpoint, restore_rng_state
 from utils.checkpointing.manager import CheckpointManager
-from utils.errors import CheckpointError, RunBusyError, RunIOError, RunLinkError, TemplateError
+from utils.errors import CheckpointError, RunIOError
 from utils.helper_functions import barrier, get_rank, get_world_size, is_main_process, set_seed, unwrap_model
 from utils.logging import LOGGER, Logger, WriterError
 from utils.management import Run
 from utils.profiler import Profiler
-from utils.run_guard import RunLock, claim_run
+from utils.run_guard import RunLock
 
 
 
@@ -70,7 +71,7 @@ def run_session(
     logger: Logger | None = None
     trainer: Trainer | None = None
     try:
-        lock = _claim(run, device)
+        lock = claim_on_every_rank(run, device)
         if not (resume or restart):
             refuse_plain_start(run)
         if resume and _already_finished(run, config[TrainingConfig].epochs):
@@ -112,33 +113,6 @@ def run_session(
         stop.restore()
 
 
-_CLAIMED, _BUSY, _REFUSED, _UNWRITABLE = range(4)  # what rank 0 tells the other ranks
-
-
-def _claim(run: Run, device: torch.device) -> RunLock | None:
-    """Rank 0 locks the run; one all-reduce tells every rank the outcome, so all exit alike.
-
-    Returns the lock on rank 0 (None on the others). Each rank raises the error: rank 0 its
-    own, the others one naming the pid that holds the run, or pointing at rank 0's message.
-    """
-    lock, failure, outcome, holder = None, None, _CLAIMED, 0
-    if is_main_process():
-        try:
-            lock = claim_run(run)
-        except (TemplateError, RunIOError) as error:
-            failure, holder = error, getattr(error, "pid", 0)
-            outcome = _BUSY if isinstance(error, RunBusyError) else _REFUSED if isinstance(error, TemplateError) else _UNWRITABLE
-    outcome, holder = all_reduce_sum(torch.tensor([outcome, holder], device=device)).tolist()
-    if failure is not None:
-        raise failure
-    if outcome == _BUSY:
-        raise RunBusyError(f"run {run.name} is in use by another training session (pid {holder}); nothing was changed")
-    if outcome != _CLAIMED:
-        error_type = RunLinkError if outcome == _REFUSED else RunIOError
-        raise error_type(f"rank 0 could not claim run {run.name}; its message says why")
-    return lock
-
-
 def _prepare_checkpoints(
     run: Run, training: TrainingConfig, device: torch.device, resume: bool, restart: bool,
 ) -> tuple[CheckpointManager, tuple[Path, dict] | None, list[str]]:
@@ -147,13 +121,15 @@ def _prepare_checkpoints(
     Starting over (`restart`, or `resume` of a run without a valid checkpoint, such as one killed
     before its first save) first moves the old outputs aside, so that nothing is lost.
     """
-    resume_from, skipped = None, []
+    skipped: list[tuple[Path, str]] = []  # the unreadable checkpoints of a resume, for log.txt
     if resume:
         checkpoints = CheckpointManager(run.checkpoints, training.keep_checkpoints, training.best_mode)
         try:
             return checkpoints, checkpoints.find_resume_checkpoint(map_location=device), []
         except CheckpointError:  # no valid checkpoint: start over
             skipped = checkpoints.skipped
+    elif not restart:
+        return CheckpointManager(run.checkpoints, training.keep_checkpoints, training.best_mode), None, []
     barrier()  # every rank has read the checkpoints before rank 0 moves them
     archive = move_outputs_aside(run) if is_main_process() else None
     barrier()
@@ -162,7 +138,7 @@ def _prepare_checkpoints(
     notes = [f"no valid checkpoint in {run.checkpoints}: --resume starts over from step 0"] if resume else []
     if archive is not None:
         notes.append(f"{'--resume' if resume else '--restart'}: the previous outputs were moved to {archive}")
-    return checkpoints, resume_from, notes
+    return checkpoints, None, notes
 
 
 def _machine_failure(error: Exception) -> Exception:
