@@ -162,8 +162,8 @@ def test_a_read_only_run_or_experiment_folder_is_one_line_naming_the_path(tmpfs_
     monkeypatch.setenv("EXPERIMENTS_ROOT", str(point / "experiments"))
     run_dir = make_run("exp", "ro")
     _remount_read_only(point)
-    for start in ((), ("--resume",), ("--restart",)):
-        _one_error_line(train("exp", "ro", *start), 1, str(run_dir / "session.lock"), "read-only")
+    for start in ("--resume", "--restart"):  # a plain start takes the same first step
+        _one_error_line(train("exp", "ro", start), 1, str(run_dir / "session.lock"), "read-only")
     created = run_script("01_initialize.py", "-e", "exp", "-r", "new", "--set", "logging.wandb=false")
     _one_error_line(created, 1, str(run_dir.parent), "read-only")
 
