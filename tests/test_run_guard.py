@@ -43,6 +43,28 @@ def test_a_claimed_run_names_its_holder_and_is_free_again_once_released():
     claim_run(run).release()
 
 
+def test_a_forked_child_such_as_a_data_worker_does_not_keep_the_run_locked():
+    make_run("exp", "forked")
+    run = Run.require("exp", "forked")
+    lock = claim_run(run)
+    read_end, write_end = os.pipe()
+    started_read, started_write = os.pipe()
+    child = os.fork()
+    if child == 0:  # a worker outliving its session: alive until the test lets it go
+        os.write(started_write, b"1")  # os.fork has returned here: the fork hooks have run
+        os.read(read_end, 1)
+        os._exit(0)
+    try:
+        assert os.read(started_read, 1) == b"1"
+        lock.release()  # the session is gone; its child lives on
+        claim_run(run).release()
+    finally:
+        os.write(write_end, b"1")
+        os.waitpid(child, 0)
+        for fd in (read_end, write_end, started_read, started_write):
+            os.close(fd)
+
+
 def test_links_inside_the_run_and_in_the_wandb_folder_pass_a_link_out_of_the_run_is_named(tmp_path):
     run_dir = make_run("exp", "links")
     offline = run_dir / "logs" / "wandb" / "offline-run-1" / "logs"

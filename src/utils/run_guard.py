@@ -21,11 +21,15 @@ from utils.management import RUN_SUBDIRS, Run
 _LIBRARY_FOLDERS = ("wandb",)
 
 
+_HELD: set[int] = set()  # the lock files this process holds open
+
+
 class RunLock:
     """The open lock file of a claimed run; `release` empties it and lets the next session in."""
 
     def __init__(self, path: Path, fd: int) -> None:
         self.path, self._fd = path, fd
+        _HELD.add(fd)
 
     def release(self) -> None:
         if self._fd < 0:
@@ -34,8 +38,23 @@ class RunLock:
             os.ftruncate(self._fd, 0)  # the pid of a session that ended names no holder
         except OSError:
             pass  # a full or read-only disk: the stale pid is harmless, the lock still goes
+        _HELD.discard(self._fd)
         os.close(self._fd)
         self._fd = -1
+
+
+def _close_in_forked_child() -> None:
+    """A forked child (a DataLoader worker) shares the lock until it closes its copy: without
+    this, workers outliving a SIGKILLed session would hold its run for seconds more."""
+    for fd in _HELD:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    _HELD.clear()
+
+
+os.register_at_fork(after_in_child=_close_in_forked_child)
 
 
 def claim_run(run: Run) -> RunLock:
