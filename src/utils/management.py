@@ -39,8 +39,8 @@ from utils.fileio import atomic_write_text, fsync_directory, machine_error
 from utils.names import validate_name
 
 __all__ = [
-    "ARCHIVE_DIR", "CONFIG_DIR", "LOCK_FILE", "RUN_FOLDERS", "RUN_SUBDIRS", "ROOT_ENV_VAR", "Run", "RunInfo", "apply_overrides",
-    "available_templates", "clear_run", "create_experiment", "create_run", "experiment_path",
+    "ARCHIVE_DIR", "CONFIG_DIR", "LOCK_FILE", "RUN_FOLDERS", "RUN_SUBDIRS", "ROOT_ENV_VAR", "Run", "RunInfo",
+    "apply_overrides", "available_templates", "clear_run", "create_experiment", "create_run", "experiment_path",
     "experiments_root", "list_all", "list_experiments", "list_runs", "load_config_template",
     "load_run_config", "require_new_run", "require_run", "run_path", "save_run_config",
     "template_path",
@@ -277,7 +277,8 @@ def require_run(experiment: str, run: str) -> Path:
     """The run's folder, or `RunNotFoundError` naming how to create it."""
     path = run_path(experiment, run)
     if path.is_dir() and not (path / CONFIG_FILE).is_file():
-        raise RunNotFoundError(f"run {experiment}/{run} at {path} has no {CONFIG_FILE}; {_recreate_hint(experiment, run)}")
+        hint = _recreate_hint(experiment, run)
+        raise RunNotFoundError(f"run {experiment}/{run} at {path} has no {CONFIG_FILE}; {hint}")
     if not (path / CONFIG_FILE).is_file():
         raise RunNotFoundError(
             f"run {experiment}/{run} does not exist at {path}; create it with "
