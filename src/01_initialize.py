@@ -11,7 +11,7 @@ import sys
 
 from utils.cli import OneLineParser, add_name_option, name_or_env, require_name
 from utils.configs import dump_config, parse_override
-from utils.errors import TemplateError
+from utils.errors import RunIOError, TemplateError
 from utils.initialization import DEFAULT_TEMPLATE, config_source, format_run_table, initialize_run, resolve_template
 from utils.management import (
     create_experiment,
@@ -156,6 +156,9 @@ def main(argv: list[str] | None = None) -> int:
     except TemplateError as exc:
         print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
+    except RunIOError as exc:  # the machine's refusal (a read-only or full disk): not a usage error
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -24,6 +24,7 @@ from utils.checkpointing.io import (
     build_checkpoint,
     capture_rng_state,
     load_checkpoint,
+    peek_checkpoint,
     restore_checkpoint,
     restore_rng_state,
     save_checkpoint,
@@ -249,9 +250,56 @@ def test_file_with_unsafe_pickled_object_is_refused_naming_the_object(folder: Pa
     with pytest.raises(CheckpointError) as caught:
         load_checkpoint(path)
     assert str(caught.value) == (
-        f"checkpoint {path}: holds a pickled object (collections.deque) that weights_only loading refuses; "
-        "the template never unpickles unsafely; delete it or resume from another checkpoint"
+        f"checkpoint {path}: holds code that was not run (unsafe pickle global collections.deque); "
+        "delete it or resume from another checkpoint"
     )
+
+
+class RunsAShellCommand:
+    """Unpickling this would run `touch <marker>`: what a planted checkpoint would do."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def write_malicious_checkpoint(path: Path, marker: Path) -> None:
+    torch.save({**tiny_checkpoint(epoch=1, global_step=1), "model": RunsAShellCommand(marker)}, path)
+
+
+def write_raw_pickle(path: Path, marker: Path) -> None:
+    import pickle
+
+    path.write_bytes(pickle.dumps({**tiny_checkpoint(epoch=1, global_step=1), "hook": RunsAShellCommand(marker)}))
+
+
+@pytest.mark.parametrize(
+    ("write", "reason"),
+    [
+        (write_malicious_checkpoint, "holds code that was not run (unsafe pickle global posix.system)"),
+        (write_raw_pickle, "a raw pickle (pickle.dump or torch's legacy format), not a torch.save archive"),
+        (lambda path, marker: path.write_bytes(b""), "empty file (0 bytes)"),
+    ],
+    ids=["malicious", "raw-pickle", "zero-bytes"],
+)
+def test_a_planted_file_gets_its_own_reason_never_runs_and_never_advises_unsafe_loading(
+    folder: Path, write, reason: str
+) -> None:
+    marker = folder.parent / "code-ran"
+    path = folder / "last.pt"
+    write(path, marker)
+    manager = CheckpointManager(folder)
+    for load in (load_checkpoint, peek_checkpoint):
+        with pytest.raises(CheckpointError) as caught:
+            load(path)
+        assert str(caught.value).startswith(f"checkpoint {path}: {reason}"), caught.value
+        assert "weights_only" not in str(caught.value) and "\n" not in str(caught.value)
+    with pytest.raises(CheckpointError, match="no valid checkpoint"):
+        manager.find_resume_checkpoint()
+    assert [(skipped, why.startswith(reason)) for skipped, why in manager.skipped] == [(path, True)]
+    assert not marker.exists(), "loading ran the file's code"
 
 
 def test_resume_falls_back_to_newest_valid_epoch_file_and_reports_skipped(folder: Path) -> None:
@@ -281,7 +329,7 @@ def test_resume_prefers_highest_global_step_and_last_on_ties(folder: Path) -> No
 
 def test_resume_without_valid_checkpoint_says_how_to_fix(folder: Path) -> None:
     manager = CheckpointManager(folder)
-    with pytest.raises(CheckpointError, match="no valid checkpoint in .*train without --resume first"):
+    with pytest.raises(CheckpointError, match="no valid checkpoint in .*nothing to resume from"):
         manager.find_resume_checkpoint()
     write_random_bytes(folder / "last.pt")
     with pytest.raises(CheckpointError, match=r"\(1 unreadable file\(s\) skipped\)"):
@@ -298,9 +346,8 @@ def test_no_valid_checkpoint_names_each_skipped_file_and_why_on_its_own_line(fol
         manager.find_resume_checkpoint()
 
     first, *skipped = str(caught.value).splitlines()
-    assert first == f"no valid checkpoint in {folder} (2 unreadable file(s) skipped); train without --resume first"
-    assert skipped[0] == ("  last.pt: holds a pickled object (collections.deque) that weights_only loading "
-                          "refuses; the template never unpickles unsafely")
+    assert first == f"no valid checkpoint in {folder} (2 unreadable file(s) skipped); nothing to resume from"
+    assert skipped[0] == "  last.pt: holds code that was not run (unsafe pickle global collections.deque)"
     assert re.fullmatch(r"  checkpoint_epoch_1\.pt: truncated or corrupt \(\w+: .+\)", skipped[1]), skipped[1]
     assert len(skipped) == 2
     assert [(path.name, "\n" in reason, str(folder) in reason) for path, reason in manager.skipped] == [
@@ -473,3 +520,24 @@ def test_sigkill_during_save_leaves_previous_checkpoint_loadable(tmp_path: Path)
     manager = CheckpointManager(last.parent)
     assert manager.find_resume_checkpoint()[0] == last
     assert [path.name for path in last.parent.iterdir()] == ["last.pt"]
+
+
+def test_weights_that_do_not_fit_leave_every_weight_of_the_model_as_it_was() -> None:
+    torch.manual_seed(0)
+    saved = build_checkpoint(model=torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Linear(2, 3)), epoch=0,
+                             global_step=0)
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Linear(2, 4))  # layer 0 fits, layer 1 does not
+    before = {name: value.clone() for name, value in model.state_dict().items()}
+    with pytest.raises(CheckpointError, match="do not fit the model Sequential: 2 keys of the wrong shape"):
+        restore_checkpoint(saved, model=model, restore_rng=False)
+    assert all(torch.equal(before[name], value) for name, value in model.state_dict().items())
+
+
+def test_an_optimizer_state_that_does_not_fit_is_a_checkpoint_error_naming_the_optimizer() -> None:
+    model = torch.nn.Linear(2, 2)
+    other = torch.nn.Linear(2, 2)
+    two_groups = torch.optim.SGD([{"params": [other.weight]}, {"params": [other.bias]}], lr=0.1)
+    saved = build_checkpoint(model=other, optimizer=two_groups, epoch=0, global_step=0)
+    with pytest.raises(CheckpointError, match=r"checkpoint optimizer state does not fit the SGD: ValueError: .*; "
+                                              "resume with the config"):
+        restore_checkpoint(saved, model=model, optimizer=torch.optim.SGD(model.parameters(), lr=0.1))

@@ -96,11 +96,6 @@ def test_a_config_value_of_the_wrong_type_names_the_key():
     _expect_usage_error(run_script("02_train.py", "-e", "exp", "-r", "typed"), "data.batch_size", "int")
 
 
-def test_resume_without_a_checkpoint_says_to_train_first():
-    make_run("exp", "fresh")
-    _expect_usage_error(run_script("02_train.py", "-e", "exp", "-r", "fresh", "--resume"), "no valid checkpoint")
-
-
 def test_an_unknown_device_lists_the_choices():
     make_run("exp", "dev")
     _expect_usage_error(run_script("02_train.py", "-e", "exp", "-r", "dev", "--device", "tpu"), "tpu", "cpu")

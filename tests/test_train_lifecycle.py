@@ -2,16 +2,22 @@
 --restart, --resume of a finished run, and what the console and log.txt say on the way."""
 
 import os
+import re
 import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from conftest import REPO_ROOT, SRC, run_in_group, run_script, subprocess_env
 from train_support import make_run, read_metrics, tensorboard_steps, train, train_command, wait_for
-from utils.checkpointing.io import load_checkpoint
+from training.run_outputs import refuse_plain_start
+from utils.checkpointing.io import build_checkpoint, load_checkpoint, save_checkpoint
+from utils.errors import RunHasOutputsError
+from utils.logging import Logger
+from utils.management import Run
 
 pytestmark = pytest.mark.slow
 
@@ -120,3 +126,91 @@ def test_a_full_disk_stops_the_run_with_one_clear_line_and_resume_works_once_spa
     assert resumed.returncode == 0, resumed.stderr
     steps = read_metrics(run_dir)["step"].tolist()
     assert steps == list(range(4 * 20))
+
+
+def _one_error_line(result: subprocess.CompletedProcess, code: int, *words: str) -> str:
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == code and len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert all(word in lines[0] for word in words), lines[0]
+    return lines[0]
+
+
+def _foreign_checkpoint() -> dict:
+    """A valid checkpoint of another model, with a best metric no epoch of the example beats."""
+    other = torch.nn.Linear(3, 2)
+    return build_checkpoint(model=other, optimizer=torch.optim.SGD(other.parameters(), lr=0.1), epoch=0,
+                            global_step=5, best_metric=2.0)
+
+
+def test_a_checkpoint_that_does_not_fit_is_refused_before_any_log_is_touched():
+    run_dir = make_run("exp", "foreign")
+    logger = Logger(Run.require("exp", "foreign"))  # 20 steps logged by a session that saved no checkpoint
+    logger.initialize_csv()
+    logger.initialize_tensorboard()
+    for step in range(20):
+        logger.log({"train/loss": 1.0 / (step + 1)}, step)
+    logger.finish()
+    save_checkpoint(run_dir / "checkpoints" / "last.pt", _foreign_checkpoint())  # at step 5
+    logs = _snapshot(run_dir / "logs")
+
+    refused = train("exp", "foreign", "--resume")
+    _one_error_line(refused, 2, "weights do not fit")
+    assert _snapshot(run_dir / "logs") == logs, "a refused resume must leave every log as it was"
+
+
+def test_a_foreign_best_pt_is_skipped_at_the_test_naming_it_and_the_final_weights_are_tested():
+    run_dir = make_run("exp", "best", "training.epochs=1")
+    assert train("exp", "best").returncode == 0
+    best = run_dir / "checkpoints" / "best.pt"
+    save_checkpoint(best, _foreign_checkpoint())
+    resumed = train("exp", "best", "--resume", "--set", "training.epochs=2")
+    assert resumed.returncode == 0, resumed.stderr
+    skipped = [line for line in resumed.stderr.splitlines() if "not testing" in line]
+    assert len(skipped) == 1 and str(best) in skipped[0] and "do not fit" in skipped[0], skipped
+    metrics = read_metrics(run_dir)
+    assert metrics["step"].tolist() == list(range(40))
+    assert metrics.set_index("step")["test/accuracy"].dropna().index.tolist() == [19, 39], "the final weights tested"
+
+
+def test_a_run_killed_before_its_first_checkpoint_is_resumed_from_step_0_keeping_what_it_wrote():
+    run_dir = make_run("exp", "early", "data.batch_size=1", "training.epochs=1")  # 1263 steps before last.pt
+    metrics_csv = run_dir / "logs" / "metrics.csv"
+    process = subprocess.Popen(train_command("exp", "early"), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, env=subprocess_env(), cwd=REPO_ROOT)
+    try:
+        wait_for(lambda: metrics_csv.is_file() and len(metrics_csv.read_text().splitlines()) > 1, process)
+        process.kill()
+        process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert not (run_dir / "checkpoints" / "last.pt").exists()
+    killed = metrics_csv.read_bytes()
+
+    with pytest.raises(RunHasOutputsError, match="continue it with --resume .*starts over from step 0"):
+        refuse_plain_start(Run.require("exp", "early"))  # what a plain start says
+    resumed = train("exp", "early", "--resume", "--set", "data.batch_size=64")
+    assert resumed.returncode == 0, resumed.stderr
+    assert read_metrics(run_dir)["step"].tolist() == list(range(20)), "each step once, from step 0"
+    assert "--resume starts over from step 0" in (run_dir / "logs" / "log.txt").read_text()
+    (archive,) = (run_dir / "restarted").iterdir()
+    assert (archive / "logs" / "metrics.csv").read_bytes() == killed, "the killed session's rows are kept aside"
+
+
+def test_a_run_folder_without_config_json_names_a_command_that_works(experiments_root):
+    run_dir = experiments_root / "exp" / "bare"
+    (run_dir / "logs").mkdir(parents=True)
+    (run_dir / "logs" / "notes.txt").write_text("keep me\n")
+    line = _one_error_line(run_script("02_train.py", "-e", "exp", "-r", "bare"), 2, str(run_dir), "config.json")
+    again = _one_error_line(run_script("01_initialize.py", "-e", "exp", "-r", "bare"), 2, "config.json")
+    command = re.search(r"`(.+)`", line).group(1)
+    assert command in again
+
+    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]])  # `python` is this one
+    done = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=120,
+                          env=subprocess_env(PATH=path), cwd=REPO_ROOT)
+    assert done.returncode == 0, done.stderr
+    assert (run_dir / "config.json").is_file()
+    (kept,) = [p for p in run_dir.parent.iterdir() if p.name.startswith("bare.orphaned-")]
+    assert (kept / "logs" / "notes.txt").read_text() == "keep me\n"

@@ -16,9 +16,8 @@ from typing import Any
 
 from utils.errors import RunHasOutputsError
 from utils.fileio import atomic_write_text, fsync_directory
-from utils.management import RUN_SUBDIRS, Run
+from utils.management import ARCHIVE_DIR, RUN_SUBDIRS, Run
 
-ARCHIVE_DIR = "restarted"
 SUMMARY_FILE = "summary.json"  # in logs/: written last, only by a session that finished
 
 
@@ -36,9 +35,9 @@ def refuse_plain_start(run: Run) -> None:
     if found:
         shown = ", ".join(str(path.relative_to(run.path)) for path in found[:3])
         raise RunHasOutputsError(
-            f"run {run.name} has already trained ({shown}); continue it with --resume, or start "
-            "over with --restart (keeps the old outputs under "
-            f"{ARCHIVE_DIR}/); nothing was changed"
+            f"run {run.name} has already trained ({shown}); continue it with --resume (from its newest "
+            "valid checkpoint; a run without one starts over from step 0), or start over with --restart "
+            f"(both keep old outputs they replace under {ARCHIVE_DIR}/); nothing was changed"
         )
 
 
@@ -54,7 +53,7 @@ def move_outputs_aside(run: Run) -> Path | None:
     if not moved:
         return None
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S-%f")
-    archive = run_dir / ARCHIVE_DIR / stamp
+    archive = run.archive / stamp
     archive.mkdir(parents=True)
     shutil.copy2(run.config_file, archive / run.config_file.name)
     for sub in moved:

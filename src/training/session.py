@@ -21,18 +21,20 @@ from training.early_stopping import EarlyStopping, EarlyStoppingConfig
 from training.evaluation import evaluate, log_drawings
 from training.optim import OptimizerConfig, SchedulerConfig, build_optimizer, build_scheduler
 from training.precision import MixedPrecision, check_precision
+from training.run_claim import claim_on_every_rank
 from training.run_config import RunConfig, RunSettings
 from training.run_outputs import move_outputs_aside, read_summary, refuse_plain_start, write_summary
 from training.signals import GracefulStop
 from training.task import TaskContext
 from training.trainer import Trainer, TrainingConfig, TrainState
-from utils.checkpointing.io import load_checkpoint, restore_checkpoint
+from utils.checkpointing.io import load_checkpoint, restore_checkpoint, restore_rng_state
 from utils.checkpointing.manager import CheckpointManager
 from utils.errors import CheckpointError, RunIOError
 from utils.helper_functions import barrier, get_rank, get_world_size, is_main_process, set_seed, unwrap_model
 from utils.logging import LOGGER, Logger, WriterError
 from utils.management import Run
 from utils.profiler import Profiler
+from utils.run_guard import RunLock
 
 
 
@@ -54,35 +56,38 @@ def run_session(
 ) -> SessionResult:
     """Train the run; returns exit code 0, or 143/130 after a graceful stop on a signal.
 
-    A run that has trained refuses a plain start (RunHasOutputsError): `resume` continues it,
-    `restart` moves its outputs aside first. A resume of a finished run returns at once.
+    The session holds the run's lock throughout (RunBusyError, exit 2, while another holds it).
+    A run that has trained refuses a plain start (RunHasOutputsError): `resume` continues it from
+    its newest valid checkpoint, or starts it over from step 0 when it has none; `restart`
+    starts over. Starting over moves the old outputs aside first. The checkpoint is loaded into
+    the model, optimizer, scheduler and scaler before any log is touched, so one that does not
+    fit (CheckpointError, exit 2) changes nothing. A resume of a finished run returns at once.
     `callbacks` are asked after each evaluated epoch on rank 0 (see `training.callbacks`).
     """
     started = time.perf_counter()
-    if not (resume or restart):
-        refuse_plain_start(run)
-    if resume and _already_finished(run, config[TrainingConfig].epochs):
-        return SessionResult(run, None, {}, time.perf_counter() - started, 0, already_finished=True)
     stop = GracefulStop().install()
     init_distributed(device)  # first: it selects this rank's GPU, where the compile check runs
+    lock: RunLock | None = None
     logger: Logger | None = None
     trainer: Trainer | None = None
     try:
+        lock = claim_on_every_rank(run, device)
+        if not (resume or restart):
+            refuse_plain_start(run)
+        if resume and _already_finished(run, config[TrainingConfig].epochs):
+            return SessionResult(run, None, {}, time.perf_counter() - started, 0, already_finished=True)
         _check_machine(config[TrainingConfig], device)
-        archive = move_outputs_aside(run) if restart and is_main_process() else None
-        barrier()
         settings = config[RunSettings]
         set_seed(settings.seed, settings.deterministic)
-        training = config[TrainingConfig]
-        checkpoints = CheckpointManager(run.checkpoints, training.keep_checkpoints, training.best_mode)
-        resume_from = checkpoints.find_resume_checkpoint(map_location=device) if resume else None
-        logger = Logger(run, resume_step=resume_from[1]["global_step"] if resume_from else None)
-        if archive is not None:
-            LOGGER.info(f"restart: the previous outputs were moved to {archive}")
-        _start_logging(config, resume_from, checkpoints.skipped)
+        checkpoints, resume_from, notes = _prepare_checkpoints(run, config[TrainingConfig], device, resume, restart)
         trainer = _build_trainer(config, device, checkpoints, stop, tuple(callbacks))
         if resume_from is not None:
-            _restore(trainer, *resume_from)
+            notes += _restore(trainer, *resume_from)
+        logger = Logger(run, resume_step=resume_from[1]["global_step"] if resume_from else None)
+        _start_logging(config, resume_from, checkpoints.skipped, notes)
+        LOGGER.log_architecture(unwrap_model(trainer.model))
+        if resume_from is not None:
+            restore_rng_state(resume_from[1]["rng"])  # last: starting the writers may draw random numbers
         trainer.fit()
         test_metrics = {} if trainer.stop_agreed() else _test(trainer, run)  # every rank decides alike
         result = SessionResult(run, checkpoints.best_metric, test_metrics, time.perf_counter() - started, stop.exit_code)
@@ -102,8 +107,38 @@ def run_session(
         failing = sys.exc_info()[0] is not None
         if logger is not None:
             _finish(logger, failing=failing)
+        if lock is not None:
+            lock.release()
         destroy_distributed(together=not failing)
         stop.restore()
+
+
+def _prepare_checkpoints(
+    run: Run, training: TrainingConfig, device: torch.device, resume: bool, restart: bool,
+) -> tuple[CheckpointManager, tuple[Path, dict] | None, list[str]]:
+    """The checkpoint manager, the checkpoint to resume from, and notes for log.txt.
+
+    Starting over (`restart`, or `resume` of a run without a valid checkpoint, such as one killed
+    before its first save) first moves the old outputs aside, so that nothing is lost.
+    """
+    skipped: list[tuple[Path, str]] = []  # the unreadable checkpoints of a resume, for log.txt
+    if resume:
+        checkpoints = CheckpointManager(run.checkpoints, training.keep_checkpoints, training.best_mode)
+        try:
+            return checkpoints, checkpoints.find_resume_checkpoint(map_location=device), []
+        except CheckpointError:  # no valid checkpoint: start over
+            skipped = checkpoints.skipped
+    elif not restart:
+        return CheckpointManager(run.checkpoints, training.keep_checkpoints, training.best_mode), None, []
+    barrier()  # every rank has read the checkpoints before rank 0 moves them
+    archive = move_outputs_aside(run) if is_main_process() else None
+    barrier()
+    checkpoints = CheckpointManager(run.checkpoints, training.keep_checkpoints, training.best_mode)
+    checkpoints.skipped.extend(skipped)
+    notes = [f"no valid checkpoint in {run.checkpoints}: --resume starts over from step 0"] if resume else []
+    if archive is not None:
+        notes.append(f"{'--resume' if resume else '--restart'}: the previous outputs were moved to {archive}")
+    return checkpoints, None, notes
 
 
 def _machine_failure(error: Exception) -> Exception:
@@ -136,12 +171,16 @@ def _already_finished(run: Run, epochs: int) -> bool:
     return True
 
 
-def _start_logging(config: RunConfig, resume_from: tuple[Path, dict] | None, skipped: list[tuple[Path, str]]) -> None:
+def _start_logging(
+    config: RunConfig, resume_from: tuple[Path, dict] | None, skipped: list[tuple[Path, str]], notes: list[str],
+) -> None:
     LOGGER.start_writers(config.parsed)
     LOGGER.log_config(config.raw)
     LOGGER.log_git_hash()
     for path, reason in skipped:
         LOGGER.warning(f"skipped checkpoint {path}: {reason}")
+    for note in notes:
+        LOGGER.info(note)
     if resume_from is not None:
         path, checkpoint = resume_from
         LOGGER.info(f"resuming from {path} at epoch {checkpoint['epoch']}, step {checkpoint['global_step']}")
@@ -156,7 +195,6 @@ def _build_trainer(
     task = config.task(context)
     loaders = build_loaders(task.build_datasets(), config[LoaderConfig], settings.seed, get_rank(), get_world_size())
     model = task.build_model().to(device)
-    LOGGER.log_architecture(model)
     if training.compile:
         model = torch.compile(model)  # shares the parameters; checkpoints hold the plain model's keys
     if get_world_size() > 1:
@@ -179,14 +217,15 @@ def _check_machine(training: TrainingConfig, device: torch.device) -> None:
         check_compile(device)
 
 
-def _restore(trainer: Trainer, path: Path, checkpoint: dict) -> None:
-    scaler = trainer.precision.scaler
+def _restore(trainer: Trainer, path: Path, checkpoint: dict) -> list[str]:
+    """Load every state but the random ones (restored last, see run_session); returns notes for log.txt."""
+    notes, scaler = [], trainer.precision.scaler
     if scaler is not None and checkpoint["scaler"] is None:
-        LOGGER.info("the checkpoint has no GradScaler state (trained without fp16): the loss scale starts anew")
+        notes.append("the checkpoint has no GradScaler state (trained without fp16): the loss scale starts anew")
         scaler = None
     restore_checkpoint(
         checkpoint, model=trainer.model, optimizer=trainer.optimizer,
-        scheduler=trainer.scheduler, scaler=scaler,
+        scheduler=trainer.scheduler, scaler=scaler, restore_rng=False,
     )
     extra = checkpoint["extra"]
     trainer.state = TrainState(
@@ -195,16 +234,19 @@ def _restore(trainer: Trainer, path: Path, checkpoint: dict) -> None:
     )
     if "early_stopping" in extra:  # checkpoints written before early stopping existed lack it
         trainer.early_stopping.load_state_dict(extra["early_stopping"])
+    return notes
 
 
 def _test(trainer: Trainer, run: Run) -> dict[str, float]:
-    """Test metrics of the best checkpoint (the final weights when no best.pt exists)."""
+    """Test metrics of the best checkpoint (the final weights when no best.pt exists, or when it
+    cannot be read or does not fit the model: a warning names the file and why)."""
     barrier()
     if run.best_checkpoint.is_file():
         try:
-            unwrap_model(trainer.model).load_state_dict(load_checkpoint(run.best_checkpoint, trainer.device)["model"])
+            best = load_checkpoint(run.best_checkpoint, trainer.device)
+            restore_checkpoint(best, model=trainer.model, restore_rng=False)
         except CheckpointError as exc:
-            LOGGER.warning(f"testing the final weights: {exc}")
+            LOGGER.warning(f"not testing {run.best_checkpoint} ({exc}): testing the final weights")
     autocast = trainer.precision.autocast()
     step = max(trainer.state.global_step - 1, 0)
     evaluation = evaluate(

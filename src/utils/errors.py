@@ -56,6 +56,14 @@ class RunHasOutputsError(TemplateError):
     """A plain start of a run that has already trained (use --resume or --restart)."""
 
 
+class RunBusyError(TemplateError):
+    """A run another session holds right now (its lock names the pid)."""
+
+
+class RunLinkError(TemplateError):
+    """A path a session would write in a run that is a symlink leading out of the run."""
+
+
 class UnreadableCheckpointError(CheckpointError):
     """A checkpoint file that cannot be loaded; `reason` says why in one line, without the path."""
 

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
-from utils.errors import DiskFullError
+from utils.errors import DiskFullError, RunIOError
 
 # mkstemp creates files readable by the owner only; give the final file the mode a plain
 # open() would (0o666 minus the umask). Read once at import, while still single-threaded.
@@ -17,6 +17,11 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 FILE_MODE = 0o666 & ~_UMASK
 _NO_SPACE = {errno.ENOSPC: "no space left on device", errno.EDQUOT: "disk quota exceeded"}
+_MACHINE_FIXES = {
+    errno.EROFS: "the file system is mounted read-only: remount it writable, or use another EXPERIMENTS_ROOT",
+    errno.EACCES: "make it writable for this user (chmod u+w), or use another EXPERIMENTS_ROOT",
+    errno.EPERM: "make it writable for this user (chmod u+w), or use another EXPERIMENTS_ROOT",
+}
 
 
 def fsync_directory(directory: Path) -> None:
@@ -61,6 +66,17 @@ def atomic_open(path: Path | str, expected_size: int | None = None) -> Iterator[
         _raise_if_disk_full(error, path, expected_size)
         raise
     fsync_directory(path.parent)
+
+
+def machine_error(error: OSError, path: Path) -> RunIOError:
+    """A one-line RunIOError (DiskFullError on ENOSPC/EDQUOT) for an OSError of the machine while
+    writing `path`, naming the path, the cause and what to do; the caller raises it from `error`."""
+    try:
+        _raise_if_disk_full(error, Path(path), None)
+    except DiskFullError as disk_full:
+        return disk_full
+    fix = _MACHINE_FIXES.get(error.errno, "fix the folder (or use another EXPERIMENTS_ROOT) and try again")
+    return RunIOError(f"cannot write {path}: {error.strerror or error}; {fix}")
 
 
 def _raise_if_disk_full(error: BaseException, path: Path, expected_size: int | None) -> None:

@@ -8,7 +8,9 @@ before anything is created.
 import errno
 import os
 import secrets
+import shlex
 import shutil
+import sys
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -29,15 +31,16 @@ from utils.errors import (
     ExperimentNotFoundError,
     InvalidNameError,
     RunExistsError,
+    RunIOError,
     RunNotFoundError,
     TemplateError,
 )
-from utils.fileio import atomic_write_text, fsync_directory
+from utils.fileio import atomic_write_text, fsync_directory, machine_error
 from utils.names import validate_name
 
 __all__ = [
-    "CONFIG_DIR", "RUN_FOLDERS", "RUN_SUBDIRS", "ROOT_ENV_VAR", "Run", "RunInfo", "apply_overrides",
-    "available_templates", "clear_run", "create_experiment", "create_run", "experiment_path",
+    "ARCHIVE_DIR", "CONFIG_DIR", "LOCK_FILE", "RUN_FOLDERS", "RUN_SUBDIRS", "ROOT_ENV_VAR", "Run", "RunInfo",
+    "apply_overrides", "available_templates", "clear_run", "create_experiment", "create_run", "experiment_path",
     "experiments_root", "list_all", "list_experiments", "list_runs", "load_config_template",
     "load_run_config", "require_new_run", "require_run", "run_path", "save_run_config",
     "template_path",
@@ -52,6 +55,8 @@ LAST_CHECKPOINT = "last.pt"
 BEST_CHECKPOINT = "best.pt"
 METRICS_FILE = "metrics.csv"
 TEXT_LOG = "log.txt"
+LOCK_FILE = "session.lock"  # beside config.json: held by the session training the run
+ARCHIVE_DIR = "restarted"  # --restart moves the outputs into <run>/restarted/<time>/
 
 
 @dataclass(frozen=True)
@@ -106,6 +111,14 @@ class Run:
         return self.folder("visualization")
 
     @property
+    def lock_file(self) -> Path:
+        return self.path / LOCK_FILE
+
+    @property
+    def archive(self) -> Path:
+        return self.path / ARCHIVE_DIR
+
+    @property
     def last_checkpoint(self) -> Path:
         return self.checkpoints / LAST_CHECKPOINT
 
@@ -135,7 +148,13 @@ def experiments_root() -> Path:
     """The folder holding all experiments (env `EXPERIMENTS_ROOT` or `<repo>/experiments`)."""
     configured = os.environ.get(ROOT_ENV_VAR)
     root = Path(configured).expanduser() if configured else REPO_ROOT / "experiments"
-    return root.resolve()
+    root = root.resolve()
+    if root.exists() and not root.is_dir():
+        raise RunIOError(
+            f"the experiments root {root} is a file, not a folder; point {ROOT_ENV_VAR} at a folder "
+            "(or move the file away)"
+        )
+    return root
 
 
 def _inside_root(path: Path) -> Path:
@@ -159,9 +178,20 @@ def run_path(experiment: str, run: str) -> Path:
 
 
 def create_experiment(experiment: str) -> Path:
-    """Create the experiment folder if missing (an existing one is left as it is)."""
+    """Create the experiment folder if missing (an existing one is left as it is).
+
+    A missing experiments root is created too, and said on stderr: a mistyped EXPERIMENTS_ROOT
+    shows at once. A folder that cannot be made is a RunIOError naming it.
+    """
     path = experiment_path(experiment)
-    path.mkdir(parents=True, exist_ok=True)
+    root = experiments_root()
+    try:
+        if not root.is_dir():
+            root.mkdir(parents=True)
+            print(f"created the experiments root {root} (set {ROOT_ENV_VAR} to put it elsewhere)", file=sys.stderr)
+        path.mkdir(exist_ok=True)
+    except OSError as error:
+        raise machine_error(error, Path(error.filename or path)) from error
     return path
 
 
@@ -177,7 +207,10 @@ def create_run(experiment: str, run: str, config: dict[str, Any]) -> Path:
     target = require_new_run(experiment, run)
     text = dump_config(config)
     parent = create_experiment(experiment)
-    staging = _make_staging_folder(parent, run)
+    try:
+        staging = _make_staging_folder(parent, run)
+    except OSError as error:
+        raise machine_error(error, parent) from error
     try:
         for sub in RUN_SUBDIRS:
             (staging / sub).mkdir()
@@ -188,6 +221,11 @@ def create_run(experiment: str, run: str, config: dict[str, Any]) -> Path:
             if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):
                 raise
             raise RunExistsError(_exists_message(experiment, run)) from None
+    except OSError as error:
+        shutil.rmtree(staging, ignore_errors=True)
+        if isinstance(error, (RunIOError, TemplateError)):  # RunExistsError is an OSError too
+            raise
+        raise machine_error(error, Path(error.filename or staging)) from error
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -219,15 +257,28 @@ def require_new_run(experiment: str, run: str) -> Path:
 
 
 def _exists_message(experiment: str, run: str) -> str:
+    path = run_path(experiment, run)
+    if path.is_dir() and not (path / CONFIG_FILE).is_file():
+        return f"run {experiment}/{run} exists at {path} without a {CONFIG_FILE}; {_recreate_hint(experiment, run)}"
+    return f"run {experiment}/{run} already exists at {path}; choose another run name (nothing was changed)"
+
+
+def _recreate_hint(experiment: str, run: str) -> str:
+    """The command that keeps a run folder without config.json aside and creates the run anew."""
+    path = run_path(experiment, run)
+    aside = path.with_name(f"{run}.orphaned-{datetime.fromtimestamp(path.stat().st_mtime):%Y%m%d-%H%M%S}")
     return (
-        f"run {experiment}/{run} already exists at {run_path(experiment, run)}; "
-        "choose another run name (nothing was changed)"
+        f"keep its files aside and create the run anew: `mv {shlex.quote(str(path))} {shlex.quote(str(aside))} && "
+        f"python src/01_initialize.py -e {experiment} -r {run}` (nothing was changed)"
     )
 
 
 def require_run(experiment: str, run: str) -> Path:
     """The run's folder, or `RunNotFoundError` naming how to create it."""
     path = run_path(experiment, run)
+    if path.is_dir() and not (path / CONFIG_FILE).is_file():
+        hint = _recreate_hint(experiment, run)
+        raise RunNotFoundError(f"run {experiment}/{run} at {path} has no {CONFIG_FILE}; {hint}")
     if not (path / CONFIG_FILE).is_file():
         raise RunNotFoundError(
             f"run {experiment}/{run} does not exist at {path}; create it with "

@@ -10,11 +10,11 @@ torch and numpy are imported inside the functions, so importing this module stay
 """
 
 import random
-import re
 from collections import Counter, OrderedDict
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from utils.checkpointing.diagnosis import describe_mismatch, one_line, why_load_failed, why_not_an_archive
 from utils.errors import CheckpointError, UnreadableCheckpointError
 from utils.fileio import atomic_open
 from utils.helper_functions import unwrap_model
@@ -25,9 +25,7 @@ REQUIRED_KEYS = (
     "epoch", "global_step", "best_metric", "extra",
 )
 _SCALAR_TYPES = (type(None), bool, int, float, complex, str, bytes, bytearray)
-_UNSAFE_GLOBAL = re.compile(r"Unsupported global: GLOBAL (\S+)")  # what weights_only refused to import
-_UNPICKLER_MARKER = "WeightsUnpickler error:"  # precedes the cause in torch's weights_only errors
-_NAMES_SHOWN = 3  # keys named per kind of mismatch when a checkpoint does not fit the model
+
 
 
 def capture_rng_state() -> dict[str, Any]:
@@ -220,10 +218,13 @@ def _load(path: Path, *, map_location: Any, mmap: bool) -> dict[str, Any]:
 
     if not path.is_file():
         raise _unreadable(path, "does not exist", "check the path or the run name")
+    not_an_archive = why_not_an_archive(path)
+    if not_an_archive:
+        raise _unreadable(path, not_an_archive, "delete it or resume from another checkpoint")
     try:
         checkpoint = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except Exception as error:  # torch raises RuntimeError, EOFError, UnpicklingError, ...
-        raise _unreadable(path, _load_failure(error), "delete it or resume from another checkpoint") from error
+        raise _unreadable(path, why_load_failed(error), "delete it or resume from another checkpoint") from error
     if not isinstance(checkpoint, dict):
         raise _unreadable(path, f"not a checkpoint of this template (holds a {type(checkpoint).__name__})",
                           "point to a file written by this template")
@@ -237,29 +238,9 @@ def _load(path: Path, *, map_location: Any, mmap: bool) -> dict[str, Any]:
     return checkpoint
 
 
-def _one_line(error: BaseException) -> str:
-    """`error` with its type, its lines joined into one (torch's messages span many lines)."""
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    return f"{type(error).__name__}: {' '.join(lines)}" if lines else type(error).__name__
-
-
 def _unreadable(path: Path, reason: str, fix: str) -> UnreadableCheckpointError:
     """The error for a file that cannot be loaded; `reason` is one line without the path."""
     return UnreadableCheckpointError(f"checkpoint {path}: {reason}; {fix}", reason=reason)
-
-
-def _load_failure(error: BaseException) -> str:
-    """Why torch.load refused a file, in one line: an unsafe pickled object, else damage."""
-    text = str(error)
-    refused = _UNSAFE_GLOBAL.search(text)
-    if refused:
-        return (f"holds a pickled object ({refused.group(1)}) that weights_only loading refuses; "
-                "the template never unpickles unsafely")
-    _, marker, detail = text.partition(_UNPICKLER_MARKER)  # torch wraps the cause in advice
-    lines = [line.strip() for line in detail.splitlines() if line.strip()]
-    if marker and lines:
-        return f"truncated or corrupt ({type(error).__name__}: {lines[0]})"
-    return f"truncated or corrupt ({_one_line(error)})"
 
 
 def restore_checkpoint(
@@ -273,16 +254,19 @@ def restore_checkpoint(
 ) -> None:
     """Load the checkpoint's states into the given objects (the model through `unwrap_model`).
 
-    Raises CheckpointError when the model does not fit the stored weights or a requested
-    state (optimizer, scheduler, scaler) was not saved.
+    Raises CheckpointError when the model does not fit the stored weights, a requested state
+    (optimizer, scheduler, scaler) was not saved or does not fit its object. The weights are
+    checked before any is copied, so a model they do not fit keeps its own.
     """
     bare = unwrap_model(model)
+    detail = describe_mismatch(checkpoint["model"], bare.state_dict())
     try:
+        if detail:
+            raise RuntimeError(detail)
         bare.load_state_dict(checkpoint["model"])
     except RuntimeError as error:
-        detail = _describe_mismatch(checkpoint["model"], bare.state_dict()) or _one_line(error)
         raise CheckpointError(
-            f"checkpoint weights do not fit the model {type(bare).__name__}: {detail}; "
+            f"checkpoint weights do not fit the model {type(bare).__name__}: {detail or one_line(error)}; "
             "resume with the config the checkpoint was trained with"
         ) from error
     for name, target in (("optimizer", optimizer), ("scheduler", scheduler), ("scaler", scaler)):
@@ -290,40 +274,12 @@ def restore_checkpoint(
             continue
         if checkpoint[name] is None:
             raise CheckpointError(f"checkpoint has no {name} state; it was saved without a {name}")
-        target.load_state_dict(checkpoint[name])
+        try:
+            target.load_state_dict(checkpoint[name])
+        except (KeyError, RuntimeError, TypeError, ValueError) as error:
+            raise CheckpointError(
+                f"checkpoint {name} state does not fit the {type(target).__name__}: {one_line(error)}; "
+                "resume with the config the checkpoint was trained with"
+            ) from error
     if restore_rng:
         restore_rng_state(checkpoint["rng"])
-
-
-def _describe_mismatch(saved: dict[str, Any], expected: dict[str, Any]) -> str:
-    """How many keys are missing, unexpected and of the wrong shape, naming the first few of each."""
-    missing = [key for key in expected if key not in saved]
-    unexpected = [key for key in saved if key not in expected]
-    wrong_shape = []
-    for key, value in expected.items():
-        saved_shape, model_shape = _shape_or_none(saved.get(key)), _shape_or_none(value)
-        if None not in (saved_shape, model_shape) and saved_shape != model_shape:
-            wrong_shape.append(f"{key}: checkpoint {saved_shape}, model {model_shape}")
-    parts = [
-        _count_and_name(missing, "missing key", "missing keys"),
-        _count_and_name(unexpected, "unexpected key", "unexpected keys"),
-        _count_and_name(wrong_shape, "key of the wrong shape", "keys of the wrong shape"),
-    ]
-    return ", ".join(part for part in parts if part)
-
-
-def _shape_or_none(value: Any) -> tuple[int, ...] | None:
-    """The shape of a tensor whose shape is known (not a lazy module's parameter), else None."""
-    import torch
-
-    if isinstance(value, torch.Tensor) and not torch.nn.parameter.is_lazy(value):
-        return tuple(value.shape)
-    return None
-
-
-def _count_and_name(items: list[str], singular: str, plural: str) -> str:
-    """'2 missing keys (a, b)': the count and the first `_NAMES_SHOWN` items ('' when none)."""
-    if not items:
-        return ""
-    shown = ", ".join(items[:_NAMES_SHOWN]) + (", ..." if len(items) > _NAMES_SHOWN else "")
-    return f"{len(items)} {singular if len(items) == 1 else plural} ({shown})"

@@ -109,9 +109,9 @@ class CheckpointManager:
         """What find_resume_checkpoint raises: the folder, then one line per skipped file and why."""
         message = f"no valid checkpoint in {self.directory}"
         if not skipped:
-            return f"{message}; train without --resume first"
+            return f"{message}; nothing to resume from"
         lines = "".join(f"\n  {path.name}: {reason}" for path, reason in skipped)
-        return f"{message} ({len(skipped)} unreadable file(s) skipped); train without --resume first{lines}"
+        return f"{message} ({len(skipped)} unreadable file(s) skipped); nothing to resume from{lines}"
 
     def _resume_candidates(self) -> list[Path]:
         """last.pt, then the epoch files newest first (only those that exist)."""
