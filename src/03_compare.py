@@ -14,7 +14,7 @@ from pathlib import Path
 from sweeps.state import SweepState, list_sweeps, read_state, sweep_dir
 from utils.cli import OneLineParser, add_name_option, require_name
 from utils.configs import load_config_file
-from utils.errors import TemplateError
+from utils.errors import RunIOError, TemplateError
 from utils.management import Run, experiment_path, list_runs
 from utils.names import sanitize_name
 from sweeps.table import (
@@ -299,7 +299,7 @@ def compare_sweep(args: argparse.Namespace, experiment: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Parse and compare; a usage error prints one line and returns 2."""
+    """Parse and compare; a usage error prints one line and returns 2, the machine's refusal 1."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
@@ -311,6 +311,9 @@ def main(argv: list[str] | None = None) -> int:
     except (TemplateError, UsageError) as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)
         return 2
+    except RunIOError as error:  # the machine's refusal (the root is a file, a read-only disk)
+        print(f"{PROG}: error: {error}", file=sys.stderr)
+        return 1
     return 0
 
 

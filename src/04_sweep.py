@@ -16,7 +16,7 @@ from sweeps.state import changed_fields, check_unchanged, gone_trials, list_swee
 from sweeps.trial_runs import check_sweep
 from sweeps.trials import total_trials
 from utils.cli import OneLineParser, add_name_option, int_at_least, require_name
-from utils.errors import TemplateError
+from utils.errors import RunIOError, TemplateError
 
 EXAMPLES = """\
 examples:
@@ -104,6 +104,9 @@ def main(argv: list[str] | None = None) -> int:
     except TemplateError as exc:
         print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
+    except RunIOError as exc:  # the machine's refusal (the root is a file, a read-only disk)
+        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -167,7 +167,12 @@ def test_a_nonexistent_root_is_created_and_said_once_and_a_root_that_is_a_file_i
     as_file = tmp_path / "a-file"
     as_file.write_text("not a folder\n")
     monkeypatch.setenv("EXPERIMENTS_ROOT", str(as_file))
-    for script, args in (("01_initialize.py", ("-e", "exp", "-r", "r")), ("02_train.py", ("-e", "exp", "-r", "r"))):
+    every_cli = (
+        ("01_initialize.py", ("-e", "exp", "-r", "r")), ("02_train.py", ("-e", "exp", "-r", "r")),
+        ("03_compare.py", ("-e", "exp")),
+        ("04_sweep.py", ("-e", "exp", "-s", str(REPO_ROOT / "config" / "sweeps" / "example.json"), "--dry-run")),
+    )
+    for script, args in every_cli:
         _one_error_line(run_script(script, *args), 1, str(as_file), "is a file, not a folder", "EXPERIMENTS_ROOT")
     assert as_file.read_text() == "not a folder\n"
 
