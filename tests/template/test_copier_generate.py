@@ -46,13 +46,12 @@ def test_the_answers_decide_which_examples_arrive_and_nothing_of_the_others_rema
         if not kept[example]:
             assert files_naming(project, example) == [], f"{example} is left out but named there"
 
+    task = "digits" if keep_digits else "starter"  # the task of default.json, which make train trains
     config = json.loads((project / "config" / "default.json").read_text())
-    assert config["task"] == ("digits" if keep_digits else "starter")
-    assert config["logging"]["wandb_project"] == "demo project"
+    assert config["task"] == task and config["logging"]["wandb_project"] == "demo project"
+    assert f"\nDEFAULT_TASK := {task}\n" in (project / "Makefile").read_text()
     dry_run = run(["make", "-n", "-o", ".venv/.installed-requirements", "train"], project, env).stdout
-    # make train trains the first example kept, else the task of default.json
-    expected = ("-r shapes-", "-c shapes") if keep_shapes and not keep_digits else ("-r run-", "-c default")
-    assert tuple(word for word in ("-r run-", "-c default", "-r shapes-", "-c shapes") if word in dry_run) == expected
+    assert "-r run-" in dry_run and "-c default" in dry_run
     assert readme.startswith("# demo project\n") and "<!-- example:" not in readme
     answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
     assert answers["_commit"] == VERSION and (answers["keep_digits"], answers["keep_shapes"]) == (keep_digits, keep_shapes)
