@@ -53,6 +53,7 @@ def test_the_answers_decide_which_examples_arrive_and_nothing_of_the_others_rema
     dry_run = run(["make", "-n", "-o", ".venv/.installed-requirements", "train"], project, env).stdout
     assert "-r run-" in dry_run and "-c default" in dry_run
     assert readme.startswith("# demo project\n") and "<!-- example:" not in readme
+    assert f"cp src/tasks/{task}.py src/tasks/my_task.py" in readme, "Bring your own task starts from default.json's task"
     answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
     assert answers["_commit"] == VERSION and (answers["keep_digits"], answers["keep_shapes"]) == (keep_digits, keep_shapes)
     assert_the_rest_is_copied_as_it_is(source, project, env)
