@@ -7,14 +7,15 @@ STAMP := $(VENV)/.installed-requirements
 BENCH_STAMP := $(VENV)/.installed-requirements-bench
 # `make test PYTEST_ARGS="-k csv"` narrows the run; -n 2 uses both cores.
 PYTEST_ARGS ?=
-# `make train` trains a fresh run of an example each time: TASK picks it (digits or shapes;
-# config/default.json is the digits task's template, config/<task>.json the others'),
+# `make train` trains a fresh run of a task each time: TASK picks it (DEFAULT_TASK, the task of
+# config/default.json, unless given; config/<task>.json is the others' template),
 # EXP/RUN/CONFIG can be overridden.
-TASK ?= digits
-CONFIG ?= $(if $(filter digits,$(TASK)),default,$(TASK))
+DEFAULT_TASK := digits
+TASK ?= $(DEFAULT_TASK)
+CONFIG ?= $(if $(filter $(DEFAULT_TASK),$(TASK)),default,$(TASK))
 EXP ?= example
 STAMP_NOW := $(shell date +%Y%m%d-%H%M%S)
-RUN ?= $(if $(filter digits,$(TASK)),run,$(TASK))-$(STAMP_NOW)
+RUN ?= $(if $(filter $(DEFAULT_TASK),$(TASK)),run,$(TASK))-$(STAMP_NOW)
 TRAIN_ARGS ?=
 
 .PHONY: train test bench venv clean-venv

@@ -43,12 +43,6 @@ def test_make_train_names_each_run_with_a_new_timestamp():
     assert "01_initialize.py -e example -r run-" in dry_run.stdout
 
 
-def test_make_train_task_shapes_initializes_from_the_shapes_template():
-    dry_run = _make("-n", "train", "TASK=shapes")
-    assert dry_run.returncode == 0, dry_run.stderr
-    assert "-r shapes-" in dry_run.stdout and "-c shapes" in dry_run.stdout
-
-
 def test_make_bench_installs_the_anchors_and_make_test_does_not():
     bench = _make("-n", "bench")
     assert bench.returncode == 0, bench.stderr

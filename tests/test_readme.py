@@ -31,6 +31,11 @@ COVERED_ELSEWHERE = {
     # keep_exp.sh works on the repository's own folders, which tests never write into
     "./keep_exp.sh --dry-run": "tests/test_keep_exp.py (on a copy of the layout)",
     "./keep_exp.sh": "tests/test_keep_exp.py (on a copy of the layout)",
+    # "Start a new project" and its update block, on a tagged copy of HEAD
+    **{command: "tests/template/test_copier_update.py" for command in (
+        "pipx run copier copy --vcs-ref v1.0.0 https://github.com/OWNER/pytorch-template my-project",
+        "cd my-project", 'git init -q && git add -A && git commit -qm "my-project from pytorch-template v1.0.0"',
+        "copier update --defaults --vcs-ref v1.1.0")},
 }
 
 

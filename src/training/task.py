@@ -37,7 +37,7 @@ from torch.utils.data import Dataset
 from utils.config_fields import ParsedConfig
 from utils.errors import ConfigValueError
 
-TASK_PACKAGE = "tasks"  # `task: "digits"` is found in src/tasks/digits.py when not registered yet
+TASK_PACKAGE = "tasks"  # `task: "NAME"` is found in src/tasks/NAME.py when not registered yet
 Direction = Literal["min", "max"]  # whether a smaller or a larger value of a metric is better
 DIRECTIONS: tuple[Direction, ...] = ("min", "max")
 
@@ -89,7 +89,7 @@ class Task:
         self.context = context
 
     def section(self, owner: type) -> Any:
-        """This task's typed config section, e.g. `self.section(DigitsData).val_fraction`."""
+        """This task's typed config section, e.g. `self.section(MyTaskData).samples`."""
         return self.context.config[owner]
 
     def build_datasets(self) -> Datasets:
