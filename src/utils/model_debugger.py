@@ -11,7 +11,7 @@ tensor's device until read. After `detach()` the model carries none of the debug
 
 import sys
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
+from utils.helper_functions import count_parameters
 from utils.logging import LOGGER
 from utils.debugging.layers import Selector, first_tensor, select_layers
 from utils.debugging.memo import StatsMemo
@@ -43,7 +44,7 @@ class ModelDebugger:
     keep: "stats" (on-device statistics of the latest captured step), "tensors" (detached clones
       in a buffer of the last `buffer_size` captures per layer and kind) or "both".
     mode: "once" (the next forward and its backward, then detach), "every" (steps divisible by
-      `every`) or "always". The guard and breakpoints act on every step while attached.
+      `every`) or "always". The guard acts on every step while attached.
     guard: "raise" a NonFiniteError or call `breakpoint()` (so PYTHONBREAKPOINT decides) at the
       first layer, in execution order, whose output or output gradient holds NaN or Inf. The
       check synchronises with the device once per layer and step: use it to hunt, not always.
@@ -83,7 +84,6 @@ class ModelDebugger:
         self._memo = StatsMemo()  # a step's aliases (Flatten, Identity, their gradients) are measured once
         self._buffers: dict[tuple[str, str], deque[Tensor]] = {}
         self._shapes: dict[str, tuple[int, ...]] = {}
-        self._breaks: dict[str, list[tuple[str, Callable[[Tensor], Any] | None]]] = {}
         self._handles: list[RemovableHandle] = []
         self._pass_handles: list[RemovableHandle] = []
         self._attached = False
@@ -134,27 +134,6 @@ class ModelDebugger:
         if self._attached:
             self.detach()
 
-    def add_breakpoint(
-        self,
-        layer: str,
-        *,
-        forward: bool = True,
-        backward: bool = False,
-        condition: Callable[[Tensor], Any] | None = None,
-    ) -> None:
-        """Call `breakpoint()` after `layer`'s forward and/or when its output gradient arrives.
-
-        `condition(tensor)` (output or gradient) must be truthy for the break to happen; in the
-        debugger, `name`, `tensor`, `module` and `step` are locals of the breaking frame.
-        """
-        if layer not in self.layers:
-            raise ValueError(f"breakpoint layer {layer!r} is not debugged: pick one of {', '.join(self.layers)}")
-        if not (forward or backward):
-            raise ValueError("a breakpoint needs forward=True, backward=True or both")
-        for direction, wanted in (("forward", forward), ("backward", backward)):
-            if wanted:
-                self._breaks.setdefault(layer, []).append((direction, condition))
-
     # --- reading results -------------------------------------------------------------------
     def stats(self) -> dict[str, dict[str, dict[str, float]]]:
         """Latest captured statistics as floats: layer -> kind -> stat (synchronises once)."""
@@ -175,8 +154,8 @@ class ModelDebugger:
         rows = []
         for name, module in self.layers.items():
             shape = self._shapes.get(name)
-            params = sum(p.numel() for _, p in self._trainable(module))
-            rows.append((name, type(module).__name__, "x".join(map(str, shape)) if shape else "-", params))
+            rows.append((name, type(module).__name__, "x".join(map(str, shape)) if shape else "-",
+                         count_parameters(module)))
         ordered = {layer: dict(sorted(kinds.items(), key=lambda kv: self._kind_order(kv[0])))
                    for layer, kinds in floats.items()}
         return format_summary(rows, ordered)
@@ -225,13 +204,10 @@ class ModelDebugger:
             self._record(name, "output", tensor)
         if self.guard != "off":
             self._check_finite(name, module, tensor, "forward", step, args)
-        for direction, condition in self._breaks.get(name, ()):
-            if direction == "forward":
-                self._maybe_break(name, module, tensor, step, condition)
         if not tensor.requires_grad:
             return
         wants_grad = capturing and "grad" in self.capture
-        if wants_grad or self.guard != "off" or any(d == "backward" for d, _ in self._breaks.get(name, ())):
+        if wants_grad or self.guard != "off":
             token = object()
             hook = partial(self._on_output_grad, name, module, step, wants_grad, token)
             self._pass_handles.append(tensor.register_hook(hook))
@@ -248,9 +224,6 @@ class ModelDebugger:
             self._record(name, "grad", grad)
         if self.guard != "off":
             self._check_finite(name, module, grad, "backward", step, None)
-        for direction, condition in self._breaks.get(name, ()):
-            if direction == "backward":
-                self._maybe_break(name, module, grad, step, condition)
         self._pending.discard(token)
         self._finish_once_if_done()
 
@@ -325,11 +298,6 @@ class ModelDebugger:
                     f"the code before '{name}' produced them")
         return (f"its input was non-finite although the output of the previous debugged layer '{previous}' was "
                 f"finite: the code between '{previous}' and '{name}' produced them")
-
-    def _maybe_break(self, name: str, module: nn.Module, tensor: Tensor, step: int,
-                     condition: Callable[[Tensor], Any] | None) -> None:
-        if condition is None or bool(condition(tensor)):
-            self._break(name, module, tensor, step)
 
     @staticmethod
     def _break(name: str, module: nn.Module, tensor: Tensor, step: int) -> None:

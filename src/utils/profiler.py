@@ -11,7 +11,6 @@ current stream and resolves them only when read, so profiling adds no synchronis
 thread has its own stack and tree (no locks on the hot path); reports merge them by path.
 """
 
-import json
 import threading
 from collections.abc import Callable
 from functools import wraps
@@ -218,13 +217,6 @@ class Profiler:
     def to_dict(self) -> dict[str, Any]:
         """Nested JSON-ready dict: name -> calls, total/mean/min/max in ms, share of parent, children."""
         return _nodes_to_dict(self.tree())
-
-    def export_json(self, path: str | Path) -> Path:
-        """Write `to_dict()` as JSON to `path`."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(self.to_dict(), indent=2), encoding="utf-8")
-        return path
 
     def report(self) -> str:
         """The tree as a text table: calls, total, mean, min, max (ms) and % of the parent."""
