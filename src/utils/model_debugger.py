@@ -18,7 +18,7 @@ from typing import Any
 from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
-from utils.helper_functions import count_parameters
+from utils.helper_functions import count_parameters, write_to_logs
 from utils.logging import LOGGER
 from utils.debugging.captures import KEEP, Captures
 from utils.debugging.guard import FiniteGuard
@@ -154,11 +154,7 @@ class ModelDebugger:
 
     def write_summary(self, directory: str | Path | None = None, filename: str = "model_debug.txt") -> Path:
         """Write `summary()` to `directory` (default: the run's logs folder of the logger)."""
-        folder = Path(directory) if directory is not None else Path(self.logger.get_path("log"))
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / filename
-        path.write_text(self.summary(), encoding="utf-8")
-        return path
+        return write_to_logs(self.logger, self.summary(), filename, directory)
 
     # --- hooks -----------------------------------------------------------------------------
     def _on_step_start(self, module: nn.Module, args: Any) -> None:

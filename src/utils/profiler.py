@@ -18,6 +18,7 @@ from pathlib import Path
 from time import perf_counter_ns
 from typing import Any, TypeVar
 
+from utils.helper_functions import write_to_logs
 from utils.logging import LOGGER
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -226,11 +227,7 @@ class Profiler:
 
     def write_report(self, directory: str | Path | None = None, filename: str = "profile.txt") -> Path:
         """Write `report()` to `directory` (default: the run's logs folder) and return the path."""
-        folder = Path(directory) if directory is not None else Path(self.logger.get_path("log"))
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / filename
-        path.write_text(self.report(), encoding="utf-8")
-        return path
+        return write_to_logs(self.logger, self.report(), filename, directory)
 
     def step(self, step: int) -> None:
         """Call once per training step: every `log_every` steps, log section means as time/<path>."""
