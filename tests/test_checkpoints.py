@@ -22,14 +22,13 @@ from torch.nn.parallel import DistributedDataParallel
 
 from utils.checkpointing.io import (
     build_checkpoint,
-    capture_rng_state,
     load_checkpoint,
     peek_checkpoint,
     restore_checkpoint,
-    restore_rng_state,
     save_checkpoint,
 )
 from utils.checkpointing.manager import CheckpointManager
+from utils.checkpointing.rng import capture_rng_state, restore_rng_state
 from utils.helper_functions import unwrap_model
 from utils.errors import CheckpointError, DiskFullError, RunIOError, TemplateError
 

@@ -12,7 +12,6 @@ from utils.configs import (
     available_templates,
     closest_key,
     dump_config,
-    get_key,
     load_config_file,
     load_config_template,
     parse_json_strict,
@@ -172,14 +171,6 @@ def test_section_and_plain_value_cannot_replace_each_other() -> None:
         apply_overrides(BASE, ["optimizer=3"])
     with pytest.raises(ConfigValueError, match="'seed' is a plain value"):
         apply_overrides(BASE, ['seed={"a": 1}'])
-
-
-def test_get_key_walks_dotted_paths() -> None:
-    assert get_key(BASE, "optimizer.lr") == 0.003
-    with pytest.raises(ConfigKeyError, match="'optimizer.beta'"):
-        get_key(BASE, "optimizer.beta")
-    with pytest.raises(ConfigKeyError):
-        get_key(BASE, "seed.x")
 
 
 def test_json_error_parser_reports_source_name() -> None:

@@ -132,6 +132,32 @@ def test_count_parameters_trainable_and_all():
     assert hf.count_parameters(model, trainable_only=False) == 26
 
 
+def test_the_architecture_log_reports_all_and_trainable_parameters(capsys):
+    from utils.logging import Logger
+
+    model = nn.Sequential(nn.Linear(3, 4), nn.Linear(4, 2))  # 16 + 10 parameters
+    model[0].requires_grad_(False)
+    logger = Logger("exp", "arch")
+    try:
+        logger.log_architecture(model)
+    finally:
+        logger.finish()
+    assert "model with 26 parameters (10 trainable); architecture written to" in capsys.readouterr().err
+
+
+def test_write_to_logs_defaults_to_the_run_logs_folder_and_creates_a_given_one(tmp_path):
+    from utils.logging import Logger
+
+    logger = Logger("exp", "reports")
+    try:
+        default = hf.write_to_logs(logger, "table\n", "report.txt")
+    finally:
+        logger.finish()
+    assert default == logger.get_path("log") / "report.txt" and default.read_text() == "table\n"
+    given = hf.write_to_logs(logger, "x", "r.txt", tmp_path / "new" / "folder")
+    assert given.read_text() == "x"
+
+
 def test_move_to_device_walks_nested_structures_and_keeps_types():
     Pair = namedtuple("Pair", "left right")
     counts = defaultdict(list, {"a": [torch.ones(1)]})

@@ -27,8 +27,9 @@ from training.run_outputs import move_outputs_aside, read_summary, refuse_plain_
 from training.signals import GracefulStop
 from training.task import TaskContext
 from training.trainer import Trainer, TrainingConfig, TrainState
-from utils.checkpointing.io import load_checkpoint, restore_checkpoint, restore_rng_state
+from utils.checkpointing.io import load_checkpoint, restore_checkpoint
 from utils.checkpointing.manager import CheckpointManager
+from utils.checkpointing.rng import restore_rng_state
 from utils.errors import CheckpointError, RunIOError
 from utils.helper_functions import barrier, get_rank, get_world_size, is_main_process, set_seed, unwrap_model
 from utils.logging import LOGGER, Logger, WriterError

@@ -144,13 +144,3 @@ def closest_key(key: str, known: Iterable[str]) -> str | None:
     """The known key spelled most like `key` (difflib's ratio of at least 0.6), or None."""
     matches = difflib.get_close_matches(key, list(known), n=1)
     return matches[0] if matches else None
-
-
-def get_key(config: dict[str, Any], dotted: str) -> Any:
-    """`config['a']['b']` for 'a.b', with an error naming the missing key."""
-    node: Any = config
-    for part in dotted.split("."):
-        if not isinstance(node, dict) or part not in node:
-            raise ConfigKeyError(f"config has no key {dotted!r}")
-        node = node[part]
-    return node

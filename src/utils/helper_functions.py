@@ -9,6 +9,7 @@ import random
 import sys
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 
@@ -71,6 +72,16 @@ def select_device(name: str = "auto") -> "torch.device":  # noqa: F821
 def count_parameters(model: "torch.nn.Module", trainable_only: bool = True) -> int:  # noqa: F821
     """Number of (trainable) parameters of a model."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+def write_to_logs(logger: Any, text: str, filename: str, directory: str | Path | None = None) -> Path:
+    """Write a report `filename` into `directory`, by default the run's logs folder of `logger`,
+    so the debugger's and the profiler's reports land beside `log.txt` unless told otherwise."""
+    folder = Path(directory) if directory is not None else Path(logger.get_path("log"))
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / filename
+    path.write_text(text, encoding="utf-8")
+    return path
 
 
 def unwrap_model(model: "torch.nn.Module") -> "torch.nn.Module":  # noqa: F821

@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from utils.config_fields import ParsedConfig
-from utils.helper_functions import get_rank
+from utils.helper_functions import count_parameters, get_rank
 from utils.log.files import (
     close_text_log,
     describe_architecture,
@@ -266,8 +266,8 @@ class Logger:
         if self._enabled:
             path = self.get_path("log") / "architecture.txt"
             path.write_text(describe_architecture(model), encoding="utf-8")
-            total = sum(p.numel() for p in model.parameters())
-            self.info(f"model with {total:,} parameters; architecture written to {path}")
+            total, trainable = count_parameters(model, trainable_only=False), count_parameters(model)
+            self.info(f"model with {total:,} parameters ({trainable:,} trainable); architecture written to {path}")
 
     def log_git_hash(self) -> None:
         """Commit and dirty flag to `logs/git.txt`, the uncommitted diff to `logs/git_diff.patch`."""

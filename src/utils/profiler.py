@@ -11,7 +11,6 @@ current stream and resolves them only when read, so profiling adds no synchronis
 thread has its own stack and tree (no locks on the hot path); reports merge them by path.
 """
 
-import json
 import threading
 from collections.abc import Callable
 from functools import wraps
@@ -19,6 +18,7 @@ from pathlib import Path
 from time import perf_counter_ns
 from typing import Any, TypeVar
 
+from utils.helper_functions import write_to_logs
 from utils.logging import LOGGER
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -219,13 +219,6 @@ class Profiler:
         """Nested JSON-ready dict: name -> calls, total/mean/min/max in ms, share of parent, children."""
         return _nodes_to_dict(self.tree())
 
-    def export_json(self, path: str | Path) -> Path:
-        """Write `to_dict()` as JSON to `path`."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(self.to_dict(), indent=2), encoding="utf-8")
-        return path
-
     def report(self) -> str:
         """The tree as a text table: calls, total, mean, min, max (ms) and % of the parent."""
         from utils.profiling.report import format_tree
@@ -234,11 +227,7 @@ class Profiler:
 
     def write_report(self, directory: str | Path | None = None, filename: str = "profile.txt") -> Path:
         """Write `report()` to `directory` (default: the run's logs folder) and return the path."""
-        folder = Path(directory) if directory is not None else Path(self.logger.get_path("log"))
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / filename
-        path.write_text(self.report(), encoding="utf-8")
-        return path
+        return write_to_logs(self.logger, self.report(), filename, directory)
 
     def step(self, step: int) -> None:
         """Call once per training step: every `log_every` steps, log section means as time/<path>."""

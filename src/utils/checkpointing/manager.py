@@ -2,7 +2,7 @@
 
 A run's `checkpoints/` folder holds `last.pt` (every save), `checkpoint_epoch_<N>.pt` (the
 newest `keep_last` of them) and `best.pt` (the best metric so far). The file-level API
-(build, save, load, restore, random states) lives in `utils.checkpointing.io`.
+(build, save, load, restore) lives in `utils.checkpointing.io`, the random states in `.rng`.
 A save first makes the active Logger's outputs durable (see `_make_logs_durable`).
 """
 

@@ -1,1 +1,1 @@
-"""Behind utils.model_debugger (the front door): which layers are watched, and their statistics."""
+"""Behind utils.model_debugger (the front door): layer selection, statistics, captures, the NaN guard, the summary."""

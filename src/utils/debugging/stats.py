@@ -1,4 +1,4 @@
-"""Tensor statistics and the per-layer summary table of the model debugger.
+"""Tensor statistics for the model debugger, computed and kept on the tensor's device.
 
 Statistics are computed on the tensor's own device and kept there as one small vector per
 tensor (in `STAT_NAMES` order), so capturing them never synchronises a GPU; they become Python
@@ -147,43 +147,3 @@ def to_floats(stats: Mapping[str, Mapping[str, Tensor]]) -> dict[str, dict[str, 
     for (layer, kind), row in zip(keys, rows, strict=True):
         nested.setdefault(layer, {})[kind] = dict(zip(STAT_NAMES, row, strict=True))
     return nested
-
-
-def format_number(value: float) -> str:
-    """Compact fixed-width rendering for table cells (scientific for very large or small)."""
-    if value != value or value in (float("inf"), float("-inf")):
-        return str(value)
-    if value == 0 or 1e-3 <= abs(value) < 1e5:
-        return f"{value:.4f}"
-    return f"{value:.3e}"
-
-
-def format_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    """Left-aligned text table with a rule under the header."""
-    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows, strict=True)]
-    lines = ["  ".join(str(cell).ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
-             for line in (header, *rows)]
-    lines.insert(1, "  ".join("-" * width for width in widths))
-    return "\n".join(lines) + "\n"
-
-
-def format_summary(
-    layers: Sequence[tuple[str, str, str, int]],
-    stats: Mapping[str, Mapping[str, Mapping[str, float]]],
-) -> str:
-    """The summary table: one row per (layer, captured kind), layers in model order.
-
-    `layers` holds (name, type, output shape, trainable parameters); `stats` maps
-    layer -> kind ("output", "grad", "weight", "weight_grad", ...) -> statistic -> value.
-    A layer with nothing captured yet still gets one row so the table lists the whole selection.
-    """
-    header = ["layer", "type", "output shape", "params", "kind", *STAT_NAMES]
-    rows = []
-    for name, type_name, shape, params in layers:
-        kinds = stats.get(name, {})
-        if not kinds:
-            rows.append([name, type_name, shape, str(params), "-", *(["-"] * len(STAT_NAMES))])
-        for kind, values in kinds.items():
-            cells = [format_number(values[stat]) for stat in STAT_NAMES]
-            rows.append([name, type_name, shape, str(params), kind, *cells])
-    return format_table(header, rows)

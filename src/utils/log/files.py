@@ -10,6 +10,7 @@ from typing import Any
 
 from utils.errors import RunExistsError
 from utils.fileio import atomic_write_text
+from utils.helper_functions import count_parameters
 from utils.management import RUN_SUBDIRS, Run, create_run
 
 LINE_FORMAT = "%(asctime)s %(levelname)s %(message)s"
@@ -97,13 +98,10 @@ def describe_architecture(model: Any) -> str:
     """The model's repr, then one line per module: name, type, parameters (own subtree)."""
     lines = [repr(model), "", f"{'module':<48} {'type':<24} {'parameters':>14} {'trainable':>14}"]
     for name, module in model.named_modules():
-        params = list(module.parameters())
-        total = sum(p.numel() for p in params)
-        trainable = sum(p.numel() for p in params if p.requires_grad)
+        total, trainable = count_parameters(module, trainable_only=False), count_parameters(module)
         kind = type(module).__name__
         lines.append(f"{name or '(model)':<48} {kind:<24} {total:>14,} {trainable:>14,}")
-    total = sum(p.numel() for p in model.parameters())
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    total, trainable = count_parameters(model, trainable_only=False), count_parameters(model)
     lines += ["", f"total parameters: {total:,}", f"trainable parameters: {trainable:,}", ""]
     return "\n".join(lines)
 
