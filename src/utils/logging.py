@@ -198,7 +198,7 @@ class Logger:
 
         It is a NumPy array or torch tensor (HW, CHW, HWC, or a batch -> grid; uint8, or floats
         in [0, 1]) or a PIL image in mode L or RGB; a matplotlib figure goes to `log_figure`.
-        `options` (mean, std, value_range) go to `visualization.helper_functions.to_uint8_image`.
+        `options` (mean, std, value_range) go to `utils.log.images.to_uint8_image`.
         """
         self._check_open()
         if self._enabled:
@@ -212,7 +212,7 @@ class Logger:
         """
         self._check_open()
         if self._enabled:
-            from visualization.helper_functions import figure_to_array
+            from utils.log.images import figure_to_array
 
             step = self._media_step(name, step)
             self._put_media((IMAGE, name, figure_to_array(figure), step, {}))

@@ -230,7 +230,7 @@ class LogWorker:
         kind = item[0]
         try:
             if kind == IMAGE:
-                from visualization.helper_functions import to_uint8_image
+                from utils.log.images import to_uint8_image
 
                 _, name, image, step, options = item
                 self._call_writers("write_image", name, to_uint8_image(image, **options), step)
