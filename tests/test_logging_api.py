@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import subprocess_env
+from test_logging_tensorboard import read_events, scalar_steps
 
 import utils.logging as ulog
 from utils.log.queue import WriterError
@@ -174,15 +175,14 @@ def test_a_failing_writer_is_raised_on_the_next_call_once_and_others_keep_workin
     logger = Logger("exp", "fail")
     (logger.get_path("log") / "broken.csv").mkdir()  # a folder where the CSV file should go
     logger.initialize_csv("broken.csv")
-    logger.initialize_csv("good.csv")
+    logger.initialize_tensorboard()
     logger.log({"loss": 1.0}, step=0)
     with pytest.raises(WriterError, match="the csv writer") as caught:
         logger.flush()
     assert isinstance(caught.value.__cause__, OSError)
     logger.log({"loss": 2.0}, step=1)
     logger.finish()
-    frame = pd.read_csv(logger.get_path("log") / "good.csv")
-    assert frame["loss"].tolist() == [1.0, 2.0]
+    assert scalar_steps(read_events(logger.get_path("log")), "loss") == [(0, 1.0), (1, 2.0)]
 
 
 def test_log_txt_has_timestamped_levelled_lines_also_on_stderr_and_is_appended(capsys):

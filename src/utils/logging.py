@@ -1,16 +1,18 @@
 """The run's logger: one object every training script talks to, reachable anywhere as `LOGGER`.
 
-    logger = Logger("digits", "baseline")     # binds to experiments/digits/baseline/
-    logger.start_writers(config["logging"])   # the writers the config turns on (csv, wandb ...)
-    logger.initialize_csv(); logger.initialize_tensorboard(); logger.initialize_wandb("proj")
-    LOGGER.log({"train/loss": loss}, step)    # validates, enqueues, returns (a few us)
-    LOGGER.log_image("samples", images)       # media: step defaults to the last step logged
-                                              # (waits when 256 MiB of media are unwritten)
-    LOGGER.finish()                           # also runs at interpreter exit
+    logger = Logger("digits", "baseline")       # binds to experiments/digits/baseline/
+    logger.start_writers(config["logging"])     # the writers the config turns on (csv, wandb ...)
+    # or by name, without a config: logger.initialize_csv(); logger.initialize_wandb("proj")
+    for step, loss in enumerate(losses):
+        LOGGER.log({"train/loss": loss}, step)  # validates, enqueues, returns (a few us)
+    LOGGER.log_image("samples", images)         # media: step defaults to the last step logged
+                                                # (waits when 256 MiB of media are unwritten)
+    LOGGER.finish()                             # also runs at interpreter exit
 
 `log` is off the hot path: a background thread (utils.log.queue) converts values and feeds the
 writers, which are found by name in utils.log.writers.registry (a new backend is one Writer
-class and one `register_writer` entry). Only global rank 0 writes; on other ranks every call
+class and one `register_writer` entry). `start_writers` and `initialize_*` both start writers
+from that registry, and each writer runs once per Logger: starting a running one raises. Only global rank 0 writes; on other ranks every call
 is a no-op.
 A run the Logger creates (when `01_initialize.py` did not) holds the `meta` block and an empty
 config, or the template named by `config_template=`; an existing config.json is never touched.
@@ -99,7 +101,7 @@ class Logger:
         self._forked = False  # set in a forked child, whose copy has no writer thread
         self._pid = os.getpid()
         self._lock = threading.Lock()
-        self._started: dict[str, Writer] = {}  # the last writer started under each name
+        self._started: dict[str, Writer | None] = {}  # each writer started, by name (None off rank 0)
         if self._enabled:
             ensure_run(run, config_template)
             self._text = open_text_log(self.get_path("log") / "log.txt")
@@ -120,10 +122,7 @@ class Logger:
         writers' config classes) or a config parsed with `writer_config_sections()`.
         """
         self._check_open()
-        chosen = enabled_writers(logging_section)  # validated on every rank alike
-        if self._enabled:
-            for entry, options in chosen:
-                self._start_writer(entry, options)
+        self._start_writers([(entry, options, {}) for entry, options in enabled_writers(logging_section)])
 
     def initialize_csv(self, file_name: str = "metrics.csv") -> None:
         """Write scalars to `logs/<file_name>` (wide: one row per step)."""
@@ -144,18 +143,29 @@ class Logger:
     def _start_by_name(self, name: str, options: dict[str, Any], /, **kwargs: Any) -> None:
         """Start writer `name` enabled, with `options` and its other config keys at their defaults."""
         self._check_open()
-        if self._enabled:
-            entry = writer_entry(name)
-            self._start_writer(entry, entry.default_options(**options), **kwargs)
+        entry = writer_entry(name)
+        self._start_writers([(entry, entry.default_options(**options), kwargs)])
 
-    def _start_writer(self, entry: WriterEntry, options: Any, /, **kwargs: Any) -> None:
-        context = WriterContext(log_dir=self.get_path("log"), resume_step=self.resume_step, warn=self.warning)
-        writer = entry.start(context, options, **kwargs)
-        self._started[entry.name] = writer
-        self._worker.add_writer(writer)
-        # Re-register so finish() runs before the exit hooks a writer's library added (W&B's).
-        atexit.unregister(self.finish)
-        atexit.register(self.finish)
+    def _start_writers(self, chosen: list[tuple[WriterEntry, Any, dict[str, Any]]]) -> None:
+        """Start each (entry, options, kwargs) in order; refused on every rank alike, before any
+        starts, when one is running already (a second CSV writer would write every row twice)."""
+        running = [entry.name for entry, _, _ in chosen if entry.name in self._started]
+        if running:
+            raise RuntimeError(
+                f"writer {running[0]!r} is already running for {self.exp_name}/{self.run_name}: "
+                "start_writers() and initialize_<name>() both start writers, and each writer "
+                "starts once per Logger; drop the second call"
+            )
+        for entry, options, kwargs in chosen:
+            writer = None
+            if self._enabled:
+                context = WriterContext(log_dir=self.get_path("log"), resume_step=self.resume_step, warn=self.warning)
+                writer = entry.start(context, options, **kwargs)
+                self._worker.add_writer(writer)
+                # Re-register so finish() runs before the exit hooks a writer's library added (W&B's).
+                atexit.unregister(self.finish)
+                atexit.register(self.finish)
+            self._started[entry.name] = writer
 
     # -- hot path --------------------------------------------------------------------------
     def log(self, data: Mapping[str, Any], step: int) -> None:
