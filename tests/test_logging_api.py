@@ -14,7 +14,7 @@ from test_logging_tensorboard import read_events, scalar_steps
 
 import utils.logging as ulog
 from utils.log.queue import WriterError
-from utils.logging import LOGGER, AverageMeter, Logger, MetricTracker
+from utils.logging import LOGGER, Logger
 from utils.management import create_run, load_run_config, run_path
 
 
@@ -294,22 +294,3 @@ def test_on_rank_one_the_logger_writes_nothing_and_starts_no_thread(monkeypatch)
     assert not run_path("exp", "ranked").exists()
     assert not logger_threads()
     logger.finish()
-
-
-def test_metric_tracker_averages_weighted_values_and_tensors_without_item():
-    import torch
-
-    tracker = MetricTracker("loss")
-    tracker.update("loss", torch.tensor(1.0), n=1)
-    tracker.update("loss", torch.tensor(4.0), n=3)
-    tracker.update("acc", 0.5)
-    assert tracker.avg("loss") == pytest.approx(13 / 4)
-    assert tracker.result(prefix="train/") == {"train/loss": pytest.approx(3.25), "train/acc": 0.5}
-    tracker.reset()
-    assert tracker.result() == {} and tracker.keys() == ["loss", "acc"]
-    with pytest.raises(KeyError, match="'nope' is not tracked"):
-        tracker.avg("nope")
-    meter = AverageMeter()
-    meter.update(2.0)
-    meter.update(4.0)
-    assert (meter.avg, meter.val, meter.count) == (3.0, 4.0, 2)

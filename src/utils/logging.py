@@ -33,7 +33,6 @@ Media are copied for the thread, so the queue also bounds their bytes (`media_qu
 """
 
 import atexit
-import json
 import os
 import threading
 from collections.abc import Mapping
@@ -43,35 +42,30 @@ from typing import Any
 
 from utils.config_fields import ParsedConfig
 from utils.helper_functions import get_rank
-from utils.log.files import (
-    close_text_log,
-    describe_architecture,
-    ensure_run,
-    open_text_log,
-    write_git_record,
-)
-from utils.log.queue import CONFIG, HISTOGRAM, IMAGE, MEDIA_QUEUE_BYTES, SCALARS, TEXT, LogWorker, WriterError
+from utils.log.files import close_text_log, ensure_run, open_text_log
+from utils.log.media import LoggerMedia
 from utils.log.null import NullLogger
 from utils.log.proxy import LOGGER, _active, is_active
-from utils.log.values import (
-    MAX_STEP, STEP_COLUMN, check_byte_budget, check_step, image_copy, key_error, snapshot, step_key_error, to_number,
-)
+from utils.log.queue import MEDIA_QUEUE_BYTES, LogWorker, WriterError
+from utils.log.records import SCALARS
+from utils.log.run_records import LoggerRunRecords
+from utils.log.values import MAX_STEP, STEP_COLUMN, check_byte_budget, check_step, key_error, step_key_error, to_number
 from utils.log.writers.base import Writer, WriterContext
 from utils.log.writers.png_writer import PngWriter
 from utils.log.writers.registry import WriterEntry, enabled_writers, writer_entry
 from utils.management import Run
-from utils.log.metric_tracker import AverageMeter, MetricTracker, RunningAverage
 
-__all__ = [
-    "LOGGER", "AverageMeter", "Logger", "MetricTracker", "NullLogger", "RunningAverage",
-    "WriterError", "is_active",
-]
+__all__ = ["LOGGER", "Logger", "NullLogger", "WriterError", "is_active"]
 
 _NUMBER_TYPES = (int, float)
 
 
-class Logger:
+class Logger(LoggerMedia, LoggerRunRecords):
     """Binds to `experiments/<exp>/<run>/`, creating the run when it has no config.json.
+
+    Scalars, writers, the text log and the lifecycle live here; media calls in
+    `utils.log.media.LoggerMedia`, the config, architecture and git records in
+    `utils.log.run_records.LoggerRunRecords`.
 
     A created run holds the `meta` block and an empty config, or the template
     `config_template` names (a name in `config/` or a path to a .json file); the argument is
@@ -201,90 +195,6 @@ class Logger:
                 )
             self._put((SCALARS, step, metrics, deferred))
             self._last_step = step
-
-    # -- media: `step=None` is the last step logged with `log` (0 before any) ---------------
-    def log_image(self, name: str, image: Any, step: int | None = None, **options: Any) -> None:
-        """Log an image as `visualizations/<name>_step<step>.png`, to TensorBoard and to W&B.
-
-        It is a NumPy array or torch tensor (HW, CHW, HWC, or a batch -> grid; uint8, or floats
-        in [0, 1]) or a PIL image in mode L or RGB; a matplotlib figure goes to `log_figure`.
-        `options` (mean, std, value_range) go to `utils.log.images.to_uint8_image`.
-        """
-        self._check_open()
-        if self._enabled:
-            step = self._media_step(name, step)
-            self._put_media((IMAGE, name, image_copy(name, image), step, options))
-
-    def log_figure(self, name: str, figure: Any, step: int | None = None) -> None:
-        """Log a matplotlib figure as an image; the figure is closed afterwards.
-
-        The figure is rendered on the calling thread because matplotlib is not thread-safe.
-        """
-        self._check_open()
-        if self._enabled:
-            from utils.log.images import figure_to_array
-
-            step = self._media_step(name, step)
-            self._put_media((IMAGE, name, figure_to_array(figure), step, {}))
-
-    def log_histogram(self, name: str, values: Any, step: int | None = None) -> None:
-        """Log the distribution of a tensor or array to TensorBoard and W&B."""
-        self._check_open()
-        if self._enabled:
-            step = self._media_step(name, step)
-            self._put_media((HISTOGRAM, name, snapshot(values), step))
-
-    def log_text(self, name: str, text: str, step: int | None = None) -> None:
-        """Log a piece of text to TensorBoard and W&B."""
-        self._check_open()
-        if self._enabled:
-            step = self._media_step(name, step)
-            self._put_media((TEXT, name, str(text), step))
-
-    def _put_media(self, item: tuple) -> None:
-        if not self._worker.put_media(item):
-            self._check_open()  # finish() ran while this call waited for room: raise its error
-
-    def _warn_media_wait(self, name: str) -> None:
-        budget = self._media_budget / 2**20
-        self.warning(
-            f"media logging is slowing training: logging {name!r} waited for the logging thread "
-            f"to write the {budget:g} MiB of media queued before it; log images less often (every "
-            "N steps, not every step) or smaller, or raise Logger(media_queue_bytes=...)"
-        )
-
-    def _media_step(self, name: str, step: Any) -> int:
-        if type(name) is not str or not name:
-            raise key_error(name)
-        if step is None:
-            return self._last_step or 0
-        return check_step(step, f"step of {name!r}")
-
-    # -- run information -------------------------------------------------------------------
-    def log_config(self, config: Mapping[str, Any]) -> None:
-        """Config to log.txt, W&B config and TensorBoard hparams (written at `finish()`)."""
-        self._check_open()
-        if self._enabled:
-            plain = json.loads(json.dumps(dict(config), default=str))  # a copy with JSON types only
-            self._text.info("config:\n" + json.dumps(plain, indent=2), extra={"file_only": True})
-            self.info(f"config logged to {self.get_path('log') / 'log.txt'}")  # console: one line
-            self._put((CONFIG, plain))
-
-    def log_architecture(self, model: Any) -> None:
-        """Write `logs/architecture.txt`: the module tree, parameters per module and the total."""
-        self._check_open()
-        if self._enabled:
-            path = self.get_path("log") / "architecture.txt"
-            path.write_text(describe_architecture(model), encoding="utf-8")
-            total = sum(p.numel() for p in model.parameters())
-            self.info(f"model with {total:,} parameters; architecture written to {path}")
-
-    def log_git_hash(self) -> None:
-        """Commit and dirty flag to `logs/git.txt`, the uncommitted diff to `logs/git_diff.patch`."""
-        self._check_open()
-        if self._enabled:
-            summary = write_git_record(self.get_path("log"))
-            self.info(f"git commit {summary['commit']} (dirty: {summary['dirty']})")
 
     # -- text log --------------------------------------------------------------------------
     def info(self, message: str) -> None:
