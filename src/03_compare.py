@@ -20,7 +20,8 @@ from utils.names import sanitize_name
 from sweeps.table import (
     export_sweep_table, format_sweep_table, sweep_frame, sweep_metric, sweep_title, swept_parameters,
 )
-from visualization.plotting import MetricSummary, plot_run_comparison, read_metrics, summarize_metric
+from utils.log.metrics_csv import MetricSummary, read_metrics, summarize_metric
+from visualization.plotting import plot_run_comparison
 from visualization.sweep_plots import plot_sweep
 
 PROG = "03_compare.py"

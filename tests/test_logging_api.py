@@ -10,10 +10,11 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import subprocess_env
+from test_logging_tensorboard import read_events, scalar_steps
 
 import utils.logging as ulog
 from utils.log.queue import WriterError
-from utils.logging import LOGGER, AverageMeter, Logger, MetricTracker
+from utils.logging import LOGGER, Logger
 from utils.management import create_run, load_run_config, run_path
 
 
@@ -174,15 +175,14 @@ def test_a_failing_writer_is_raised_on_the_next_call_once_and_others_keep_workin
     logger = Logger("exp", "fail")
     (logger.get_path("log") / "broken.csv").mkdir()  # a folder where the CSV file should go
     logger.initialize_csv("broken.csv")
-    logger.initialize_csv("good.csv")
+    logger.initialize_tensorboard()
     logger.log({"loss": 1.0}, step=0)
     with pytest.raises(WriterError, match="the csv writer") as caught:
         logger.flush()
     assert isinstance(caught.value.__cause__, OSError)
     logger.log({"loss": 2.0}, step=1)
     logger.finish()
-    frame = pd.read_csv(logger.get_path("log") / "good.csv")
-    assert frame["loss"].tolist() == [1.0, 2.0]
+    assert scalar_steps(read_events(logger.get_path("log")), "loss") == [(0, 1.0), (1, 2.0)]
 
 
 def test_log_txt_has_timestamped_levelled_lines_also_on_stderr_and_is_appended(capsys):
@@ -294,22 +294,3 @@ def test_on_rank_one_the_logger_writes_nothing_and_starts_no_thread(monkeypatch)
     assert not run_path("exp", "ranked").exists()
     assert not logger_threads()
     logger.finish()
-
-
-def test_metric_tracker_averages_weighted_values_and_tensors_without_item():
-    import torch
-
-    tracker = MetricTracker("loss")
-    tracker.update("loss", torch.tensor(1.0), n=1)
-    tracker.update("loss", torch.tensor(4.0), n=3)
-    tracker.update("acc", 0.5)
-    assert tracker.avg("loss") == pytest.approx(13 / 4)
-    assert tracker.result(prefix="train/") == {"train/loss": pytest.approx(3.25), "train/acc": 0.5}
-    tracker.reset()
-    assert tracker.result() == {} and tracker.keys() == ["loss", "acc"]
-    with pytest.raises(KeyError, match="'nope' is not tracked"):
-        tracker.avg("nope")
-    meter = AverageMeter()
-    meter.update(2.0)
-    meter.update(4.0)
-    assert (meter.avg, meter.val, meter.count) == (3.0, 4.0, 2)

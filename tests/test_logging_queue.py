@@ -5,7 +5,8 @@ import pandas as pd
 import pytest
 import torch
 
-from utils.log.queue import SCALARS, LogWorker, WriterError
+from utils.log.queue import LogWorker, WriterError
+from utils.log.records import SCALARS
 from utils.log.writers.base import Writer
 from utils.log.writers.csv_writer import CsvWriter
 

@@ -166,3 +166,44 @@ def test_the_registry_and_the_writer_config_classes_import_no_torch_tensorboard_
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
                           env={"PYTHONPATH": str(REPO_ROOT / "src"), "PATH": ""}, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def docstring_example(module) -> str:
+    """The code block that opens a module's docstring: its 4-space indented lines, dedented."""
+    lines = []
+    for line in module.__doc__.splitlines()[1:]:
+        if line.startswith("    "):
+            lines.append(line[4:])
+        elif lines:
+            break
+    return "\n".join(lines)
+
+
+def test_the_module_docstring_example_runs_and_writes_every_csv_row_once():
+    import numpy as np
+
+    code = docstring_example(ulog)
+    assert "start_writers" in code and "LOGGER.finish()" in code
+    namespace = {
+        "Logger": Logger, "LOGGER": ulog.LOGGER, "losses": [0.5, 0.25, 0.125],
+        "config": {"logging": {**WRITERS_OFF, "csv": True}}, "images": np.zeros((8, 8, 3), dtype=np.uint8),
+    }
+    exec(compile(code, "utils/logging.py docstring", "exec"), namespace)
+    frame = pd.read_csv(namespace["logger"].get_path("log") / "metrics.csv")
+    assert frame["step"].tolist() == [0, 1, 2] and frame["train/loss"].tolist() == [0.5, 0.25, 0.125]
+
+
+@pytest.mark.parametrize("rank", ["0", "1"])
+def test_a_running_writer_is_refused_whether_started_by_config_or_by_name(monkeypatch, rank):
+    monkeypatch.setenv("RANK", rank)
+    logger = Logger("exp", f"twice{rank}")
+    logger.start_writers({**WRITERS_OFF, "csv": True})
+    with pytest.raises(RuntimeError, match=r"writer 'csv' is already running .* drop the second call"):
+        logger.initialize_csv()
+    logger.initialize_tensorboard()
+    with pytest.raises(RuntimeError, match="writer 'tensorboard' is already running"):
+        logger.start_writers({**WRITERS_OFF, "csv": False, "tensorboard": True})
+    logger.log({"loss": 1.0}, step=0)
+    logger.finish()
+    if rank == "0":
+        assert pd.read_csv(logger.get_path("log") / "metrics.csv")["step"].tolist() == [0]

@@ -1,4 +1,4 @@
-"""Image conversion, grids, figure rendering and PNG saving in visualization.helper_functions."""
+"""Image conversion and figure rendering (utils.log.images), grids and PNG saving (visualization.helper_functions)."""
 
 import subprocess
 import sys
@@ -15,7 +15,8 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from conftest import subprocess_env
-from visualization.helper_functions import figure_to_array, make_grid, save_png, to_uint8_image
+from utils.log.images import figure_to_array, to_uint8_image
+from visualization.helper_functions import make_grid, save_png
 
 
 def _ramp(height: int = 4, width: int = 5) -> np.ndarray:

@@ -7,7 +7,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import to_hex
 from sklearn.metrics import confusion_matrix as sklearn_confusion_matrix
 
-from visualization.helper_functions import figure_to_array
+from utils.log.images import figure_to_array
 from visualization.visualizations import (
     RIGHT_COLOR,
     WRONG_COLOR,

@@ -26,10 +26,10 @@ def trial_outcome(code: int | None, summary: dict[str, Any] | None, stopping: bo
 def read_metric(csv_path: Path, metric: str, mode: str) -> tuple[float | None, float | None]:
     """(best, final) value of `metric` in a run's metrics.csv; (None, None) when it has none.
 
-    Read as `03_compare.py` reads runs (`visualization.plotting`: a step amended after a resume
+    Read as `03_compare.py` reads runs (`utils.log.metrics_csv`: a step amended after a resume
     counts once, non-finite values are skipped); pandas is imported on the first call.
     """
-    from visualization.plotting import read_metrics, summarize_metric
+    from utils.log.metrics_csv import read_metrics, summarize_metric
 
     try:
         summary = summarize_metric(read_metrics(csv_path), metric, mode)

@@ -1,16 +1,18 @@
 """The run's logger: one object every training script talks to, reachable anywhere as `LOGGER`.
 
-    logger = Logger("digits", "baseline")     # binds to experiments/digits/baseline/
-    logger.start_writers(config["logging"])   # the writers the config turns on (csv, wandb ...)
-    logger.initialize_csv(); logger.initialize_tensorboard(); logger.initialize_wandb("proj")
-    LOGGER.log({"train/loss": loss}, step)    # validates, enqueues, returns (a few us)
-    LOGGER.log_image("samples", images)       # media: step defaults to the last step logged
-                                              # (waits when 256 MiB of media are unwritten)
-    LOGGER.finish()                           # also runs at interpreter exit
+    logger = Logger("digits", "baseline")       # binds to experiments/digits/baseline/
+    logger.start_writers(config["logging"])     # the writers the config turns on (csv, wandb ...)
+    # or by name, without a config: logger.initialize_csv(); logger.initialize_wandb("proj")
+    for step, loss in enumerate(losses):
+        LOGGER.log({"train/loss": loss}, step)  # validates, enqueues, returns (a few us)
+    LOGGER.log_image("samples", images)         # media: step defaults to the last step logged
+                                                # (waits when 256 MiB of media are unwritten)
+    LOGGER.finish()                             # also runs at interpreter exit
 
 `log` is off the hot path: a background thread (utils.log.queue) converts values and feeds the
 writers, which are found by name in utils.log.writers.registry (a new backend is one Writer
-class and one `register_writer` entry). Only global rank 0 writes; on other ranks every call
+class and one `register_writer` entry). `start_writers` and `initialize_*` both start writers
+from that registry, and each writer runs once per Logger: starting a running one raises. Only global rank 0 writes; on other ranks every call
 is a no-op.
 A run the Logger creates (when `01_initialize.py` did not) holds the `meta` block and an empty
 config, or the template named by `config_template=`; an existing config.json is never touched.
@@ -31,7 +33,6 @@ Media are copied for the thread, so the queue also bounds their bytes (`media_qu
 """
 
 import atexit
-import json
 import os
 import threading
 from collections.abc import Mapping
@@ -40,36 +41,31 @@ from pathlib import Path
 from typing import Any
 
 from utils.config_fields import ParsedConfig
-from utils.helper_functions import count_parameters, get_rank
-from utils.log.files import (
-    close_text_log,
-    describe_architecture,
-    ensure_run,
-    open_text_log,
-    write_git_record,
-)
-from utils.log.queue import CONFIG, HISTOGRAM, IMAGE, MEDIA_QUEUE_BYTES, SCALARS, TEXT, LogWorker, WriterError
+from utils.helper_functions import get_rank
+from utils.log.files import close_text_log, ensure_run, open_text_log
+from utils.log.media import LoggerMedia
 from utils.log.null import NullLogger
 from utils.log.proxy import LOGGER, _active, is_active
-from utils.log.values import (
-    MAX_STEP, STEP_COLUMN, check_byte_budget, check_step, image_copy, key_error, snapshot, step_key_error, to_number,
-)
+from utils.log.queue import MEDIA_QUEUE_BYTES, LogWorker, WriterError
+from utils.log.records import SCALARS
+from utils.log.run_records import LoggerRunRecords
+from utils.log.values import MAX_STEP, STEP_COLUMN, check_byte_budget, check_step, key_error, step_key_error, to_number
 from utils.log.writers.base import Writer, WriterContext
 from utils.log.writers.png_writer import PngWriter
 from utils.log.writers.registry import WriterEntry, enabled_writers, writer_entry
 from utils.management import Run
-from utils.log.metric_tracker import AverageMeter, MetricTracker, RunningAverage
 
-__all__ = [
-    "LOGGER", "AverageMeter", "Logger", "MetricTracker", "NullLogger", "RunningAverage",
-    "WriterError", "is_active",
-]
+__all__ = ["LOGGER", "Logger", "NullLogger", "WriterError", "is_active"]
 
 _NUMBER_TYPES = (int, float)
 
 
-class Logger:
+class Logger(LoggerMedia, LoggerRunRecords):
     """Binds to `experiments/<exp>/<run>/`, creating the run when it has no config.json.
+
+    Scalars, writers, the text log and the lifecycle live here; media calls in
+    `utils.log.media.LoggerMedia`, the config, architecture and git records in
+    `utils.log.run_records.LoggerRunRecords`.
 
     A created run holds the `meta` block and an empty config, or the template
     `config_template` names (a name in `config/` or a path to a .json file); the argument is
@@ -99,7 +95,7 @@ class Logger:
         self._forked = False  # set in a forked child, whose copy has no writer thread
         self._pid = os.getpid()
         self._lock = threading.Lock()
-        self._started: dict[str, Writer] = {}  # the last writer started under each name
+        self._started: dict[str, Writer | None] = {}  # each writer started, by name (None off rank 0)
         if self._enabled:
             ensure_run(run, config_template)
             self._text = open_text_log(self.get_path("log") / "log.txt")
@@ -120,10 +116,7 @@ class Logger:
         writers' config classes) or a config parsed with `writer_config_sections()`.
         """
         self._check_open()
-        chosen = enabled_writers(logging_section)  # validated on every rank alike
-        if self._enabled:
-            for entry, options in chosen:
-                self._start_writer(entry, options)
+        self._start_writers([(entry, options, {}) for entry, options in enabled_writers(logging_section)])
 
     def initialize_csv(self, file_name: str = "metrics.csv") -> None:
         """Write scalars to `logs/<file_name>` (wide: one row per step)."""
@@ -144,18 +137,29 @@ class Logger:
     def _start_by_name(self, name: str, options: dict[str, Any], /, **kwargs: Any) -> None:
         """Start writer `name` enabled, with `options` and its other config keys at their defaults."""
         self._check_open()
-        if self._enabled:
-            entry = writer_entry(name)
-            self._start_writer(entry, entry.default_options(**options), **kwargs)
+        entry = writer_entry(name)
+        self._start_writers([(entry, entry.default_options(**options), kwargs)])
 
-    def _start_writer(self, entry: WriterEntry, options: Any, /, **kwargs: Any) -> None:
-        context = WriterContext(log_dir=self.get_path("log"), resume_step=self.resume_step, warn=self.warning)
-        writer = entry.start(context, options, **kwargs)
-        self._started[entry.name] = writer
-        self._worker.add_writer(writer)
-        # Re-register so finish() runs before the exit hooks a writer's library added (W&B's).
-        atexit.unregister(self.finish)
-        atexit.register(self.finish)
+    def _start_writers(self, chosen: list[tuple[WriterEntry, Any, dict[str, Any]]]) -> None:
+        """Start each (entry, options, kwargs) in order; refused on every rank alike, before any
+        starts, when one is running already (a second CSV writer would write every row twice)."""
+        running = [entry.name for entry, _, _ in chosen if entry.name in self._started]
+        if running:
+            raise RuntimeError(
+                f"writer {running[0]!r} is already running for {self.exp_name}/{self.run_name}: "
+                "start_writers() and initialize_<name>() both start writers, and each writer "
+                "starts once per Logger; drop the second call"
+            )
+        for entry, options, kwargs in chosen:
+            writer = None
+            if self._enabled:
+                context = WriterContext(log_dir=self.get_path("log"), resume_step=self.resume_step, warn=self.warning)
+                writer = entry.start(context, options, **kwargs)
+                self._worker.add_writer(writer)
+                # Re-register so finish() runs before the exit hooks a writer's library added (W&B's).
+                atexit.unregister(self.finish)
+                atexit.register(self.finish)
+            self._started[entry.name] = writer
 
     # -- hot path --------------------------------------------------------------------------
     def log(self, data: Mapping[str, Any], step: int) -> None:
@@ -191,90 +195,6 @@ class Logger:
                 )
             self._put((SCALARS, step, metrics, deferred))
             self._last_step = step
-
-    # -- media: `step=None` is the last step logged with `log` (0 before any) ---------------
-    def log_image(self, name: str, image: Any, step: int | None = None, **options: Any) -> None:
-        """Log an image as `visualizations/<name>_step<step>.png`, to TensorBoard and to W&B.
-
-        It is a NumPy array or torch tensor (HW, CHW, HWC, or a batch -> grid; uint8, or floats
-        in [0, 1]) or a PIL image in mode L or RGB; a matplotlib figure goes to `log_figure`.
-        `options` (mean, std, value_range) go to `visualization.helper_functions.to_uint8_image`.
-        """
-        self._check_open()
-        if self._enabled:
-            step = self._media_step(name, step)
-            self._put_media((IMAGE, name, image_copy(name, image), step, options))
-
-    def log_figure(self, name: str, figure: Any, step: int | None = None) -> None:
-        """Log a matplotlib figure as an image; the figure is closed afterwards.
-
-        The figure is rendered on the calling thread because matplotlib is not thread-safe.
-        """
-        self._check_open()
-        if self._enabled:
-            from visualization.helper_functions import figure_to_array
-
-            step = self._media_step(name, step)
-            self._put_media((IMAGE, name, figure_to_array(figure), step, {}))
-
-    def log_histogram(self, name: str, values: Any, step: int | None = None) -> None:
-        """Log the distribution of a tensor or array to TensorBoard and W&B."""
-        self._check_open()
-        if self._enabled:
-            step = self._media_step(name, step)
-            self._put_media((HISTOGRAM, name, snapshot(values), step))
-
-    def log_text(self, name: str, text: str, step: int | None = None) -> None:
-        """Log a piece of text to TensorBoard and W&B."""
-        self._check_open()
-        if self._enabled:
-            step = self._media_step(name, step)
-            self._put_media((TEXT, name, str(text), step))
-
-    def _put_media(self, item: tuple) -> None:
-        if not self._worker.put_media(item):
-            self._check_open()  # finish() ran while this call waited for room: raise its error
-
-    def _warn_media_wait(self, name: str) -> None:
-        budget = self._media_budget / 2**20
-        self.warning(
-            f"media logging is slowing training: logging {name!r} waited for the logging thread "
-            f"to write the {budget:g} MiB of media queued before it; log images less often (every "
-            "N steps, not every step) or smaller, or raise Logger(media_queue_bytes=...)"
-        )
-
-    def _media_step(self, name: str, step: Any) -> int:
-        if type(name) is not str or not name:
-            raise key_error(name)
-        if step is None:
-            return self._last_step or 0
-        return check_step(step, f"step of {name!r}")
-
-    # -- run information -------------------------------------------------------------------
-    def log_config(self, config: Mapping[str, Any]) -> None:
-        """Config to log.txt, W&B config and TensorBoard hparams (written at `finish()`)."""
-        self._check_open()
-        if self._enabled:
-            plain = json.loads(json.dumps(dict(config), default=str))  # a copy with JSON types only
-            self._text.info("config:\n" + json.dumps(plain, indent=2), extra={"file_only": True})
-            self.info(f"config logged to {self.get_path('log') / 'log.txt'}")  # console: one line
-            self._put((CONFIG, plain))
-
-    def log_architecture(self, model: Any) -> None:
-        """Write `logs/architecture.txt`: the module tree, parameters per module and the total."""
-        self._check_open()
-        if self._enabled:
-            path = self.get_path("log") / "architecture.txt"
-            path.write_text(describe_architecture(model), encoding="utf-8")
-            total, trainable = count_parameters(model, trainable_only=False), count_parameters(model)
-            self.info(f"model with {total:,} parameters ({trainable:,} trainable); architecture written to {path}")
-
-    def log_git_hash(self) -> None:
-        """Commit and dirty flag to `logs/git.txt`, the uncommitted diff to `logs/git_diff.patch`."""
-        self._check_open()
-        if self._enabled:
-            summary = write_git_record(self.get_path("log"))
-            self.info(f"git commit {summary['commit']} (dirty: {summary['dirty']})")
 
     # -- text log --------------------------------------------------------------------------
     def info(self, message: str) -> None:

@@ -1,66 +1,22 @@
 """Training curves and run comparisons from the Logger's `metrics.csv`, saved as PNG.
 
-The CSV is wide: a `step` column, then one column per metric in first-seen order; a cell is
-empty where a metric was not logged at that step (metrics that start mid-run, validation every
-N epochs) and may hold `nan` or `inf`. Only finite values are drawn. pandas and matplotlib are
-imported on use, so importing this module at the top of a training script costs nothing.
+The CSV is read by utils.log.metrics_csv (the Logger's own reader); only finite values are
+drawn. pandas and matplotlib are imported on use, so importing this module at the top of a
+training script costs nothing.
 """
 
 import io
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from utils.fileio import atomic_write_bytes
-from utils.log.writers.csv_writer import STEP_COLUMN
+from utils.log.metrics_csv import finite_series, read_metrics
 from utils.names import sanitize_name
 
 # Series with at most this many points (e.g. validation every N epochs) are drawn raw with
 # markers: smoothing a handful of points would only make them lag.
 MARKER_LIMIT = 40
-
-
-@dataclass(frozen=True)
-class MetricSummary:
-    """Best and final finite values of one metric in one run, with their steps."""
-
-    best: float
-    best_step: int
-    final: float
-    final_step: int
-    points: int
-
-
-def read_metrics(csv_path: Path | str) -> "pd.DataFrame":  # noqa: F821
-    """The CSV as a float frame indexed by step; missing or empty file -> empty frame.
-
-    Rows are sorted by step, a repeated step keeps its last row, non-numeric cells become NaN,
-    and a half-written last line (after a crash) is tolerated.
-    """
-    import pandas as pd
-
-    path = Path(csv_path)
-    try:
-        frame = pd.read_csv(path, on_bad_lines="skip")
-    except (FileNotFoundError, pd.errors.EmptyDataError):
-        return pd.DataFrame(index=pd.Index([], name=STEP_COLUMN, dtype="int64"))
-    if STEP_COLUMN not in frame.columns:
-        raise ValueError(f"{path} has no {STEP_COLUMN!r} column: expected a metrics.csv written by the Logger")
-    frame = frame.apply(pd.to_numeric, errors="coerce")
-    frame = frame.dropna(subset=[STEP_COLUMN])
-    frame[STEP_COLUMN] = frame[STEP_COLUMN].astype("int64")
-    frame = frame.drop_duplicates(STEP_COLUMN, keep="last").set_index(STEP_COLUMN).sort_index()
-    return frame.astype("float64")
-
-
-def finite_series(frame: "pd.DataFrame", metric: str) -> "pd.Series":  # noqa: F821
-    """The finite values of one metric, indexed by step (empty when it was never logged)."""
-    import numpy as np
-
-    column = frame[metric]
-    return column[np.isfinite(column)]
-
 
 # Counters logged beside the metrics (e.g. `epoch`, to map steps to epochs): a straight line
 # tells nothing, so they are not drawn.
@@ -73,17 +29,6 @@ def plotted_metrics(frame: "pd.DataFrame") -> list[str]:  # noqa: F821
         name for name in frame.columns
         if name.rsplit("/", 1)[-1] not in COUNTER_NAMES and len(finite_series(frame, name)) > 0
     ]
-
-
-def summarize_metric(frame: "pd.DataFrame", metric: str, mode: str) -> MetricSummary | None:  # noqa: F821
-    """Best (`mode` 'max' or 'min') and last finite values of `metric`; None if it has none."""
-    if mode not in ("max", "min"):
-        raise ValueError(f"mode={mode!r}: use 'max' or 'min'")
-    series = finite_series(frame, metric) if metric in frame.columns else None
-    if series is None or series.empty:
-        return None
-    best_step = int(series.idxmax() if mode == "max" else series.idxmin())
-    return MetricSummary(float(series[best_step]), best_step, float(series.iloc[-1]), int(series.index[-1]), len(series))
 
 
 # Namespaces whose metrics share one unit and belong on one set of axes, with that unit's label.

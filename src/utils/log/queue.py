@@ -1,8 +1,9 @@
 """The logger's background thread: takes queued records, converts them, feeds every writer.
 
 The caller only validates and enqueues; this thread turns accelerator tensors into numbers
-(one transfer per device and dtype per batch of records, so a GPU is synchronised here and
-never on the training thread), turns images into uint8 arrays and calls the writers. It also
+(utils.log.records: one transfer per device and dtype per batch of records, so a GPU is
+synchronised here and never on the training thread), turns images into uint8 arrays and calls
+the writers. It also
 flushes the writers about once a second. It wakes every `tick` seconds (or at once for a flush,
 a close or a half-full queue), not at every record: a wake-up per training step would take the
 GIL and a core from the training loop fifty times a second for no gain. A full queue blocks
@@ -16,18 +17,18 @@ next `raise_pending_error()`.
 """
 
 import queue
-import sys
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
-
+from utils.log.records import (
+    ADD_WRITER, CLOSE, CONFIG, FLUSH, HISTOGRAM, IMAGE, SCALARS, TEXT, convert_device_tensors, media_bytes, merge_steps,
+    to_float_array,
+)
 from utils.log.writers.base import Writer
 
-SCALARS, IMAGE, HISTOGRAM, TEXT, CONFIG, ADD_WRITER, FLUSH, CLOSE = range(8)
 MAX_BATCH = 1024
 MEDIA_QUEUE_BYTES = 256 * 2**20  # default byte budget for media waiting to be written
 
@@ -95,11 +96,6 @@ class LogWorker:
         if first_wait and self._on_first_wait is not None:
             self._on_first_wait(item[1])
         return True
-
-    @property
-    def bytes_held(self) -> int:
-        """Bytes of media enqueued and not yet written."""
-        return self._held
 
     @property
     def bytes_high_water(self) -> int:
@@ -200,8 +196,8 @@ class LogWorker:
         A record leaves `batch` before it is handled, so an image's memory is freed when its
         bytes are released, not when the whole batch is done.
         """
-        self._convert_device_tensors(batch)
-        _merge_steps(batch)
+        convert_device_tensors(batch, self._record)
+        merge_steps(batch)
         while batch:
             item = batch.popleft()
             kind = item[0]
@@ -230,13 +226,13 @@ class LogWorker:
         kind = item[0]
         try:
             if kind == IMAGE:
-                from visualization.helper_functions import to_uint8_image
+                from utils.log.images import to_uint8_image
 
                 _, name, image, step, options = item
                 self._call_writers("write_image", name, to_uint8_image(image, **options), step)
             elif kind == HISTOGRAM:
                 _, name, values, step = item
-                self._call_writers("write_histogram", name, _to_float_array(values), step)
+                self._call_writers("write_histogram", name, to_float_array(values), step)
             elif kind == TEXT:
                 self._call_writers("write_text", *item[1:])
             elif kind == CONFIG:
@@ -269,60 +265,3 @@ class LogWorker:
         error = WriterError(f"logging failed in {where}: {type(exc).__name__}: {exc}{tail}")
         error.__cause__ = exc
         self.errors.append(error)
-
-    def _convert_device_tensors(self, batch: deque[tuple]) -> None:
-        """Replace accelerator tensors in SCALARS records by numbers, one transfer per group.
-
-        A group that cannot be read is named in an error and left out; the values logged
-        with it (other groups, plain numbers) are still written.
-        """
-        groups: dict[tuple, list[tuple[dict, str]]] = {}
-        for item in batch:
-            if item[0] == SCALARS and item[3]:
-                for key, value in item[2].items():
-                    if type(value) not in (int, float):
-                        groups.setdefault((value.device, value.dtype), []).append((item[2], key))
-        if not groups:
-            return
-        torch = sys.modules["torch"]
-        for (device, _), slots in groups.items():
-            try:
-                values = torch.stack([metrics[key] for metrics, key in slots]).tolist()  # (n,)
-            except Exception as exc:
-                names = ", ".join(sorted({repr(key) for _, key in slots}))
-                self._record(exc, f"reading metric {names} (on {device}; the other values were written)")
-                for metrics, key in slots:
-                    del metrics[key]
-                continue
-            for (metrics, key), number in zip(slots, values):
-                metrics[key] = number
-
-
-def _merge_steps(batch: deque[tuple]) -> None:
-    """Join consecutive SCALARS records of one step in place, so each writer sees the step once."""
-    merged: list[tuple] = []
-    for item in batch:
-        last = merged[-1] if merged else None
-        if item[0] == SCALARS and last is not None and last[0] == SCALARS and last[1] == item[1]:
-            last[2].update(item[2])  # the dicts are the logger's own copies
-            continue
-        merged.append(item)
-    batch.clear()
-    batch.extend(merged)
-
-
-def media_bytes(item: tuple) -> int:
-    """Memory a record's payload holds (host or device): its nbytes; 0 for other records."""
-    kind = item[0]
-    if kind == IMAGE or kind == HISTOGRAM:
-        return int(item[2].nbytes)
-    if kind == TEXT:
-        return sys.getsizeof(item[2])
-    return 0
-
-
-def _to_float_array(values: Any) -> np.ndarray:
-    torch = sys.modules.get("torch")
-    if torch is not None and isinstance(values, torch.Tensor):
-        values = values.detach().to("cpu", torch.float64).numpy()
-    return np.asarray(values, dtype=np.float64).reshape(-1)

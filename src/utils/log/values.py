@@ -97,7 +97,7 @@ def image_copy(name: str, image: Any) -> Any:
 def _image_array(name: str, image: Any) -> Any:
     import numpy as np
 
-    from visualization.helper_functions import ACCEPTED_FORMS
+    from utils.log.images import ACCEPTED_FORMS
 
     if hasattr(image, "savefig"):
         raise TypeError(f"image {name!r} is a matplotlib figure: log it with log_figure({name!r}, figure)")
@@ -115,7 +115,7 @@ def check_image(name: str, image: Any) -> None:
     """ValueError naming the image when its shape or dtype cannot become an RGB picture."""
     import numpy as np
 
-    from visualization.helper_functions import ACCEPTED_FORMS, CHANNELS
+    from utils.log.images import ACCEPTED_FORMS, CHANNELS
 
     shape = tuple(getattr(image, "shape", ()))
     ok = (

@@ -1,4 +1,4 @@
-"""Logging backends behind one small interface (`Writer`); the Logger fans out to them.
+"""Logging backends behind one small interface (`base.Writer`); the Logger fans out to them.
 
 Each backend's module declares its config keys (a typed `logging` section) and a start
 function; `registry` maps the backend's name to both.
@@ -6,7 +6,3 @@ function; `registry` maps the backend's name to both.
 Submodules import their heavy library (tensorboard, wandb) only when a writer is created, so
 importing this package stays cheap.
 """
-
-from utils.log.writers.base import Writer
-
-__all__ = ["Writer"]

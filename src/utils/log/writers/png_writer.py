@@ -4,6 +4,8 @@ from pathlib import Path
 
 import numpy as np
 
+from utils.fileio import atomic_write_bytes
+from utils.log.images import png_bytes
 from utils.log.writers.base import Writer
 from utils.names import sanitize_name
 
@@ -22,6 +24,6 @@ class PngWriter(Writer):
         self.folder = Path(folder)
 
     def write_image(self, name: str, image: np.ndarray, step: int) -> None:
-        from visualization.helper_functions import save_png
-
-        save_png(self.folder / image_file_name(name, step), image)
+        """`image` is (H, W, 3) uint8, converted by the logging thread."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(self.folder / image_file_name(name, step), png_bytes(image))
