@@ -26,7 +26,7 @@ from training.run_config import RunConfig, RunSettings
 from training.run_outputs import move_outputs_aside, read_summary, refuse_plain_start, write_summary
 from training.signals import GracefulStop
 from training.task import TaskContext
-from training.trainer import Trainer, TrainingConfig, TrainState
+from training.trainer import Trainer, TrainingConfig
 from utils.checkpointing.io import load_checkpoint, restore_checkpoint, restore_rng_state
 from utils.checkpointing.manager import CheckpointManager
 from utils.errors import CheckpointError, RunIOError
@@ -227,13 +227,7 @@ def _restore(trainer: Trainer, path: Path, checkpoint: dict) -> list[str]:
         checkpoint, model=trainer.model, optimizer=trainer.optimizer,
         scheduler=trainer.scheduler, scaler=scaler, restore_rng=False,
     )
-    extra = checkpoint["extra"]
-    trainer.state = TrainState(
-        epoch=checkpoint["epoch"], batches_done=extra["batches_done"], global_step=checkpoint["global_step"],
-        stopped_early=extra.get("stopped_early"), epoch_totals=extra.get("epoch_totals", {}),
-    )
-    if "early_stopping" in extra:  # checkpoints written before early stopping existed lack it
-        trainer.early_stopping.load_state_dict(extra["early_stopping"])
+    trainer.load_state_dict(checkpoint)
     return notes
 
 

@@ -330,22 +330,36 @@ class Trainer:
         every = self.config.draw_every
         return every is not None and (epoch % every == 0 or epoch == self.config.epochs)
 
-    def save(self, *, epoch_end: bool, evaluation: Evaluation | None) -> None:
-        """last.pt always; an epoch file every `checkpoint_every` epochs; best.pt on improvement.
+    def state_dict(self) -> dict[str, Any]:
+        """The loop's position as a checkpoint's keys: `epoch`, `global_step` and the `extra`
+        block (the unfinished epoch's batches and totals, early stopping, a stop reason)."""
+        return {
+            "epoch": self.state.epoch, "global_step": self.state.global_step,
+            "extra": {
+                "batches_done": self.state.batches_done, "epoch_totals": self.state.epoch_totals,
+                "stopped_early": self.state.stopped_early, "early_stopping": self.early_stopping.state_dict(),
+            },
+        }
 
-        The checkpoint manager owns the best metric: it decides what improves and keeps it.
-        """
+    def load_state_dict(self, checkpoint: dict[str, Any]) -> None:
+        """Go on from `state_dict()`'s keys of a checkpoint. Keys that older checkpoints lack
+        (epoch totals, a stop reason, early stopping) start empty."""
+        extra = checkpoint["extra"]
+        self.state = TrainState(
+            epoch=checkpoint["epoch"], batches_done=extra["batches_done"], global_step=checkpoint["global_step"],
+            stopped_early=extra.get("stopped_early"), epoch_totals=extra.get("epoch_totals", {}),
+        )
+        if "early_stopping" in extra:
+            self.early_stopping.load_state_dict(extra["early_stopping"])
+
+    def save(self, *, epoch_end: bool, evaluation: Evaluation | None) -> None:
+        """last.pt always; an epoch file every `checkpoint_every` epochs; best.pt on improvement,
+        which the checkpoint manager decides from the metric handed to it."""
         metric = self.state.history[self.config.best_metric] if evaluation is not None else None
         if is_main_process():
-            best = metric if metric is not None and self.checkpoints.is_better(metric) else self.checkpoints.best_metric
             checkpoint = build_checkpoint(
                 model=self.model, optimizer=self.optimizer, scheduler=self.scheduler,
-                scaler=self.precision.scaler, epoch=self.state.epoch, global_step=self.state.global_step,
-                best_metric=best, extra={
-                    "batches_done": self.state.batches_done, "epoch_totals": self.state.epoch_totals,
-                    "stopped_early": self.state.stopped_early,
-                    "early_stopping": self.early_stopping.state_dict(),
-                },
+                scaler=self.precision.scaler, **self.state_dict(),
             )
             epoch_file = epoch_end and self.state.epoch % self.config.checkpoint_every == 0
             self.checkpoints.save(checkpoint, epoch_file=epoch_file, metric=metric)
