@@ -33,7 +33,7 @@ from utils.errors import CheckpointError, RunIOError
 from utils.helper_functions import barrier, get_rank, get_world_size, is_main_process, set_seed, unwrap_model
 from utils.logging import LOGGER, Logger, WriterError
 from utils.management import Run
-from utils.profiler import Profiler
+from utils.profiler import PROFILER
 from utils.run_guard import RunLock
 
 
@@ -70,6 +70,8 @@ def run_session(
     lock: RunLock | None = None
     logger: Logger | None = None
     trainer: Trainer | None = None
+    profiling = PROFILER.configure(enabled=True)  # the settings before, restored at the end
+    PROFILER.reset()  # a task's sections (`PROFILER.section`) and the engine's share this profile
     try:
         lock = claim_on_every_rank(run, device)
         if not (resume or restart):
@@ -111,6 +113,8 @@ def run_session(
             lock.release()
         destroy_distributed(together=not failing)
         stop.restore()
+        PROFILER.reset()  # the next session in this process (a sweep's trial) starts clean
+        PROFILER.configure(**profiling)
 
 
 def _prepare_checkpoints(
@@ -203,10 +207,10 @@ def _build_trainer(
     optimizer = build_optimizer(model, config[OptimizerConfig])
     steps_per_epoch = -(-len(loaders.train) // training.accumulate_steps)  # optimizer steps
     scheduler = build_scheduler(optimizer, config[SchedulerConfig], steps_per_epoch, training.epochs)
-    profiler = Profiler(enabled=True, logger=LOGGER, log_every=steps_per_epoch)
+    PROFILER.configure(log_every=steps_per_epoch)  # time/<section> means once an epoch
     early_stopping = EarlyStopping(config[EarlyStoppingConfig])
     precision = MixedPrecision(training.precision, device)
-    return Trainer(task, model, optimizer, scheduler, precision, loaders, checkpoints, training, device, stop, profiler,
+    return Trainer(task, model, optimizer, scheduler, precision, loaders, checkpoints, training, device, stop,
                    early_stopping, callbacks)
 
 
@@ -263,7 +267,7 @@ def _report(trainer: Trainer, result: SessionResult, config: RunConfig) -> None:
     if run.metrics_csv.is_file() and trainer.config.draw_every is not None:
         LOGGER.flush()
         plot_training_curves(run.metrics_csv, run.plots)
-    trainer.profiler.write_report(run.logs)
+    PROFILER.write_report(run.logs)
     best = f"{result.best_metric:.4f}" if result.best_metric is not None else "none"
     tested = "".join(f", {name} {value:.4f}" for name, value in result.test_metrics.items())
     ending = f"stopped by {signal.Signals(trainer.stop.signum).name}" if trainer.stop.requested else "finished"

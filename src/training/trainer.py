@@ -28,7 +28,7 @@ from utils.checkpointing.manager import CheckpointManager
 from utils.config_fields import option
 from utils.helper_functions import barrier, is_distributed, is_main_process, move_to_device
 from utils.logging import LOGGER
-from utils.profiler import Profiler
+from utils.profiler import PROFILER
 
 
 
@@ -159,7 +159,6 @@ class Trainer:
     config: TrainingConfig
     device: torch.device
     stop: GracefulStop
-    profiler: Profiler
     early_stopping: EarlyStopping
     callbacks: tuple[EpochCallback, ...] = ()  # asked on rank 0 after each evaluated epoch
     state: TrainState = field(default_factory=TrainState)
@@ -211,7 +210,7 @@ class Trainer:
         accumulate, batch_count = self.config.accumulate_steps, len(self.loaders.train)
         group_loss = torch.zeros((), device=self.device)  # the mean loss of the micro-batches so far
         for index in range(batch_count):
-            with self.profiler.section("data"):
+            with PROFILER.section("data"):
                 batch = next(batches)
                 if index < self.state.batches_done:
                     continue  # already trained before the interruption
@@ -224,10 +223,10 @@ class Trainer:
                 group_loss = torch.zeros((), device=self.device)
             # DDP averages gradients only on the micro-batch that steps the optimizer
             with self._gradient_sync(steps_now):
-                with self.profiler.section("forward"):
+                with PROFILER.section("forward"):
                     with self.precision.autocast():
                         output = self.task.train_step(self.model, batch)
-                with self.profiler.section("backward"):
+                with PROFILER.section("backward"):
                     self.precision.backward(output.loss / group_size)
             totals.add(output)
             group_loss = group_loss + output.loss.detach() / group_size
@@ -235,13 +234,13 @@ class Trainer:
             progress.update(1)
             if not steps_now:
                 continue
-            with self.profiler.section("optimizer"):
+            with PROFILER.section("optimizer"):
                 self._optimizer_step()
             self.scheduler.step()
             step = self.state.global_step
             # this rank's loss, a device tensor: the logging thread reads it, the loop never waits
             LOGGER.log({"train/loss": group_loss, "lr": self.optimizer.param_groups[0]["lr"]}, step)
-            self.profiler.step(step)  # every `log_every` steps: time/<section> means
+            PROFILER.step(step)  # every `log_every` steps: time/<section> means
             self.state.global_step += 1
             if self._should_stop(totals, progress):
                 progress.close()
