@@ -16,7 +16,7 @@ import torch
 from training.callbacks import EpochCallback
 from training.compiling import check_compile
 from training.data_loading import LoaderConfig, build_loaders, close_loaders
-from training.distributed import destroy_distributed, init_distributed
+from training.distributed import barrier, destroy_distributed, init_distributed
 from training.early_stopping import EarlyStopping, EarlyStoppingConfig
 from training.evaluation import evaluate, log_drawings
 from training.optim import OptimizerConfig, SchedulerConfig, build_optimizer, build_scheduler
@@ -30,7 +30,8 @@ from training.trainer import Trainer, TrainingConfig
 from utils.checkpointing.io import load_checkpoint, restore_checkpoint, restore_rng_state
 from utils.checkpointing.manager import CheckpointManager
 from utils.errors import CheckpointError, RunIOError
-from utils.helper_functions import barrier, get_rank, get_world_size, is_main_process, set_seed, unwrap_model
+from utils.distributed_info import get_rank, get_world_size, is_main_process
+from utils.helper_functions import set_seed, unwrap_model
 from utils.logging import LOGGER, Logger, WriterError
 from utils.management import Run
 from utils.profiler import PROFILER
@@ -278,6 +279,6 @@ def _report(trainer: Trainer, result: SessionResult, config: RunConfig) -> None:
     if not trainer.stop.requested:
         write_summary(run, {
             "epochs": state.epoch, "global_step": state.global_step, "best_metric": result.best_metric,
-            "stopped_early": state.stopped_early,
+            "stopped_early": state.stopped_early, "train/epoch_loss": state.history.get("train/epoch_loss"),
             "test": result.test_metrics, "wall_time_s": round(result.wall_time, 3),
         })

@@ -17,7 +17,7 @@ from torch import nn
 
 from training.callbacks import EpochCallback, ask_callbacks
 from training.data_loading import Loaders
-from training.distributed import all_reduce_sum, any_rank
+from training.distributed import all_reduce_sum, any_rank, barrier
 from training.early_stopping import EarlyStopping
 from training.evaluation import Evaluation, evaluate, log_drawings
 from training.precision import MixedPrecision, Precision
@@ -26,7 +26,8 @@ from training.task import StepOutput, Task
 from utils.checkpointing.io import build_checkpoint
 from utils.checkpointing.manager import CheckpointManager
 from utils.config_fields import option
-from utils.helper_functions import barrier, is_distributed, is_main_process, move_to_device
+from utils.distributed_info import is_distributed, is_main_process
+from utils.helper_functions import move_to_device
 from utils.logging import LOGGER
 from utils.profiler import PROFILER
 
@@ -86,7 +87,7 @@ class TrainState:
     epoch: int = 0  # completed epochs
     batches_done: int = 0  # batches of the current (unfinished) epoch already trained
     global_step: int = 0  # completed optimizer steps; the next step is logged at this index
-    history: dict[str, float] = field(default_factory=dict)  # the latest epoch's means and metrics
+    history: dict[str, float] = field(default_factory=dict)  # train/epoch_loss and the latest val/* metrics
     epoch_totals: dict[str, Any] = field(default_factory=dict)  # an unfinished epoch's EpochTotals.state_dict()
     stopped_early: str | None = None  # the reason, once early stopping ended the training
 
@@ -192,7 +193,7 @@ class Trainer:
         return early if early is not None else asked
 
     def _epoch_line(self, timing: str, evaluated: bool) -> str:
-        """`epoch 3/15  train/loss 0.2143  val/loss 0.1532  val/accuracy 0.9630  lr 0.00095  12.1 s, eta 48 s`"""
+        """`epoch 3/15  train/epoch_loss 0.2143  val/loss 0.1532  val/accuracy 0.9630  lr 0.00095  12.1 s, eta 48 s`"""
         shown = {k: v for k, v in self.state.history.items() if evaluated or not k.startswith("val/")}
         metrics = "  ".join(f"{name} {value:.4f}" for name, value in shown.items())
         lr = self.optimizer.param_groups[0]["lr"]
@@ -253,7 +254,7 @@ class Trainer:
             self.state.epoch_totals = totals.state_dict()
             return False
         if means:  # none when a resume at an epoch's end finds no totals (a checkpoint from before they were saved)
-            self.state.history["train/loss"] = means["loss"]
+            self.state.history["train/epoch_loss"] = means["loss"]  # train/loss is the per-step loss
             epoch_metrics = {f"train/epoch_{name}": value for name, value in means.items()}
             LOGGER.log({**epoch_metrics, "epoch": self.state.epoch + 1}, self.state.global_step - 1)
         return True

@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from utils.config_fields import ParsedConfig
-from utils.helper_functions import get_rank
+from utils.distributed_info import get_rank
 from utils.log.files import (
     close_text_log,
     describe_architecture,
