@@ -15,7 +15,7 @@ import torch
 
 from training.callbacks import EpochCallback
 from training.compiling import check_compile
-from training.data_loading import LoaderConfig, build_loaders, close_loaders
+from training.data_loading import LoaderConfig, Loaders, build_loaders, close_loaders
 from training.distributed import barrier, destroy_distributed, init_distributed
 from training.early_stopping import EarlyStopping, EarlyStoppingConfig
 from training.evaluation import evaluate, log_drawings
@@ -26,7 +26,8 @@ from training.run_config import RunConfig, RunSettings
 from training.run_outputs import move_outputs_aside, read_summary, refuse_plain_start, write_summary
 from training.signals import GracefulStop
 from training.task import TaskContext
-from training.trainer import Trainer, TrainingConfig
+from training.trainer import Trainer
+from training.trainer_config import TrainingConfig
 from utils.checkpointing.io import load_checkpoint, restore_checkpoint, restore_rng_state
 from utils.checkpointing.manager import CheckpointManager
 from utils.errors import CheckpointError, RunIOError
@@ -84,6 +85,7 @@ def run_session(
         set_seed(settings.seed, settings.deterministic)
         checkpoints, resume_from, notes = _prepare_checkpoints(run, config[TrainingConfig], device, resume, restart)
         trainer = _build_trainer(config, device, checkpoints, stop, tuple(callbacks))
+        PROFILER.configure(log_every=_steps_per_epoch(trainer.loaders, trainer.config))  # time/* once an epoch
         if resume_from is not None:
             notes += _restore(trainer, *resume_from)
         logger = Logger(run, resume_step=resume_from[1]["global_step"] if resume_from else None)
@@ -206,13 +208,17 @@ def _build_trainer(
         ids = [device.index] if device.type == "cuda" else None
         model = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
     optimizer = build_optimizer(model, config[OptimizerConfig])
-    steps_per_epoch = -(-len(loaders.train) // training.accumulate_steps)  # optimizer steps
+    steps_per_epoch = _steps_per_epoch(loaders, training)
     scheduler = build_scheduler(optimizer, config[SchedulerConfig], steps_per_epoch, training.epochs)
-    PROFILER.configure(log_every=steps_per_epoch)  # time/<section> means once an epoch
     early_stopping = EarlyStopping(config[EarlyStoppingConfig])
     precision = MixedPrecision(training.precision, device)
     return Trainer(task, model, optimizer, scheduler, precision, loaders, checkpoints, training, device, stop,
                    early_stopping, callbacks)
+
+
+def _steps_per_epoch(loaders: Loaders, training: TrainingConfig) -> int:
+    """Optimizer steps in an epoch (the last group of micro-batches may be short)."""
+    return -(-len(loaders.train) // training.accumulate_steps)
 
 
 def _check_machine(training: TrainingConfig, device: torch.device) -> None:
