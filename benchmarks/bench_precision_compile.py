@@ -31,7 +31,7 @@ from training.optim import OptimizerConfig, build_optimizer  # noqa: E402
 from training.precision import MixedPrecision, Precision  # noqa: E402
 from training.run_config import RunSettings, parse_run_config  # noqa: E402
 from training.task import TaskContext  # noqa: E402
-from training.trainer import TrainingConfig  # noqa: E402
+from training.trainer_config import TrainingConfig  # noqa: E402
 from utils.configs import load_config_template  # noqa: E402
 from utils.errors import ConfigValueError  # noqa: E402
 

@@ -36,7 +36,7 @@ from training.data_loading import LoaderConfig, build_loaders, close_loaders  # 
 from training.optim import OptimizerConfig, SchedulerConfig, build_optimizer, build_scheduler  # noqa: E402
 from training.run_config import RunSettings, parse_run_config  # noqa: E402
 from training.task import TaskContext  # noqa: E402
-from training.trainer import TrainingConfig  # noqa: E402
+from training.trainer_config import TrainingConfig  # noqa: E402
 from utils.configs import load_config_template  # noqa: E402
 
 ROUNDS = 7

@@ -92,7 +92,7 @@ def _device(name: str):
 
 def print_summary(result: "SessionResult", args: argparse.Namespace) -> None:  # noqa: F821
     """A short report on rank 0: where the run is, best and test metrics, wall time."""
-    from utils.helper_functions import is_main_process
+    from utils.distributed_info import is_main_process
 
     if not is_main_process():
         return

@@ -540,3 +540,12 @@ def test_an_optimizer_state_that_does_not_fit_is_a_checkpoint_error_naming_the_o
     with pytest.raises(CheckpointError, match=r"checkpoint optimizer state does not fit the SGD: ValueError: .*; "
                                               "resume with the config"):
         restore_checkpoint(saved, model=model, optimizer=torch.optim.SGD(model.parameters(), lr=0.1))
+
+
+def test_the_manager_alone_decides_the_stored_best_metric(folder: Path) -> None:
+    manager = CheckpointManager(folder, metric_mode="min")
+    claimed = build_checkpoint(model=torch.nn.Linear(2, 2), epoch=1, global_step=1, best_metric=0.01)
+    manager.save(claimed, epoch_file=False, metric=None)
+    assert load_checkpoint(folder / "last.pt")["best_metric"] is None, "no metric was handed to the manager"
+    manager.save(claimed, epoch_file=False, metric=0.4)
+    assert load_checkpoint(folder / "best.pt")["best_metric"] == 0.4

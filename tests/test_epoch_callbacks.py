@@ -70,8 +70,8 @@ def test_a_callback_receives_the_validation_metrics_of_each_evaluated_epoch():
     metrics = read_metrics(run_dir)
     for epoch, history in received.items():
         logged = metrics[metrics["step"] == epoch * STEPS_PER_EPOCH - 1]
-        for name in ("val/loss", "val/mae", "train/loss"):
-            assert name in history
+        assert {"val/loss", "val/mae", "train/epoch_loss"} <= set(history) and "train/loss" not in history
+        assert history["train/epoch_loss"] == pytest.approx(logged["train/epoch_loss"].dropna().item(), rel=1e-6)
         assert history["val/mae"] == pytest.approx(logged["val/mae"].dropna().item(), rel=1e-6)
         assert history["val/loss"] == pytest.approx(logged["val/loss"].dropna().item(), rel=1e-6)
     assert received[2]["val/mae"] != received[4]["val/mae"], "each call sees its own epoch's metrics"

@@ -1,4 +1,4 @@
-"""Seeding, devices, parameter counts, nested moves and rank helpers in utils.helper_functions."""
+"""Seeding, devices, parameter counts and nested moves in utils.helper_functions."""
 
 import os
 import random
@@ -7,7 +7,6 @@ from collections import OrderedDict, defaultdict, namedtuple
 import numpy as np
 import pytest
 import torch
-import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
@@ -180,33 +179,3 @@ def test_move_to_device_walks_nested_structures_and_keeps_types():
     assert isinstance(moved["counts"], defaultdict) and moved["counts"].default_factory is list
     assert moved["counts"]["a"][0].device.type == "meta"
     assert data["x"].device.type == "cpu"  # the input is left alone
-
-
-def test_rank_helpers_without_distribution():
-    assert (hf.get_rank(), hf.get_world_size(), hf.local_rank()) == (0, 1, 0)
-    assert not hf.is_distributed() and hf.is_main_process()
-
-
-def test_rank_helpers_read_torchrun_environment(monkeypatch):
-    monkeypatch.setenv("RANK", "3")
-    monkeypatch.setenv("WORLD_SIZE", "4")
-    monkeypatch.setenv("LOCAL_RANK", "1")
-    assert (hf.get_rank(), hf.get_world_size(), hf.local_rank()) == (3, 4, 1)
-    assert hf.is_distributed() and not hf.is_main_process()
-
-
-def test_barrier_is_a_no_op_without_process_group():
-    assert not dist.is_initialized()
-    assert hf.barrier() is None
-
-
-def test_process_group_takes_precedence_over_environment(tmp_path, monkeypatch):
-    monkeypatch.setenv("RANK", "7")
-    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
-    try:
-        assert hf.is_distributed()
-        assert hf.get_rank() == 0 and hf.get_world_size() == 1 and hf.is_main_process()
-        hf.barrier()  # a real gloo barrier with a single rank returns at once
-    finally:
-        dist.destroy_process_group()
-    assert hf.get_rank() == 7

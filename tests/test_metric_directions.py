@@ -10,7 +10,7 @@ from sweeps.spec import parse_spec
 from training.early_stopping import EarlyStoppingConfig
 from training.run_config import parse_run_config
 from training.task import Task, find_task, register_task
-from training.trainer import TrainingConfig
+from training.trainer_config import TrainingConfig
 from utils.configs import load_config_template
 from utils.errors import ConfigValueError
 

@@ -235,3 +235,14 @@ def test_torch_profiler_trace_is_written_into_the_run_logs() -> None:
 def test_torch_profiler_schedule_is_validated(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="active=0 must be at least 1"):
         trace_steps(tmp_path, active=0)
+
+
+def test_configure_switches_and_sets_log_every_and_returns_the_settings_to_restore() -> None:
+    profiler = Profiler()
+    previous = profiler.configure(enabled=False, log_every=5)
+    assert previous == {"enabled": True, "log_every": 0}
+    assert profiler.section("off") is NULL_SECTION and profiler.log_every == 5
+    with pytest.raises(ValueError, match="log_every=-1 must be 0"):
+        profiler.configure(log_every=-1)
+    profiler.configure(**previous)
+    assert profiler.enabled and profiler.log_every == 0

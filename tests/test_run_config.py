@@ -9,7 +9,7 @@ import pytest
 from conftest import run_script
 from training.run_config import config_classes, parse_run_config
 from training.task import find_task
-from training.trainer import TrainingConfig
+from training.trainer_config import TrainingConfig
 from utils.config_fields import all_specs
 from utils.configs import load_config_template
 from utils.errors import ConfigKeyError, ConfigValueError

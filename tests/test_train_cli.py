@@ -31,6 +31,8 @@ def test_training_writes_every_output_of_a_run():
     assert any("confusion" in p.name for p in run_dir.joinpath("visualizations").rglob("*.png"))
     assert tensorboard_steps(run_dir, "train/loss") == list(range(3 * steps_per_epoch))
     assert (run_dir / "logs" / "architecture.txt").is_file()
+    summary = json.loads((run_dir / "logs" / "summary.json").read_text())
+    assert summary["train/epoch_loss"] == pytest.approx(metrics["train/epoch_loss"].dropna().iloc[-1], rel=1e-6)
     assert "test/accuracy" in result.stdout and str(run_dir) in result.stdout
     assert "tensorboard --logdir" in result.stdout
     _assert_one_line_per_epoch_and_the_ending(result.stderr, (run_dir / "logs" / "log.txt").read_text())
@@ -43,8 +45,9 @@ def _assert_one_line_per_epoch_and_the_ending(console: str, log: str) -> None:
     for epoch in (1, 2, 3):
         lines = [line for line in console.splitlines() if f"epoch {epoch}/3 " in line]
         assert len(lines) == 1, console
-        for word in ("train/loss", "val/loss", "val/accuracy", "lr", "eta"):
+        for word in ("train/epoch_loss", "val/loss", "val/accuracy", "lr", "eta"):
             assert word in lines[0]
+        assert " train/loss " not in lines[0], "train/loss is the per-step loss, not the epoch's mean"
         assert lines[0].split(" INFO ", 1)[1] in log
     assert "finished at epoch 3, step 60" in log and "test/accuracy" in log
 

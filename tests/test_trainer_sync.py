@@ -63,7 +63,7 @@ def test_an_epoch_reads_the_device_once_at_its_end_and_logging_reads_nothing(cou
     assert result.exit_code == 0
     cpu_logging_reads = counted_reads.pop("utils.log.values:to_number", 0)
     assert cpu_logging_reads == 3 * 20, "a CPU loss is read at once; on a GPU it is queued instead"
-    assert counted_reads == {"training.trainer:close": 3}, "one read per epoch, at its end"
+    assert counted_reads == {"training.epoch_totals:close": 3}, "one read per epoch, at its end"
 
 
 class OffCpuTensor(torch.Tensor):

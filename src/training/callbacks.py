@@ -2,7 +2,7 @@
 
 A callback is `callback(epoch, history) -> reason | None`, called on rank 0 after every evaluated
 epoch with the number of completed epochs and the latest means and validation metrics
-(`{"train/loss": ..., "val/loss": ..., ...}`). A returned reason stops the training at that
+(`{"train/epoch_loss": ..., "val/loss": ..., ...}`). A returned reason stops the training at that
 epoch boundary as early stopping does: the checkpoint and summary.json keep the reason, and the
 run counts as finished.
 """
@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 import torch
 
 from training.distributed import any_rank
-from utils.helper_functions import is_main_process
+from utils.distributed_info import is_main_process
 
 EpochCallback = Callable[[int, dict[str, float]], str | None]
 

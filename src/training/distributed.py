@@ -1,7 +1,8 @@
-"""Process-group set-up for torchrun and the collective helpers the loop needs.
+"""What acts on the process group: join it under torchrun, wait for every rank, reduce, leave.
 
 Without torchrun (no WORLD_SIZE > 1 in the environment) everything here is a no-op, so the
-same script runs on one CPU and on many GPUs.
+same script runs on one CPU and on many GPUs. Which rank this process is (pure reads the
+library needs too, and `utils` never imports `training`) lives in `utils.distributed_info`.
 """
 
 import os
@@ -10,7 +11,7 @@ from datetime import timedelta
 import torch
 import torch.distributed as dist
 
-from utils.helper_functions import is_distributed, local_rank
+from utils.distributed_info import is_distributed, local_rank
 
 
 def init_distributed(device: torch.device) -> bool:
@@ -37,6 +38,12 @@ def destroy_distributed(together: bool = True) -> None:
     if together:
         dist.barrier()
     dist.destroy_process_group()
+
+
+def barrier() -> None:
+    """Wait for every rank; a no-op without an initialised process group."""
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
 
 
 def all_reduce_sum(values: torch.Tensor) -> torch.Tensor:

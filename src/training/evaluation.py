@@ -13,7 +13,8 @@ from torch.utils.data import DataLoader
 
 from training.distributed import all_reduce_sum
 from training.task import Task
-from utils.helper_functions import is_main_process, move_to_device, unwrap_model
+from utils.distributed_info import is_main_process
+from utils.helper_functions import move_to_device, unwrap_model
 from utils.logging import LOGGER
 
 HALF_DTYPES = (torch.float16, torch.bfloat16)

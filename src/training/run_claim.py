@@ -4,8 +4,8 @@ the outcome, so that all of them go on or all of them exit (none waits for ever 
 import torch
 
 from training.distributed import all_reduce_sum
+from utils.distributed_info import is_main_process
 from utils.errors import RunBusyError, RunIOError, RunLinkError, TemplateError
-from utils.helper_functions import is_main_process
 from utils.management import Run
 from utils.run_guard import RunLock, claim_run
 

@@ -1,7 +1,7 @@
 """A run's whole config: the engine's sections, the task's and the writers', checked at once.
 
 Each section is declared next to the code that reads it (`LoaderConfig` in data_loading,
-`OptimizerConfig` in optim, `TrainingConfig` in trainer, the writers' keys in their modules,
+`OptimizerConfig` in optim, `TrainingConfig` in trainer_config, the writers' keys in their modules,
 the task's in its file); this module only gathers them for the task the config names. Both
 `01_initialize.py` and `02_train.py` call `parse_run_config`, so a mistake fails before a run is
 created and again before anything is built; a sweep checks each trial's config through it too.
@@ -15,7 +15,7 @@ from training.early_stopping import EarlyStoppingConfig
 from training.model_memory import check_model_fits
 from training.optim import OptimizerConfig, SchedulerConfig
 from training.task import Task, available_tasks, find_task
-from training.trainer import TrainingConfig
+from training.trainer_config import TrainingConfig
 from utils.config_fields import REQUIRED, ParsedConfig, option, parse_config
 from utils.errors import ConfigKeyError, ConfigValueError
 from utils.log.writers.registry import writer_config_sections

@@ -15,8 +15,8 @@ import torch
 
 from training.callbacks import EpochCallback
 from training.compiling import check_compile
-from training.data_loading import LoaderConfig, build_loaders, close_loaders
-from training.distributed import destroy_distributed, init_distributed
+from training.data_loading import LoaderConfig, Loaders, build_loaders, close_loaders
+from training.distributed import barrier, destroy_distributed, init_distributed
 from training.early_stopping import EarlyStopping, EarlyStoppingConfig
 from training.evaluation import evaluate, log_drawings
 from training.optim import OptimizerConfig, SchedulerConfig, build_optimizer, build_scheduler
@@ -26,15 +26,17 @@ from training.run_config import RunConfig, RunSettings
 from training.run_outputs import move_outputs_aside, read_summary, refuse_plain_start, write_summary
 from training.signals import GracefulStop
 from training.task import TaskContext
-from training.trainer import Trainer, TrainingConfig, TrainState
+from training.trainer import Trainer
+from training.trainer_config import TrainingConfig
 from utils.checkpointing.io import load_checkpoint, restore_checkpoint
 from utils.checkpointing.manager import CheckpointManager
 from utils.checkpointing.rng import restore_rng_state
 from utils.errors import CheckpointError, RunIOError
-from utils.helper_functions import barrier, get_rank, get_world_size, is_main_process, set_seed, unwrap_model
+from utils.distributed_info import get_rank, get_world_size, is_main_process
+from utils.helper_functions import set_seed, unwrap_model
 from utils.logging import LOGGER, Logger, WriterError
 from utils.management import Run
-from utils.profiler import Profiler
+from utils.profiler import PROFILER
 from utils.run_guard import RunLock
 
 
@@ -71,6 +73,8 @@ def run_session(
     lock: RunLock | None = None
     logger: Logger | None = None
     trainer: Trainer | None = None
+    profiling = PROFILER.configure(enabled=True)  # the settings before, restored at the end
+    PROFILER.reset()  # a task's sections (`PROFILER.section`) and the engine's share this profile
     try:
         lock = claim_on_every_rank(run, device)
         if not (resume or restart):
@@ -82,6 +86,7 @@ def run_session(
         set_seed(settings.seed, settings.deterministic)
         checkpoints, resume_from, notes = _prepare_checkpoints(run, config[TrainingConfig], device, resume, restart)
         trainer = _build_trainer(config, device, checkpoints, stop, tuple(callbacks))
+        PROFILER.configure(log_every=_steps_per_epoch(trainer.loaders, trainer.config))  # time/* once an epoch
         if resume_from is not None:
             notes += _restore(trainer, *resume_from)
         logger = Logger(run, resume_step=resume_from[1]["global_step"] if resume_from else None)
@@ -112,6 +117,8 @@ def run_session(
             lock.release()
         destroy_distributed(together=not failing)
         stop.restore()
+        PROFILER.reset()  # the next session in this process (a sweep's trial) starts clean
+        PROFILER.configure(**profiling)
 
 
 def _prepare_checkpoints(
@@ -202,13 +209,17 @@ def _build_trainer(
         ids = [device.index] if device.type == "cuda" else None
         model = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
     optimizer = build_optimizer(model, config[OptimizerConfig])
-    steps_per_epoch = -(-len(loaders.train) // training.accumulate_steps)  # optimizer steps
+    steps_per_epoch = _steps_per_epoch(loaders, training)
     scheduler = build_scheduler(optimizer, config[SchedulerConfig], steps_per_epoch, training.epochs)
-    profiler = Profiler(enabled=True, logger=LOGGER, log_every=steps_per_epoch)
     early_stopping = EarlyStopping(config[EarlyStoppingConfig])
     precision = MixedPrecision(training.precision, device)
-    return Trainer(task, model, optimizer, scheduler, precision, loaders, checkpoints, training, device, stop, profiler,
+    return Trainer(task, model, optimizer, scheduler, precision, loaders, checkpoints, training, device, stop,
                    early_stopping, callbacks)
+
+
+def _steps_per_epoch(loaders: Loaders, training: TrainingConfig) -> int:
+    """Optimizer steps in an epoch (the last group of micro-batches may be short)."""
+    return -(-len(loaders.train) // training.accumulate_steps)
 
 
 def _check_machine(training: TrainingConfig, device: torch.device) -> None:
@@ -228,13 +239,7 @@ def _restore(trainer: Trainer, path: Path, checkpoint: dict) -> list[str]:
         checkpoint, model=trainer.model, optimizer=trainer.optimizer,
         scheduler=trainer.scheduler, scaler=scaler, restore_rng=False,
     )
-    extra = checkpoint["extra"]
-    trainer.state = TrainState(
-        epoch=checkpoint["epoch"], batches_done=extra["batches_done"], global_step=checkpoint["global_step"],
-        stopped_early=extra.get("stopped_early"), epoch_totals=extra.get("epoch_totals", {}),
-    )
-    if "early_stopping" in extra:  # checkpoints written before early stopping existed lack it
-        trainer.early_stopping.load_state_dict(extra["early_stopping"])
+    trainer.load_state_dict(checkpoint)
     return notes
 
 
@@ -270,7 +275,7 @@ def _report(trainer: Trainer, result: SessionResult, config: RunConfig) -> None:
     if run.metrics_csv.is_file() and trainer.config.draw_every is not None:
         LOGGER.flush()
         plot_training_curves(run.metrics_csv, run.plots)
-    trainer.profiler.write_report(run.logs)
+    PROFILER.write_report(run.logs)
     best = f"{result.best_metric:.4f}" if result.best_metric is not None else "none"
     tested = "".join(f", {name} {value:.4f}" for name, value in result.test_metrics.items())
     ending = f"stopped by {signal.Signals(trainer.stop.signum).name}" if trainer.stop.requested else "finished"
@@ -281,6 +286,6 @@ def _report(trainer: Trainer, result: SessionResult, config: RunConfig) -> None:
     if not trainer.stop.requested:
         write_summary(run, {
             "epochs": state.epoch, "global_step": state.global_step, "best_metric": result.best_metric,
-            "stopped_early": state.stopped_early,
+            "stopped_early": state.stopped_early, "train/epoch_loss": state.history.get("train/epoch_loss"),
             "test": result.test_metrics, "wall_time_s": round(result.wall_time, 3),
         })

@@ -8,75 +8,29 @@ problem (the loss of a batch, the metrics, the pictures) comes from the task thr
 import contextlib
 import signal
 import sys
-import time
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import Any
 
 import torch
 from torch import nn
 
 from training.callbacks import EpochCallback, ask_callbacks
 from training.data_loading import Loaders
-from training.distributed import all_reduce_sum, any_rank
+from training.distributed import any_rank, barrier
 from training.early_stopping import EarlyStopping
+from training.epoch_clock import EpochClock
+from training.epoch_totals import EpochTotals
 from training.evaluation import Evaluation, evaluate, log_drawings
-from training.precision import MixedPrecision, Precision
+from training.precision import MixedPrecision
 from training.signals import GracefulStop
-from training.task import StepOutput, Task
+from training.task import Task
+from training.trainer_config import TrainingConfig
 from utils.checkpointing.io import build_checkpoint
 from utils.checkpointing.manager import CheckpointManager
-from utils.config_fields import option
-from utils.helper_functions import barrier, is_distributed, is_main_process, move_to_device
+from utils.distributed_info import is_distributed, is_main_process
+from utils.helper_functions import move_to_device
 from utils.logging import LOGGER
-from utils.profiler import Profiler
-
-
-
-@dataclass(frozen=True, kw_only=True)
-class TrainingConfig:
-    SECTION: ClassVar[str] = "training"
-    RENAMED: ClassVar[dict[str, str]] = {"amp": "precision"}  # old key -> its replacement
-    epochs: int = option(15, "epochs to train", gt=0)
-    grad_clip: float | None = option(1.0, "clip the gradient norm to this value (null: no clipping)", gt=0)
-    precision: Precision = option(
-        "fp32", "'fp32': no autocast; 'bf16': autocast to bfloat16 (CPU and CUDA); 'fp16': autocast "
-        "to float16 with a GradScaler (CUDA only)",
-    )
-    compile: bool = option(False, "torch.compile the model (needs a C++ compiler on the CPU, checked at start)")
-    eval_every: int = option(1, "validate every N epochs (and after the last)", gt=0)
-    draw_every: int | None = option(
-        1, "log the task's drawings every N epochs at validation (and after the last), and at the "
-        "test; the training curves go into plots/ at the end (null: no figures at all, e.g. for "
-        "sweep trials: each figure costs a render)", gt=0,
-    )
-    checkpoint_every: int = option(5, "keep an epoch checkpoint every N epochs (last.pt is written every epoch)", gt=0)
-    keep_checkpoints: int = option(2, "how many epoch checkpoints to keep (the newest)", gt=0)
-    best_metric: str = option("val/loss", "the validation metric that picks best.pt: val/<one of the task's metrics>")
-    best_mode: Literal["min", "max"] | None = option(
-        None, "whether a smaller (min) or larger (max) best_metric is better (null: the direction the task "
-        "declares for it)",
-    )
-    accumulate_steps: int = option(
-        1, "micro-batches whose gradients add up to one optimizer step (the logged step counts "
-        "optimizer steps)", gt=0,
-    )
-    stop_check_every: int = option(
-        10, "under torchrun, steps between the ranks' agreement on a stop signal (one collective and "
-        "one host read; none in between)", gt=0,
-    )
-
-
-class EpochClock:
-    """Elapsed time and an ETA from the mean epoch time of this session (resumes included)."""
-
-    def __init__(self, first_epoch: int, epochs: int) -> None:
-        self.first_epoch, self.epochs = first_epoch, epochs
-        self.started = time.perf_counter()
-
-    def lap(self, epoch: int) -> str:
-        elapsed = time.perf_counter() - self.started
-        eta = elapsed / max(epoch - self.first_epoch, 1) * (self.epochs - epoch)
-        return f"{elapsed:.1f} s, eta {eta:.0f} s"
+from utils.profiler import PROFILER
 
 
 @dataclass
@@ -86,65 +40,9 @@ class TrainState:
     epoch: int = 0  # completed epochs
     batches_done: int = 0  # batches of the current (unfinished) epoch already trained
     global_step: int = 0  # completed optimizer steps; the next step is logged at this index
-    history: dict[str, float] = field(default_factory=dict)  # the latest epoch's means and metrics
+    history: dict[str, float] = field(default_factory=dict)  # train/epoch_loss and the latest val/* metrics
     epoch_totals: dict[str, Any] = field(default_factory=dict)  # an unfinished epoch's EpochTotals.state_dict()
     stopped_early: str | None = None  # the reason, once early stopping ended the training
-
-
-class EpochTotals:
-    """Sums of a training epoch on the device (no host sync per step), averaged at its end.
-
-    A stop part-way saves them in the checkpoint and a resume goes on from them, so the epoch's
-    means count every batch of it, not only those after the resume.
-    """
-
-    def __init__(self, device: torch.device) -> None:
-        self.device = device
-        self.sums: dict[str, torch.Tensor] = {}
-        self.count = 0
-
-    def add(self, output: StepOutput) -> None:
-        for name, value in {"loss": output.loss, **output.metrics}.items():
-            weighted = value.detach().float() * output.count
-            self.sums[name] = self.sums[name] + weighted if name in self.sums else weighted
-        self.count += output.count
-
-    def state_dict(self) -> dict[str, Any]:
-        """Every rank's sums and count so far, added up, as CPU tensors and an int (weights_only
-        loads them): one all-reduce, so every rank calls it at the same step."""
-        names = list(self.sums)
-        count = torch.tensor(float(self.count), device=self.device)
-        totals = all_reduce_sum(torch.stack([*(self.sums[n].float() for n in names), count])).cpu()
-        return {"sums": {name: totals[i].clone() for i, name in enumerate(names)}, "count": int(totals[-1].item())}
-
-    def load_state_dict(self, state: dict[str, Any], main: bool) -> None:
-        """Go on from saved totals: the main rank takes them (they hold every rank's), the others
-        start from zeros under the same names, since every rank stacks the same names."""
-        self.sums = {
-            name: value.to(self.device) if main else torch.zeros_like(value, device=self.device)
-            for name, value in state["sums"].items()
-        }
-        self.count = int(state["count"]) if main else 0
-
-
-    def agree(self, stop: bool) -> tuple[bool, float]:
-        """(whether any rank asked to stop, the running loss over every rank): one all-reduce, one read."""
-        count = torch.tensor(float(self.count), device=self.device)
-        flag = torch.tensor(float(stop), device=self.device)
-        loss = self.sums["loss"] if self.sums else torch.zeros((), device=self.device)
-        stop_votes, loss_sum, total = all_reduce_sum(torch.stack([flag, loss.float(), count])).tolist()
-        return stop_votes > 0, loss_sum / max(total, 1.0)
-
-    def close(self, stop: bool) -> tuple[bool, dict[str, float]]:
-        """At the epoch's end: (whether any rank asked to stop, the means over every rank's
-        samples), from one all-reduce and one host read."""
-        names = list(self.sums)
-        flag = torch.tensor(float(stop), device=self.device)
-        count = torch.tensor(float(self.count), device=self.device)
-        totals = all_reduce_sum(torch.stack([flag, *(self.sums[n].float() for n in names), count])).tolist()
-        samples = totals[-1]
-        means = {name: total / samples for name, total in zip(names, totals[1:-1])} if samples else {}
-        return totals[0] > 0, means
 
 
 @dataclass
@@ -159,7 +57,6 @@ class Trainer:
     config: TrainingConfig
     device: torch.device
     stop: GracefulStop
-    profiler: Profiler
     early_stopping: EarlyStopping
     callbacks: tuple[EpochCallback, ...] = ()  # asked on rank 0 after each evaluated epoch
     state: TrainState = field(default_factory=TrainState)
@@ -193,7 +90,7 @@ class Trainer:
         return early if early is not None else asked
 
     def _epoch_line(self, timing: str, evaluated: bool) -> str:
-        """`epoch 3/15  train/loss 0.2143  val/loss 0.1532  val/accuracy 0.9630  lr 0.00095  12.1 s, eta 48 s`"""
+        """`epoch 3/15  train/epoch_loss 0.2143  val/loss 0.1532  val/accuracy 0.9630  lr 0.00095  12.1 s, eta 48 s`"""
         shown = {k: v for k, v in self.state.history.items() if evaluated or not k.startswith("val/")}
         metrics = "  ".join(f"{name} {value:.4f}" for name, value in shown.items())
         lr = self.optimizer.param_groups[0]["lr"]
@@ -211,7 +108,7 @@ class Trainer:
         accumulate, batch_count = self.config.accumulate_steps, len(self.loaders.train)
         group_loss = torch.zeros((), device=self.device)  # the mean loss of the micro-batches so far
         for index in range(batch_count):
-            with self.profiler.section("data"):
+            with PROFILER.section("data"):
                 batch = next(batches)
                 if index < self.state.batches_done:
                     continue  # already trained before the interruption
@@ -224,10 +121,10 @@ class Trainer:
                 group_loss = torch.zeros((), device=self.device)
             # DDP averages gradients only on the micro-batch that steps the optimizer
             with self._gradient_sync(steps_now):
-                with self.profiler.section("forward"):
+                with PROFILER.section("forward"):
                     with self.precision.autocast():
                         output = self.task.train_step(self.model, batch)
-                with self.profiler.section("backward"):
+                with PROFILER.section("backward"):
                     self.precision.backward(output.loss / group_size)
             totals.add(output)
             group_loss = group_loss + output.loss.detach() / group_size
@@ -235,13 +132,13 @@ class Trainer:
             progress.update(1)
             if not steps_now:
                 continue
-            with self.profiler.section("optimizer"):
+            with PROFILER.section("optimizer"):
                 self._optimizer_step()
             self.scheduler.step()
             step = self.state.global_step
             # this rank's loss, a device tensor: the logging thread reads it, the loop never waits
             LOGGER.log({"train/loss": group_loss, "lr": self.optimizer.param_groups[0]["lr"]}, step)
-            self.profiler.step(step)  # every `log_every` steps: time/<section> means
+            PROFILER.step(step)  # every `log_every` steps: time/<section> means
             self.state.global_step += 1
             if self._should_stop(totals, progress):
                 progress.close()
@@ -254,7 +151,7 @@ class Trainer:
             self.state.epoch_totals = totals.state_dict()
             return False
         if means:  # none when a resume at an epoch's end finds no totals (a checkpoint from before they were saved)
-            self.state.history["train/loss"] = means["loss"]
+            self.state.history["train/epoch_loss"] = means["loss"]  # train/loss is the per-step loss
             epoch_metrics = {f"train/epoch_{name}": value for name, value in means.items()}
             LOGGER.log({**epoch_metrics, "epoch": self.state.epoch + 1}, self.state.global_step - 1)
         return True
@@ -330,22 +227,36 @@ class Trainer:
         every = self.config.draw_every
         return every is not None and (epoch % every == 0 or epoch == self.config.epochs)
 
-    def save(self, *, epoch_end: bool, evaluation: Evaluation | None) -> None:
-        """last.pt always; an epoch file every `checkpoint_every` epochs; best.pt on improvement.
+    def state_dict(self) -> dict[str, Any]:
+        """The loop's position as a checkpoint's keys: `epoch`, `global_step` and the `extra`
+        block (the unfinished epoch's batches and totals, early stopping, a stop reason)."""
+        return {
+            "epoch": self.state.epoch, "global_step": self.state.global_step,
+            "extra": {
+                "batches_done": self.state.batches_done, "epoch_totals": self.state.epoch_totals,
+                "stopped_early": self.state.stopped_early, "early_stopping": self.early_stopping.state_dict(),
+            },
+        }
 
-        The checkpoint manager owns the best metric: it decides what improves and keeps it.
-        """
+    def load_state_dict(self, checkpoint: dict[str, Any]) -> None:
+        """Go on from `state_dict()`'s keys of a checkpoint. Keys that older checkpoints lack
+        (epoch totals, a stop reason, early stopping) start empty."""
+        extra = checkpoint["extra"]
+        self.state = TrainState(
+            epoch=checkpoint["epoch"], batches_done=extra["batches_done"], global_step=checkpoint["global_step"],
+            stopped_early=extra.get("stopped_early"), epoch_totals=extra.get("epoch_totals", {}),
+        )
+        if "early_stopping" in extra:
+            self.early_stopping.load_state_dict(extra["early_stopping"])
+
+    def save(self, *, epoch_end: bool, evaluation: Evaluation | None) -> None:
+        """last.pt always; an epoch file every `checkpoint_every` epochs; best.pt on improvement,
+        which the checkpoint manager decides from the metric handed to it."""
         metric = self.state.history[self.config.best_metric] if evaluation is not None else None
         if is_main_process():
-            best = metric if metric is not None and self.checkpoints.is_better(metric) else self.checkpoints.best_metric
             checkpoint = build_checkpoint(
                 model=self.model, optimizer=self.optimizer, scheduler=self.scheduler,
-                scaler=self.precision.scaler, epoch=self.state.epoch, global_step=self.state.global_step,
-                best_metric=best, extra={
-                    "batches_done": self.state.batches_done, "epoch_totals": self.state.epoch_totals,
-                    "stopped_early": self.state.stopped_early,
-                    "early_stopping": self.early_stopping.state_dict(),
-                },
+                scaler=self.precision.scaler, **self.state_dict(),
             )
             epoch_file = epoch_end and self.state.epoch % self.config.checkpoint_every == 0
             self.checkpoints.save(checkpoint, epoch_file=epoch_file, metric=metric)

@@ -1,16 +1,18 @@
-"""Small helpers every training script needs: seeding, devices, parameter counts, distributed.
+"""Small helpers every training script needs: seeding, devices, parameter counts, nested moves.
 
-torch is imported inside the functions that need it, so that importing this module (e.g. for
-`get_rank()` in the logger) stays cheap.
+Which rank this process is lives in `utils.distributed_info`; joining, waiting for and reducing
+over the ranks in `training.distributed`. torch is imported inside the functions that need it,
+so that importing this module stays cheap.
 """
 
 import os
 import random
-import sys
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+from utils.distributed_info import is_distributed, local_rank
 
 
 def set_seed(seed: int, deterministic: bool = False) -> None:
@@ -118,43 +120,3 @@ def move_to_device(data: Any, device: "torch.device | str", non_blocking: bool =
     if isinstance(data, Sequence) and not isinstance(data, (str, bytes)):
         return type(data)(move_to_device(v, device, non_blocking) for v in data)
     return data
-
-
-def _dist_initialized() -> bool:
-    dist = sys.modules.get("torch.distributed")
-    return bool(dist is not None and dist.is_available() and dist.is_initialized())
-
-
-def is_distributed() -> bool:
-    """True inside an initialised process group or a torchrun launch (WORLD_SIZE > 1)."""
-    return _dist_initialized() or int(os.environ.get("WORLD_SIZE", "1")) > 1
-
-
-def get_rank() -> int:
-    """Global rank: from the process group when initialised, else `RANK`, else 0."""
-    if _dist_initialized():
-        return sys.modules["torch.distributed"].get_rank()
-    return int(os.environ.get("RANK", "0"))
-
-
-def local_rank() -> int:
-    """Rank on this node (`LOCAL_RANK` set by torchrun), 0 when not distributed."""
-    return int(os.environ.get("LOCAL_RANK", "0"))
-
-
-def get_world_size() -> int:
-    """Number of processes: from the process group when initialised, else `WORLD_SIZE`, else 1."""
-    if _dist_initialized():
-        return sys.modules["torch.distributed"].get_world_size()
-    return int(os.environ.get("WORLD_SIZE", "1"))
-
-
-def is_main_process() -> bool:
-    """True on global rank 0 (and in every non-distributed process)."""
-    return get_rank() == 0
-
-
-def barrier() -> None:
-    """Wait for every rank; a no-op without an initialised process group."""
-    if _dist_initialized():
-        sys.modules["torch.distributed"].barrier()

@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from utils.config_fields import ParsedConfig
-from utils.helper_functions import get_rank
+from utils.distributed_info import get_rank
 from utils.log.files import close_text_log, ensure_run, open_text_log
 from utils.log.media import LoggerMedia
 from utils.log.null import NullLogger

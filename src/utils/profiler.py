@@ -91,8 +91,7 @@ class Profiler:
                  log_every: int = 0, logger: Any = None):
         if (cuda or synchronize) and not _cuda_available():
             raise ValueError("Profiler(cuda=True or synchronize=True) needs a CUDA device: use the defaults on CPU")
-        if log_every < 0:
-            raise ValueError(f"log_every={log_every} must be 0 (never) or a positive number of steps")
+        _check_log_every(log_every)
         self.enabled, self.cuda, self.synchronize = enabled, cuda, synchronize
         self.log_every, self.logger = log_every, LOGGER if logger is None else logger
         self._local = threading.local()
@@ -102,6 +101,18 @@ class Profiler:
         self._pending: list[tuple[_Node, Any, Any]] = []  # CUDA events not yet read
         self._pending_lock = threading.Lock()
         self._logged: dict[str, tuple[int, float]] = {}  # path -> (calls, total ms) at the last log
+
+    def configure(self, *, enabled: bool | None = None, log_every: int | None = None) -> dict[str, Any]:
+        """Switch recording on or off and set how often `step` logs; returns the settings before,
+        so the caller can restore them (the engine does, around each training session, for the
+        global PROFILER that tasks open their sections on). None leaves a setting as it is."""
+        previous = {"enabled": self.enabled, "log_every": self.log_every}
+        if log_every is not None:
+            _check_log_every(log_every)
+            self.log_every = log_every
+        if enabled is not None:
+            self.enabled = enabled
+        return previous
 
     # --- recording -------------------------------------------------------------------------
     def section(self, name: str) -> _Section | _NullSection:
@@ -262,6 +273,11 @@ def _nodes_to_dict(parent: _Node) -> dict[str, Any]:
         }
         for name, node in parent.children.items()
     }
+
+
+def _check_log_every(log_every: int) -> None:
+    if log_every < 0:
+        raise ValueError(f"log_every={log_every} must be 0 (never) or a positive number of steps")
 
 
 def _cuda_available() -> bool:

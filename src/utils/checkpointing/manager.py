@@ -63,15 +63,15 @@ class CheckpointManager:
     def save(self, checkpoint: dict[str, Any], *, epoch_file: bool, metric: float | None = None) -> dict[str, Path]:
         """Write last.pt, the epoch file (if `epoch_file`) and best.pt (if `metric` improves).
 
-        Every file written stores the best metric so far (including `metric`) as
-        `best_metric`. Old epoch files beyond `keep_last` are deleted only after the new
+        The manager alone owns the best metric: it decides whether `metric` improves, and every
+        file written stores the best so far (including `metric`) as `best_metric`, whatever the
+        caller put there. Old epoch files beyond `keep_last` are deleted only after the new
         files are complete. Returns the written paths under "last", "epoch" and "best".
         Call on rank 0 only.
         """
         improved = metric is not None and self.is_better(metric)
         best = float(metric) if improved else self._best_metric
-        if best is not None:
-            checkpoint = {**checkpoint, "best_metric": best}
+        checkpoint = {**checkpoint, "best_metric": best}
         _make_logs_durable()
         written = {"last": save_checkpoint(self.directory / LAST_CHECKPOINT, checkpoint)}
         if epoch_file:

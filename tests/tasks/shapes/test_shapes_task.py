@@ -15,7 +15,7 @@ from tasks.shapes import (
 )
 from training.run_config import config_classes, parse_run_config
 from training.task import TaskContext, find_task
-from training.trainer import TrainingConfig
+from training.trainer_config import TrainingConfig
 from utils.config_fields import all_specs, flatten, parse_config
 from utils.configs import load_config_template
 
