@@ -14,7 +14,7 @@ from conftest import subprocess_env
 import utils.logging as ulog
 from utils.log.queue import WriterError
 from utils.logging import LOGGER, AverageMeter, Logger, MetricTracker
-from utils.management import create_run, load_run_config, run_path
+from utils.management import Run, create_run, run_path
 
 
 @pytest.fixture(autouse=True)
@@ -69,7 +69,7 @@ def test_get_path_gives_each_folder_of_the_run_and_names_the_kinds_on_a_typo():
 def test_an_existing_config_is_never_overwritten():
     create_run("exp", "mine", {"custom": 1})
     Logger("exp", "mine").finish()
-    assert load_run_config("exp", "mine") == {"custom": 1}
+    assert json.loads(Run.resolve("exp", "mine").config_file.read_text()) == {"custom": 1}
 
 
 @pytest.mark.parametrize(

@@ -44,7 +44,6 @@ from utils.helper_functions import get_rank
 from utils.log.files import (
     close_text_log,
     describe_architecture,
-    ensure_run,
     open_text_log,
     write_git_record,
 )
@@ -58,6 +57,7 @@ from utils.log.writers.base import Writer, WriterContext
 from utils.log.writers.png_writer import PngWriter
 from utils.log.writers.registry import WriterEntry, enabled_writers, writer_entry
 from utils.management import Run
+from utils.runs.new_run import ensure_run
 from utils.log.metric_tracker import AverageMeter, MetricTracker, RunningAverage
 
 __all__ = [
