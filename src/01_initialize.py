@@ -119,9 +119,9 @@ def make_experiment(experiment: str) -> None:
 def check_config(config: dict, source: str) -> dict:
     """The config checked against its task's schema, complete. Called once the names, the
     template and the overrides are known good, since it imports torch and the task (~2 s)."""
-    from training.run_config import complete_config
+    from training.run_config import parse_run_config
 
-    return complete_config(config, source)
+    return parse_run_config(config, source).raw
 
 
 def make_run(args: argparse.Namespace, experiment: str, run: str, command: str) -> None:

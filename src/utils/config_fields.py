@@ -258,10 +258,10 @@ def parse_config(config: dict[str, Any], owners: Iterable[type], source: str = "
             built[owner] = owner(**{spec.name: values[prefix + spec.name] for spec in field_specs(owner)})
         except ValueError as exc:  # the class's own check across its keys (`__post_init__`)
             raise ConfigValueError(f"{source}: {exc}") from None
-    return ParsedConfig(built, complete_config(config, specs, values))
+    return ParsedConfig(built, fill_defaults(config, specs, values))
 
 
-def complete_config(config: dict[str, Any], specs: dict[str, FieldSpec], values: dict[str, Any]) -> dict[str, Any]:
+def fill_defaults(config: dict[str, Any], specs: dict[str, FieldSpec], values: dict[str, Any]) -> dict[str, Any]:
     """The config as JSON with every declared key present, in the given config's order (keys it
     lacked follow their section's), free sections kept as they were."""
     complete: dict[str, Any] = {name: {} if isinstance(value, dict) else None for name, value in config.items()}
