@@ -243,6 +243,8 @@ def parse_config(config: dict[str, Any], owners: Iterable[type], source: str = "
                 f"{source}: {key} was replaced by {new.key} ({new.describe_type()}); remove {key} "
                 f"and set {new.key} instead (the README's config table says what it means)"
             )
+        if key.endswith(".") and key[:-1] in sections:
+            continue  # a declared section given empty: every key takes its default
         if key not in specs:
             shown = key.rstrip(".")
             raise ConfigKeyError(f"{source}: unknown key {shown!r}{suggest(shown, specs)}")
