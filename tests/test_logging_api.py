@@ -14,7 +14,8 @@ from conftest import subprocess_env
 import utils.logging as ulog
 from utils.log.queue import WriterError
 from utils.logging import LOGGER, AverageMeter, Logger, MetricTracker
-from utils.management import Run, create_run, run_path
+from utils.management import create_run, run_path
+from utils.runs.run import Run
 
 
 @pytest.fixture(autouse=True)

@@ -7,7 +7,8 @@ import pytest
 import utils.logging as ulog
 from utils.errors import ConfigNotFoundError
 from utils.logging import Logger
-from utils.management import Run, run_path
+from utils.management import run_path
+from utils.runs.run import Run
 
 
 @pytest.fixture(autouse=True)

@@ -16,7 +16,7 @@ from train_support import make_run, read_metrics, tensorboard_steps, train, trai
 from utils.checkpointing.io import build_checkpoint, load_checkpoint, save_checkpoint
 from utils.errors import RunHasOutputsError
 from utils.logging import Logger
-from utils.management import Run
+from utils.runs.run import Run
 from utils.runs.outputs import refuse_plain_start
 
 pytestmark = pytest.mark.slow

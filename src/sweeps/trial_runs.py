@@ -14,7 +14,8 @@ from sweeps.trials import TrialPlan, as_overrides, edge_params, plan_trials, tri
 from utils.config_fields import flatten
 from utils.configs import apply_overrides, load_config_file, load_config_template
 from utils.errors import SweepSpecError, TemplateError
-from utils.management import Run, create_run, experiment_path
+from utils.management import create_run, experiment_path
+from utils.runs.run import Run
 from utils.runs.new_run import with_meta
 from utils.runs.outputs import existing_outputs, move_outputs_aside
 

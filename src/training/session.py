@@ -31,7 +31,7 @@ from utils.checkpointing.manager import CheckpointManager
 from utils.errors import CheckpointError, RunIOError
 from utils.helper_functions import barrier, get_rank, get_world_size, is_main_process, set_seed, unwrap_model
 from utils.logging import LOGGER, Logger, WriterError
-from utils.management import Run
+from utils.runs.run import Run
 from utils.runs.outputs import move_outputs_aside, read_summary, refuse_plain_start, write_summary
 from utils.profiler import Profiler
 from utils.run_guard import RunLock

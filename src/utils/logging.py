@@ -56,7 +56,7 @@ from utils.log.values import (
 from utils.log.writers.base import Writer, WriterContext
 from utils.log.writers.png_writer import PngWriter
 from utils.log.writers.registry import WriterEntry, enabled_writers, writer_entry
-from utils.management import Run
+from utils.runs.run import Run
 from utils.runs.new_run import ensure_run
 from utils.log.metric_tracker import AverageMeter, MetricTracker, RunningAverage
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from utils.errors import RunBusyError, RunLinkError
 from utils.fileio import FILE_MODE, machine_error
-from utils.management import Run
+from utils.runs.run import Run
 
 
 # folders a library fills itself, links included (W&B links its core log into ~/.cache/wandb)

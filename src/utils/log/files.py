@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from utils.fileio import atomic_write_text
-from utils.management import Run
+from utils.runs.run import Run
 
 LINE_FORMAT = "%(asctime)s %(levelname)s %(message)s"
 

@@ -1,1 +1,1 @@
-"""The runs module's parts beside `utils.management`: a new run's config and a run's outputs."""
+"""The runs module's parts beside `utils.management`: the `Run`, a new run's config, its outputs."""

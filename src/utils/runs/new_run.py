@@ -15,7 +15,8 @@ from typing import Any
 from utils.configs import apply_overrides, load_config_template, template_path
 from utils.errors import RunExistsError
 from utils.git_info import git_summary
-from utils.management import Run, create_run
+from utils.management import create_run
+from utils.runs.run import Run
 
 DEFAULT_TEMPLATE = "default"
 

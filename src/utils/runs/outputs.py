@@ -16,7 +16,8 @@ from typing import Any
 
 from utils.errors import RunHasOutputsError
 from utils.fileio import atomic_write_text, fsync_directory
-from utils.management import ARCHIVE_DIR, Run
+from utils.management import ARCHIVE_DIR
+from utils.runs.run import Run
 
 SUMMARY_FILE = "summary.json"  # in logs/: written last, only by a session that finished
 
