@@ -28,7 +28,7 @@ from utils.errors import ConfigKeyError, ConfigValueError
 
 ROOT = ""  # the SECTION of top-level keys (seed, task, ...)
 REQUIRED: Any = dataclasses.MISSING  # `option(REQUIRED, ...)`: a key every config must set
-FREE_SECTIONS = ("meta",)  # written by initialization, never validated
+FREE_SECTIONS = ("meta",)  # written by utils.runs.new_run, never validated
 
 
 def option(
