@@ -1,6 +1,6 @@
 """Create an experiment or a run: parse the command line, resolve the config, create the folder.
 
-The work lives in utils.initialization and utils.management. Listing and creating experiments
+The work lives in utils.management and utils.runs; the config is checked by training.run_config. Listing and creating experiments
 stay light (no torch, wandb, tensorboard or matplotlib); creating a run imports the task the
 config names, with torch, to check every key against the task's own schema.
 """
@@ -12,14 +12,17 @@ import sys
 from utils.cli import OneLineParser, add_name_option, name_or_env, require_name
 from utils.configs import dump_config, parse_override
 from utils.errors import RunIOError, TemplateError
-from utils.initialization import DEFAULT_TEMPLATE, config_source, format_run_table, initialize_run, resolve_template
 from utils.management import (
     create_experiment,
+    create_run,
     experiment_path,
     experiments_root,
+    format_run_table,
     list_all,
     list_runs,
+    require_new_run,
 )
+from utils.runs.new_run import DEFAULT_TEMPLATE, config_source, resolve_template, with_meta
 
 EXAMPLES = """\
 examples:
@@ -116,15 +119,21 @@ def make_experiment(experiment: str) -> None:
 def check_config(config: dict, source: str) -> dict:
     """The config checked against its task's schema, complete. Called once the names, the
     template and the overrides are known good, since it imports torch and the task (~2 s)."""
-    from training.run_config import complete_config
+    from training.run_config import parse_run_config
 
-    return complete_config(config, source)
+    return parse_run_config(config, source).raw
 
 
 def make_run(args: argparse.Namespace, experiment: str, run: str, command: str) -> None:
-    """Create the run and say where it is and what comes next."""
+    """Create the run and say where it is and what comes next.
+
+    Names, the existing run, the template, the overrides and the whole config are checked, in
+    that order, before anything is created: a mistake leaves the disk as it was.
+    """
     template = chosen_template(args)
-    path = initialize_run(experiment, run, template, args.overrides, command, validate=check_config)
+    require_new_run(experiment, run)
+    config = check_config(resolve_template(template, args.overrides), config_source(template, args.overrides))
+    path = create_run(experiment, run, with_meta(config, experiment, run, template, args.overrides, command))
     print(f"created run {experiment}/{run} at {path}")
     origin = "no template: the task's defaults" if template is None else f"template {template}"
     print(f"config: {path / 'config.json'} ({origin}, {len(args.overrides)} overrides)")

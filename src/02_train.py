@@ -14,7 +14,7 @@ from training.signals import exit_on_late_sigterm, ignore_sigterm
 from utils.cli import OneLineParser, add_name_option, require_name
 from utils.errors import RunIOError, TemplateError
 from utils.configs import apply_overrides, load_config_file
-from utils.management import Run
+from utils.runs.run import Run
 
 if TYPE_CHECKING:
     from training.callbacks import EpochCallback  # imports torch: only for type checkers

@@ -15,7 +15,8 @@ from sweeps.state import SweepState, list_sweeps, read_state, sweep_dir
 from utils.cli import OneLineParser, add_name_option, require_name
 from utils.configs import load_config_file
 from utils.errors import RunIOError, TemplateError
-from utils.management import Run, experiment_path, list_runs
+from utils.management import experiment_path, list_runs
+from utils.runs.run import Run
 from utils.names import sanitize_name
 from sweeps.table import (
     export_sweep_table, format_sweep_table, sweep_frame, sweep_metric, sweep_title, swept_parameters,

@@ -339,6 +339,8 @@ def test_existing_run_is_left_byte_for_byte_unchanged(
     before = tree(tmp_path)
     result = run_script(SCRIPT, "-e", "exp", "-r", "run", "--set", "seed=9", timeout=60)
     assert_one_error_line(result, "already exists", "nothing was changed")
+    result = run_script(SCRIPT, "-e", "exp", "-r", "run", "-c", "does-not-exist", timeout=60)
+    assert_one_error_line(result, "already exists")  # named before the template is read
     assert config.read_bytes() == content and config.stat().st_mtime_ns == stamp
     assert (config.parent / "logs" / "log.txt").read_text() == "kept"
     assert tree(tmp_path) == before

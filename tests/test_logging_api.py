@@ -15,7 +15,8 @@ from test_logging_tensorboard import read_events, scalar_steps
 import utils.logging as ulog
 from utils.log.queue import WriterError
 from utils.logging import LOGGER, Logger
-from utils.management import create_run, load_run_config, run_path
+from utils.management import create_run, run_path
+from utils.runs.run import Run
 
 
 @pytest.fixture(autouse=True)
@@ -70,7 +71,7 @@ def test_get_path_gives_each_folder_of_the_run_and_names_the_kinds_on_a_typo():
 def test_an_existing_config_is_never_overwritten():
     create_run("exp", "mine", {"custom": 1})
     Logger("exp", "mine").finish()
-    assert load_run_config("exp", "mine") == {"custom": 1}
+    assert json.loads(Run.resolve("exp", "mine").config_file.read_text()) == {"custom": 1}
 
 
 @pytest.mark.parametrize(

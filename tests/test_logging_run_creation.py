@@ -7,7 +7,8 @@ import pytest
 import utils.logging as ulog
 from utils.errors import ConfigNotFoundError
 from utils.logging import Logger
-from utils.management import load_run_config, run_path
+from utils.management import run_path
+from utils.runs.run import Run
 
 
 @pytest.fixture(autouse=True)
@@ -19,7 +20,7 @@ def finish_loggers():
 
 def test_a_run_the_logger_creates_holds_meta_and_no_config_copied_from_a_default():
     Logger("diabetes", "r1")
-    config = load_run_config("diabetes", "r1")
+    config = json.loads(Run.resolve("diabetes", "r1").config_file.read_text())
     assert list(config) == ["meta"]  # not the digits example's config/default.json
     meta = config["meta"]
     assert meta["created_by"] == "utils.logging.Logger"
@@ -33,7 +34,7 @@ def test_a_run_the_logger_creates_from_a_named_template_holds_that_template(tmp_
     template = tmp_path / "diabetes.json"
     template.write_text(json.dumps({"task": "diabetes", "optimizer": {"lr": 0.01}}))
     Logger("diabetes", "r2", config_template=str(template))
-    config = load_run_config("diabetes", "r2")
+    config = json.loads(Run.resolve("diabetes", "r2").config_file.read_text())
     assert {key: value for key, value in config.items() if key != "meta"} == {
         "task": "diabetes", "optimizer": {"lr": 0.01}}
     assert config["meta"]["config_template"] == {"name": str(template), "path": str(template)}
@@ -49,4 +50,4 @@ def test_an_unknown_template_creates_nothing_and_names_the_templates_there_are()
 def test_the_template_of_an_existing_run_is_left_alone():
     Logger("diabetes", "r4").finish()
     Logger("diabetes", "r4", config_template="default").finish()  # read only when creating
-    assert list(load_run_config("diabetes", "r4")) == ["meta"]
+    assert list(json.loads(Run.resolve("diabetes", "r4").config_file.read_text())) == ["meta"]

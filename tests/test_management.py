@@ -1,4 +1,4 @@
-"""Experiments and runs on disk: root, paths, atomic creation, listing, run configs, clearing."""
+"""Experiments and runs on disk: root, paths, atomic creation, listing."""
 
 import math
 import os
@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from utils import management
+from utils.configs import load_config_file
 from utils.errors import (
     ConfigValueError,
     ExperimentNotFoundError,
@@ -20,18 +21,16 @@ from utils.errors import (
 from utils.management import (
     RUN_SUBDIRS,
     RunInfo,
-    clear_run,
     create_experiment,
     create_run,
     experiment_path,
+    format_run_table,
     list_all,
     list_experiments,
     list_runs,
-    load_run_config,
     require_new_run,
     require_run,
     run_path,
-    save_run_config,
 )
 
 CONFIG = {"seed": 1, "model": {"hidden": 8}}
@@ -81,7 +80,7 @@ def test_create_run_builds_the_whole_folder(experiments_root: Path) -> None:
     path = create_run("e", "r", CONFIG)
     assert path == experiments_root / "e" / "r"
     assert sorted(p.name for p in path.iterdir()) == sorted([*RUN_SUBDIRS, "config.json"])
-    assert load_run_config("e", "r") == CONFIG
+    assert load_config_file(path / "config.json") == CONFIG
     assert [p.name for p in (experiments_root / "e").iterdir()] == ["r"]
 
 
@@ -137,24 +136,13 @@ def test_concurrent_creators_of_one_run_exactly_one_wins(experiments_root: Path)
     for thread in threads:
         thread.join(timeout=60)
     assert sorted(outcomes) == ["created"] + ["exists"] * (workers - 1)
-    assert load_run_config("race", "same")["seed"] == outcomes.index("created")
+    assert load_config_file(experiments_root / "race" / "same" / "config.json")["seed"] == outcomes.index("created")
     assert [p.name for p in (experiments_root / "race").iterdir()] == ["same"]
 
 
 def test_require_run_says_how_to_create_it() -> None:
     with pytest.raises(RunNotFoundError, match=r"01_initialize.py -e e -r r"):
         require_run("e", "r")
-
-
-def test_save_run_config_replaces_the_file(experiments_root: Path) -> None:
-    create_run("e", "r", CONFIG)
-    save_run_config("e", "r", {"seed": 5})
-    assert load_run_config("e", "r") == {"seed": 5}
-    assert sorted(p.name for p in run_path("e", "r").iterdir()) == sorted(
-        [*RUN_SUBDIRS, "config.json"]
-    )
-    with pytest.raises(RunNotFoundError):
-        save_run_config("e", "missing", {})
 
 
 def test_listing_shows_runs_and_empty_experiments(experiments_root: Path) -> None:
@@ -182,47 +170,10 @@ def test_listing_a_missing_root_is_empty(monkeypatch: pytest.MonkeyPatch, tmp_pa
     assert list_all() == []
 
 
-def fill_run() -> Path:
-    path = create_run("e", "r", CONFIG)
-    for sub in RUN_SUBDIRS:
-        (path / sub / "nested").mkdir()
-        (path / sub / "nested" / "file.bin").write_bytes(b"data")
-        (path / sub / "top.txt").write_text(sub)
-    return path
-
-
-def test_clear_run_empties_only_the_chosen_parts(experiments_root: Path) -> None:
-    path = fill_run()
-    config = (path / "config.json").read_bytes()
-    clear_run("e", "r", ("logs", "plots"))
-    assert list((path / "logs").iterdir()) == [] and list((path / "plots").iterdir()) == []
-    assert (path / "checkpoints" / "top.txt").read_text() == "checkpoints"
-    assert (path / "visualizations" / "nested" / "file.bin").read_bytes() == b"data"
-    assert (path / "config.json").read_bytes() == config
-
-
-def test_clear_run_by_default_empties_all_parts_but_keeps_config(experiments_root: Path) -> None:
-    path = fill_run()
-    config = (path / "config.json").read_bytes()
-    clear_run("e", "r")
-    for sub in RUN_SUBDIRS:
-        assert (path / sub).is_dir() and list((path / sub).iterdir()) == []
-    assert (path / "config.json").read_bytes() == config
-
-
-def test_clear_run_with_an_unknown_part_deletes_nothing(experiments_root: Path) -> None:
-    path = fill_run()
-    with pytest.raises(InvalidNameError, match="'config.json'.*choose from checkpoints"):
-        clear_run("e", "r", ("logs", "config.json"))
-    assert (path / "logs" / "top.txt").read_text() == "logs"
-    assert (path / "config.json").is_file()
-
-
-def test_clear_run_needs_an_existing_run() -> None:
-    with pytest.raises(RunNotFoundError):
-        clear_run("e", "missing")
-
-
-def test_public_api_is_exported() -> None:
-    for name in management.__all__:
-        assert hasattr(management, name), name
+def test_table_aligns_columns() -> None:
+    table = format_run_table([RunInfo("long-experiment", "r", "t1"), RunInfo("e", None, "t2")])
+    assert table.splitlines() == [
+        "EXPERIMENT       RUN  CREATED",
+        "long-experiment  r    t1",
+        "e                -    t2",
+    ]

@@ -15,7 +15,7 @@ import pytest
 from conftest import REPO_ROOT, SRC, run_in_group, run_script, subprocess_env
 from train_support import make_run, train, train_command, wait_for
 from utils.errors import RunBusyError, RunLinkError
-from utils.management import Run
+from utils.runs.run import Run
 from utils.run_guard import check_no_link_leads_out, claim_run
 
 

@@ -357,8 +357,8 @@ BAD_SPECS = {
     "empty grid": ({"parameters": {"optimizer.lr": []}}, "empty grid"),
     "random without trials": ({"method": "random"}, "needs 'trials'"),
     "optuna without trials": ({"method": "optuna"}, "needs 'trials'"),
-    "unknown method": ({"method": "bayes"}, "is not one of grid, random, optuna"),
-    "slurm typo in a local sweep": ({"slurm": {"gpu_per_trial": 1}}, "did you mean 'gpus_per_trial'?"),
+    "unknown method": ({"method": "bayes"}, "method='bayes' has type str; expected 'grid' or 'random' or 'optuna'"),
+    "slurm typo in a local sweep": ({"slurm": {"gpu_per_trial": 1}}, "did you mean 'slurm.gpus_per_trial'?"),
     "metric no trial logs": ({"metric": "val/f1"}, "choose one of val/loss, val/accuracy"),
 }
 

@@ -40,6 +40,12 @@ def test_an_unknown_key_names_the_closest_known_one() -> None:
     assert "unknown key 'metrc'" in message and "did you mean 'metric'?" in message
 
 
+def test_a_misspelt_parameters_or_set_names_the_free_object() -> None:
+    raw = {key: value for key, value in GRID.items() if key != "parameters"}
+    with pytest.raises(SweepSpecError, match="unknown key 'paramters'; did you mean 'parameters'?"):
+        parse_spec({**raw, "paramters": GRID["parameters"]}, "spec.json")
+
+
 def test_an_unknown_key_in_a_range_names_the_closest_known_one() -> None:
     message = error_of(method="random", trials=3, parameters={"optimizer.lr": {"low": 0.1, "hihg": 1.0}})
     assert "'hihg'" in message and "did you mean 'high'?" in message
@@ -47,7 +53,7 @@ def test_an_unknown_key_in_a_range_names_the_closest_known_one() -> None:
 
 @pytest.mark.parametrize("missing", ["name", "method", "parameters", "metric"])
 def test_a_missing_required_key_is_named(missing: str) -> None:
-    assert f"needs '{missing}'" in error_of(**{missing: None})
+    assert f"required key '{missing}' is missing" in error_of(**{missing: None})
 
 
 @pytest.mark.parametrize("parameters", [{}, {"optimizer.lr": []}, {"optimizer.lr": [1e-3], "model.hidden": []}])
@@ -66,15 +72,15 @@ def test_a_grid_refuses_trials_and_ranges() -> None:
 
 
 @pytest.mark.parametrize("changes, fragment", [
-    ({"method": "bayes"}, "method='bayes' is not one of grid, random, optuna"),
-    ({"mode": "maximum"}, "mode='maximum' is not one of max, min"),
-    ({"trials": 0, "method": "random"}, "trials=0 must be a positive integer"),
-    ({"trials": True, "method": "random"}, "trials=True must be a positive integer"),
-    ({"seed": -1}, "seed=-1 must be an integer >= 0"),
+    ({"method": "bayes"}, "method='bayes' has type str; expected 'grid' or 'random' or 'optuna'"),
+    ({"mode": "maximum"}, "mode='maximum' has type str; expected 'max' or 'min' or null"),
+    ({"trials": 0, "method": "random"}, "trials=0 is out of range; expected >= 1"),
+    ({"trials": True, "method": "random"}, "trials=True has type bool; expected int or null"),
+    ({"seed": -1}, "seed=-1 is out of range; expected >= 0"),
     ({"name": "a/b"}, "invalid sweep name"),
     ({"name": "x" * 125}, "invalid sweep name"),
     ({"set": [1]}, "'set' must be a JSON object"),
-    ({"metric": 3}, "'metric' must be a string"),
+    ({"metric": 3}, "metric=3 has type int; expected str"),
     ({"set": {"optimizer.lr": 0.1}}, "'optimizer.lr' is both swept in 'parameters' and fixed in 'set'"),
 ])
 def test_bad_values_are_named(changes: dict, fragment: str) -> None:
@@ -98,14 +104,19 @@ def test_a_grid_of_more_combinations_than_a_sweep_runs_is_refused_without_listin
 @pytest.mark.parametrize("space, fragment", [
     ({"low": 1.0, "high": 0.5}, "low=1.0 must be below high=0.5"),
     ({"low": 0.0, "high": 1.0, "log": True}, "a log range needs low > 0"),
-    ({"low": "a", "high": 1.0}, "low and high must be numbers"),
-    ({"low": 0.1, "high": 1.0, "log": "yes"}, "log must be true or false"),
+    ({"low": "a", "high": 1.0}, "low='a' has type str; expected int or float"),
+    ({"low": 0.1, "high": 1.0, "log": "yes"}, "log='yes' has type str; expected bool"),
     ({"choices": []}, "the list of values is empty"),
-    ({"choices": 3}, "'choices' must be a list"),
+    ({"choices": 3}, "choices=3 has type int; expected list"),
     (3, "expected a list of values"),
+    ({"low": 0.1, "high": float("inf")}, "high=inf is out of range; expected a finite number"),
 ])
 def test_bad_spaces_are_named(space, fragment: str) -> None:
     assert fragment in error_of(method="random", trials=2, parameters={"optimizer.lr": space})
+
+
+def test_an_empty_slurm_block_takes_the_defaults() -> None:
+    assert spec_with(slurm={}).slurm == SlurmResources()
 
 
 def test_the_slurm_block_is_read_into_resources() -> None:
@@ -114,13 +125,13 @@ def test_the_slurm_block_is_read_into_resources() -> None:
 
 
 @pytest.mark.parametrize("slurm, fragment", [
-    ({"gpu_per_trial": 2}, "unknown key 'gpu_per_trial' in 'slurm'; did you mean 'gpus_per_trial'?"),
-    ({"time_min": 0}, "slurm.time_min must be an integer >= 1, got 0"),
-    ({"cpus_per_trial": 2.5}, "slurm.cpus_per_trial must be an integer >= 1, got 2.5"),
-    ({"gpus_per_trial": None}, "slurm.gpus_per_trial must be an integer >= 0, got None"),
-    ({"gpus_per_trial": True}, "slurm.gpus_per_trial must be an integer >= 0, got True"),
-    ({"partition": ""}, "slurm.partition must be a partition name"),
-    ([1], "'slurm' must be a JSON object"),
+    ({"gpu_per_trial": 2}, "unknown key 'slurm.gpu_per_trial'; did you mean 'slurm.gpus_per_trial'?"),
+    ({"time_min": 0}, "slurm.time_min=0 is out of range; expected >= 1"),
+    ({"cpus_per_trial": 2.5}, "slurm.cpus_per_trial=2.5 has type float; expected int or null"),
+    ({"gpus_per_trial": None}, "slurm.gpus_per_trial=None has type null; expected int"),
+    ({"gpus_per_trial": True}, "slurm.gpus_per_trial=True has type bool; expected int"),
+    ({"partition": ""}, "slurm.partition='' is out of range; expected a partition name"),
+    ([1], "slurm=[1] must be a section (an object of keys)"),
 ])
 def test_the_slurm_block_is_checked_with_the_spec_whatever_the_executor(slurm, fragment: str) -> None:
     assert fragment in error_of(slurm=slurm)

@@ -9,9 +9,9 @@ from sweeps.spec import parse_spec
 from sweeps.state import SweepState, TrialRecord
 from sweeps.trial_runs import check_sweep, create_trial_run, prepare_launch
 from sweeps.trials import plan_grid
-from utils.configs import load_config_file
+from utils.configs import load_config_file, load_config_template
 from utils.errors import SweepSpecError, TemplateError
-from utils.management import create_run, load_config_template
+from utils.management import create_run
 
 SPEC = {
     "name": "sw", "method": "grid", "parameters": {"optimizer.lr": [0.001, 0.003]},

@@ -13,11 +13,11 @@ import torch
 
 from conftest import REPO_ROOT, SRC, run_in_group, run_script, subprocess_env
 from train_support import make_run, read_metrics, tensorboard_steps, train, train_command, wait_for
-from training.run_outputs import refuse_plain_start
 from utils.checkpointing.io import build_checkpoint, load_checkpoint, save_checkpoint
 from utils.errors import RunHasOutputsError
 from utils.logging import Logger
-from utils.management import Run
+from utils.runs.run import Run
+from utils.runs.outputs import refuse_plain_start
 
 pytestmark = pytest.mark.slow
 

@@ -19,7 +19,8 @@ from training import trainer as trainer_module
 from training.run_config import parse_run_config
 from training.session import run_session
 from utils.log.values import to_number
-from utils.management import Run, create_run
+from utils.management import create_run
+from utils.runs.run import Run
 
 READS = ("item", "tolist", "__bool__", "__float__")
 

@@ -9,7 +9,8 @@ from pathlib import Path
 import pandas as pd
 
 from conftest import REPO_ROOT, SRC, subprocess_env
-from utils.management import apply_overrides, create_run, load_config_template
+from utils.configs import apply_overrides, load_config_template
+from utils.management import create_run
 
 FAST = [
     "training.epochs=3", "training.checkpoint_every=1", "logging.wandb=false",

@@ -31,9 +31,9 @@ from sweeps.state import (
 )
 from sweeps.trial_runs import create_trial_run, prepare_launch
 from sweeps.trials import PlannedSearch, TrialPlan, total_trials
-from training.run_outputs import read_summary
 from training.signals import GracefulStop
-from utils.management import Run
+from utils.runs.run import Run
+from utils.runs.outputs import read_summary
 
 STOP_TIMEOUT_SECONDS = 120.0  # a worker saves last.pt in seconds; after this it is killed
 POLL_SECONDS = 0.2

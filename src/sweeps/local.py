@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import IO
 
 from sweeps.state import TrialRecord
-from utils.management import Run
+from utils.runs.run import Run
 
 CONSOLE_FILE = "console.txt"  # in the run's logs/: the worker's stdout and stderr, every attempt
 PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>

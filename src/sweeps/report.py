@@ -9,7 +9,7 @@ from sweeps.local import CONSOLE_FILE
 from sweeps.spec import SweepSpec
 from sweeps.state import TRIAL_STATES, SweepState, TrialRecord, gone_trials, launch_reason
 from sweeps.trials import plan_trials, total_trials
-from utils.management import Run
+from utils.runs.run import Run
 
 TAIL_LINES = 20
 

@@ -23,7 +23,7 @@ from sweeps.spec import SlurmResources, SweepSpec
 from sweeps.state import TrialRecord
 from utils.configs import REPO_ROOT
 from utils.errors import SweepSpecError
-from utils.management import Run
+from utils.runs.run import Run
 
 CLUSTER_ENV = "SWEEP_SUBMITIT_CLUSTER"
 CLUSTERS = ("slurm", "local")

@@ -1,24 +1,43 @@
 """The sweep spec: a strict JSON file read once into a frozen `SweepSpec`, or a one-line error.
 
-Only the shape of the spec is checked here (keys, types, spaces, the `slurm` resources). Whether
+Only the shape of the spec is checked here (keys, types, spaces, the `slurm` resources), with
+the keys declared as `utils.config_fields` classes like a run config's sections. Whether
 `parameters` and `set` name real config keys and `metric` a metric the task logs needs the config
 template and the task, and is checked by `sweeps.trial_runs.check_sweep` before anything is created.
 """
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Literal
 
-from utils.configs import closest_key, load_config_file
-from utils.errors import ConfigNotFoundError, InvalidNameError, SweepSpecError
+from utils.config_fields import REQUIRED, ParsedConfig, option, parse_config, suggest
+from utils.configs import load_config_file
+from utils.errors import ConfigKeyError, ConfigNotFoundError, ConfigValueError, InvalidNameError, SweepSpecError
 from utils.names import validate_name
 
-METHODS = ("grid", "random", "optuna")
-MODES = ("max", "min")
-REQUIRED_KEYS = ("name", "method", "parameters", "metric")
-OPTIONAL_KEYS = ("mode", "config", "set", "trials", "seed", "slurm")
-RESOURCE_KEYS = ("partition", "time_min", "gpus_per_trial", "cpus_per_trial")
+_FINITE = (math.isfinite, "a finite number")
+
+
+@dataclass(frozen=True, kw_only=True)
+class SpecKeys:
+    """The spec's top-level keys but the two free objects (`FREE_OBJECTS`)."""
+
+    SECTION: ClassVar[str] = ""
+    name: str = option(REQUIRED, "the sweep's name; its trials are runs <name>-000, <name>-001, ...")
+    method: Literal["grid", "random", "optuna"] = option(REQUIRED, "how trials are drawn")
+    metric: str = option(REQUIRED, "the validation metric a trial is ranked by (val/NAME)")
+    mode: Literal["max", "min"] | None = option(None, "whether a larger or a smaller metric is better; "
+                                                 "null: the direction the task declares")
+    config: str = option("default", "the template each trial starts from (config/NAME.json or a path)")
+    trials: int | None = option(None, "how many trials random and optuna run (a grid runs every combination)",
+                                ge=1)
+    seed: int = option(0, "seeds the draws of random and optuna", ge=0)
+
+
+# Objects of dotted config keys, checked against the task's schema by sweeps.trial_runs.
+FREE_OBJECTS = {"parameters": "dotted config keys -> values to sweep", "set": "dotted config keys -> fixed values"}
 
 
 @dataclass(frozen=True)
@@ -28,13 +47,28 @@ class Choices:
     values: tuple[Any, ...]
 
 
+@dataclass(frozen=True, kw_only=True)
+class ChoiceKeys:
+    """`{"choices": [...]}`, a parameter's space read into `Choices`."""
+
+    SECTION: ClassVar[str] = ""
+    choices: list = option(REQUIRED, "the values to draw from")
+
+
 @dataclass(frozen=True)
 class Range:
     """A parameter drawn from [low, high]; integers when both bounds are, log-uniform with `log`."""
 
-    low: int | float
-    high: int | float
-    log: bool = False
+    SECTION: ClassVar[str] = ""
+    low: int | float = option(REQUIRED, "the lowest value", check=_FINITE)
+    high: int | float = option(REQUIRED, "the highest value", check=_FINITE)
+    log: bool = option(False, "draw log-uniformly")
+
+    def __post_init__(self) -> None:
+        if not self.low < self.high:
+            raise ValueError(f"low={self.low!r} must be below high={self.high!r}")
+        if self.log and self.low <= 0:
+            raise ValueError(f"a log range needs low > 0, got low={self.low!r}")
 
     @property
     def integer(self) -> bool:
@@ -50,10 +84,12 @@ class SlurmResources:
     or the cluster's for partition and CPUs). Only `--executor slurm` uses it, but it is checked
     with the rest of the spec, so that a typo in it fails a local sweep too."""
 
-    partition: str | None = None
-    time_min: int = 60
-    gpus_per_trial: int = 0
-    cpus_per_trial: int | None = None
+    SECTION: ClassVar[str] = "slurm"
+    partition: str | None = option(None, "the partition to submit to (null: the cluster's default)",
+                                   check=(bool, "a partition name"))
+    time_min: int = option(60, "each trial's time limit in minutes", ge=1)
+    gpus_per_trial: int = option(0, "GPUs per trial", ge=0)
+    cpus_per_trial: int | None = option(None, "CPUs per trial (null: the cluster's default)", ge=1)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -98,25 +134,30 @@ def load_spec(path: Path) -> SweepSpec:
 
 def parse_spec(raw: dict[str, Any], source: str) -> SweepSpec:
     """The spec in `raw` (a parsed JSON object) checked key by key."""
-    check_keys(raw, REQUIRED_KEYS, OPTIONAL_KEYS, source, "the spec")
-    method = _choice(raw, "method", METHODS, source)
-    fixed = _typed(raw, "set", dict, source, {})
-    parameters = _parameters(raw["parameters"], method, source)
+    declared = parse_declared({key: value for key, value in raw.items() if key not in FREE_OBJECTS},
+                              [SpecKeys, SlurmResources], source, known=FREE_OBJECTS)
+    keys = declared[SpecKeys]
+    if "parameters" not in raw:
+        raise SweepSpecError(f"{source}: required key 'parameters' is missing ({FREE_OBJECTS['parameters']})")
+    fixed = raw.get("set", {})
+    if not isinstance(fixed, dict):
+        raise SweepSpecError(f"{source}: 'set' must be a JSON object {{...}} of {FREE_OBJECTS['set']}, got {fixed!r}")
+    parameters = _parameters(raw["parameters"], keys.method, source)
     both = sorted(set(fixed) & set(parameters))
     if both:
         raise SweepSpecError(f"{source}: {', '.join(map(repr, both))} is both swept in 'parameters' and fixed "
                              "in 'set'; keep it in one of them")
     spec = SweepSpec(
-        name=_name(raw["name"], source),
-        method=method,
+        name=_name(keys.name, source),
+        method=keys.method,
         parameters=parameters,
-        metric=_typed(raw, "metric", str, source),
-        mode=_choice(raw, "mode", MODES, source) if raw.get("mode") is not None else "",
-        config=_typed(raw, "config", str, source, "default"),
+        metric=keys.metric,
+        mode=keys.mode or "",
+        config=keys.config,
         set=fixed,
-        trials=_trials(raw.get("trials"), method, source),
-        seed=_seed(raw.get("seed", 0), source),
-        slurm=parse_resources(_typed(raw, "slurm", dict, source, {}), source),
+        trials=_trials(keys.trials, keys.method, source),
+        seed=keys.seed,
+        slurm=declared[SlurmResources],
         source=source,
         raw=raw,
     )
@@ -128,34 +169,25 @@ def parse_spec(raw: dict[str, Any], source: str) -> SweepSpec:
     return replace(spec, mode=mode, raw={**raw, "mode": mode})
 
 
-def check_keys(data: dict[str, Any], required: tuple[str, ...], optional: tuple[str, ...], source: str,
-               where: str) -> None:
-    """SweepSpecError for an unknown key of `data` (naming the closest known one) or a missing
-    required one; `where` says which part of the spec `data` is ("the spec", "'slurm'", ...)."""
-    known = (*required, *optional)
+def parse_declared(data: Any, owners: list[type], where: str, known: Iterable[str] = ()) -> ParsedConfig:
+    """`data` read with the declared classes (`utils.config_fields`); its errors, and a key that is
+    neither declared nor in `known`, become a SweepSpecError naming the key and the closest one."""
+    if not isinstance(data, dict):
+        raise SweepSpecError(f"{where}: expected a JSON object {{...}}, got {data!r}")
+    names = {*known, *(name for owner in owners for name in _top_names(owner))}
     for key in data:
-        if key not in known:
-            guess = closest_key(key, known)
-            hint = f"did you mean {guess!r}? " if guess else ""
-            raise SweepSpecError(f"{source}: unknown key {key!r} in {where}; {hint}known keys: {', '.join(known)}")
-    missing = [key for key in required if key not in data]
-    if missing:
-        raise SweepSpecError(f"{source}: {where} needs {', '.join(map(repr, missing))}")
+        if key not in names:
+            raise SweepSpecError(f"{where}: unknown key {key!r}{suggest(key, names)}")
+    try:
+        return parse_config(data, owners, where)
+    except (ConfigKeyError, ConfigValueError) as exc:
+        raise SweepSpecError(str(exc)) from None
 
 
-def _typed(raw: dict[str, Any], key: str, kind: type, source: str, default: Any = None) -> Any:
-    value = raw.get(key, default)
-    if not isinstance(value, kind):
-        expected = {str: "a string", dict: "a JSON object {...}"}[kind]
-        raise SweepSpecError(f"{source}: {key!r} must be {expected}, got {value!r}")
-    return value
-
-
-def _choice(raw: dict[str, Any], key: str, choices: tuple[str, ...], source: str) -> str:
-    value = raw[key]
-    if value not in choices:
-        raise SweepSpecError(f"{source}: {key}={value!r} is not one of {', '.join(choices)}")
-    return value
+def _top_names(owner: type) -> list[str]:
+    """The top-level keys a class declares: its section, or its keys when it has none."""
+    section = getattr(owner, "SECTION", "")
+    return [section] if section else list(owner.__dataclass_fields__)
 
 
 def _name(name: Any, source: str) -> str:
@@ -181,17 +213,9 @@ def _trials(trials: Any, method: str, source: str) -> int | None:
         return None
     if trials is None:
         raise SweepSpecError(f"{source}: method {method!r} needs 'trials': how many trials to run")
-    if not _is_int(trials) or trials < 1:
-        raise SweepSpecError(f"{source}: trials={trials!r} must be a positive integer")
     if trials > MAX_TRIALS:
         raise SweepSpecError(f"{source}: trials={trials} is {TOO_MANY}; split the search into several sweeps")
     return trials
-
-
-def _seed(seed: Any, source: str) -> int:
-    if not _is_int(seed) or seed < 0:
-        raise SweepSpecError(f"{source}: seed={seed!r} must be an integer >= 0")
-    return seed
 
 
 def _parameters(parameters: Any, method: str, source: str) -> dict[str, Space]:
@@ -215,49 +239,12 @@ def _space(key: str, value: Any, method: str, source: str) -> Space:
     elif isinstance(value, dict) and method == "grid":
         raise SweepSpecError(f"{where}: a grid takes a list of values; ranges and choices are for random and optuna")
     elif isinstance(value, dict) and "choices" in value:
-        check_keys(value, ("choices",), (), where, "choices")
-        if not isinstance(value["choices"], list):
-            raise SweepSpecError(f"{where}: 'choices' must be a list of values")
-        space = Choices(tuple(value["choices"]))
+        space = Choices(tuple(parse_declared(value, [ChoiceKeys], where)[ChoiceKeys].choices))
     elif isinstance(value, dict):
-        space = _range(value, where)
+        space = parse_declared(value, [Range], where)[Range]
     else:
         raise SweepSpecError(f"{where}: expected a list of values, {{\"choices\": [...]}} or "
                              f"{{\"low\": a, \"high\": b, \"log\": false}}, got {value!r}")
     if isinstance(space, Choices) and not space.values:
         raise SweepSpecError(f"{where}: the list of values is empty: an empty grid has no trial")
     return space
-
-
-def _range(value: dict[str, Any], where: str) -> Range:
-    check_keys(value, ("low", "high"), ("log",), where, "a range")
-    low, high, log = value["low"], value["high"], value.get("log", False)
-    if not all(_is_number(bound) for bound in (low, high)):
-        raise SweepSpecError(f"{where}: low and high must be numbers, got {low!r} and {high!r}")
-    if not isinstance(log, bool):
-        raise SweepSpecError(f"{where}: log must be true or false, got {log!r}")
-    if not low < high:
-        raise SweepSpecError(f"{where}: low={low!r} must be below high={high!r}")
-    if log and low <= 0:
-        raise SweepSpecError(f"{where}: a log range needs low > 0, got low={low!r}")
-    return Range(low, high, log)
-
-
-def parse_resources(block: dict[str, Any], source: str) -> SlurmResources:
-    """The `slurm` block checked key by key; SweepSpecError (exit 2) names the key and the fix."""
-    check_keys(block, (), RESOURCE_KEYS, source, "'slurm'")
-    if "partition" in block and not (isinstance(block["partition"], str) and block["partition"]):
-        raise SweepSpecError(f"{source}: slurm.partition must be a partition name, got {block['partition']!r}")
-    for key, least in {"time_min": 1, "gpus_per_trial": 0, "cpus_per_trial": 1}.items():
-        value = block.get(key, least)
-        if not _is_int(value) or value < least:
-            raise SweepSpecError(f"{source}: slurm.{key} must be an integer >= {least}, got {value!r}")
-    return SlurmResources(**block)
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    return (_is_int(value) or isinstance(value, float)) and math.isfinite(value)

@@ -17,7 +17,8 @@ from typing import Any
 
 from utils.errors import SweepBusyError, SweepSpecError
 from utils.fileio import atomic_write_text
-from utils.management import Run, experiment_path
+from utils.management import experiment_path
+from utils.runs.run import Run
 from utils.names import validate_name
 
 TRIAL_STATES = ("pending", "running", "done", "failed", "pruned", "interrupted")

@@ -16,7 +16,7 @@ from sweeps.report import state_counts
 from sweeps.results import read_metric
 from sweeps.state import SweepState, TrialRecord
 from utils.fileio import atomic_write_text
-from utils.management import Run
+from utils.runs.run import Run
 
 # what the state file says of each trial; failures count against 04_sweep.py --retries
 RESULT_COLUMNS = ("state", "attempts", "failures", "best", "final")

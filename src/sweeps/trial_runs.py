@@ -1,4 +1,4 @@
-"""A trial's run: its config checked before anything is created, then created as 01_initialize does.
+"""A trial's run: its config resolved and checked once, by `_trial_config`, then created.
 
 Every trial config is resolved (template, the spec's `set`, the trial's parameters) and checked
 against the engine's, the writers' and the task's schema, and the spec's metric against the
@@ -11,12 +11,13 @@ from typing import Any
 from sweeps.spec import SweepSpec
 from sweeps.state import SweepState, config_hash
 from sweeps.trials import TrialPlan, as_overrides, edge_params, plan_trials, trial_overrides, trial_run_name
-from training.run_outputs import existing_outputs, move_outputs_aside
 from utils.config_fields import flatten
 from utils.configs import apply_overrides, load_config_file, load_config_template
 from utils.errors import SweepSpecError, TemplateError
-from utils.initialization import initialize_run
-from utils.management import Run, experiment_path
+from utils.management import create_run, experiment_path
+from utils.runs.run import Run
+from utils.runs.new_run import with_meta
+from utils.runs.outputs import existing_outputs, move_outputs_aside
 
 
 def check_sweep(spec: SweepSpec, experiment: str, state: SweepState | None) -> None:
@@ -57,7 +58,9 @@ def _with_set(spec: SweepSpec) -> dict[str, Any]:
 
 
 def _trial_config(spec: SweepSpec, base: dict[str, Any], run: str, params: dict[str, Any]) -> dict[str, Any]:
-    """The complete config of a trial, with the spec's metric checked against its task."""
+    """The complete config of a trial (`base`: the template with the spec's `set`, from
+    `_with_set`), with the spec's metric checked against its task: the one path by which both
+    `check_sweep` and `create_trial_run` resolve a trial's config."""
     from training.run_config import check_metric, parse_run_config
 
     try:
@@ -148,17 +151,18 @@ def _foreign_message(spec: SweepSpec, experiment: str, number: int) -> str:
 
 
 def create_trial_run(spec: SweepSpec, experiment: str, plan: TrialPlan, command: str) -> str:
-    """Create the trial's run through `initialize_run` unless it exists; returns its config hash.
+    """Create the trial's run with the config `_trial_config` resolves, unless it exists; returns
+    its config hash.
 
     A run that exists and is this trial (a driver was killed between creating it and saving the
     state) is reused; one that is not raises SweepSpecError.
     """
-    from training.run_config import complete_config  # imports torch and the task
-
     run = Run.resolve(experiment, plan.run)
     if not run.path.exists():
-        initialize_run(experiment, plan.run, spec.config, trial_overrides(spec, plan.params), command,
-                       validate=complete_config, extra_meta=sweep_meta(spec, plan))
+        config = _trial_config(spec, _with_set(spec), plan.run, plan.params)
+        overrides = trial_overrides(spec, plan.params)
+        create_run(experiment, plan.run,
+                   with_meta(config, experiment, plan.run, spec.config, overrides, command, sweep_meta(spec, plan)))
     elif not trial_run_is_ours(spec, experiment, plan.number, missing_ok=False):
         raise SweepSpecError(_foreign_message(spec, experiment, plan.number))
     return config_hash(load_config_file(run.config_file))

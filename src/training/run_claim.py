@@ -6,7 +6,7 @@ import torch
 from training.distributed import all_reduce_sum
 from utils.distributed_info import is_main_process
 from utils.errors import RunBusyError, RunIOError, RunLinkError, TemplateError
-from utils.management import Run
+from utils.runs.run import Run
 from utils.run_guard import RunLock, claim_run
 
 _CLAIMED, _BUSY, _REFUSED, _UNWRITABLE = range(4)  # what rank 0 tells the other ranks

@@ -78,12 +78,6 @@ def parse_run_config(config: dict[str, Any], source: str = "config") -> RunConfi
     return RunConfig(with_task_directions(parsed, task, source), task)
 
 
-def complete_config(config: dict[str, Any], source: str) -> dict[str, Any]:
-    """The config checked as `parse_run_config` checks it, defaults filled in: what a new run's
-    config.json holds (`01_initialize.py` and each sweep trial create runs through it)."""
-    return parse_run_config(config, source).raw
-
-
 def with_task_directions(parsed: ParsedConfig, task: type[Task], source: str) -> ParsedConfig:
     """The typed sections with a null `training.best_mode` or `early_stopping.mode` set to the
     direction the task declares for the metric. The raw config keeps null, so that a metric

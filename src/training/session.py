@@ -23,7 +23,6 @@ from training.optim import OptimizerConfig, SchedulerConfig, build_optimizer, bu
 from training.precision import MixedPrecision, check_precision
 from training.run_claim import claim_on_every_rank
 from training.run_config import RunConfig, RunSettings
-from training.run_outputs import move_outputs_aside, read_summary, refuse_plain_start, write_summary
 from training.signals import GracefulStop
 from training.task import TaskContext
 from training.trainer import Trainer
@@ -35,7 +34,8 @@ from utils.errors import CheckpointError, RunIOError
 from utils.distributed_info import get_rank, get_world_size, is_main_process
 from utils.helper_functions import set_seed, unwrap_model
 from utils.logging import LOGGER, Logger, WriterError
-from utils.management import Run
+from utils.runs.run import Run
+from utils.runs.outputs import move_outputs_aside, read_summary, refuse_plain_start, write_summary
 from utils.profiler import PROFILER
 from utils.run_guard import RunLock
 

@@ -28,7 +28,7 @@ from utils.errors import ConfigKeyError, ConfigValueError
 
 ROOT = ""  # the SECTION of top-level keys (seed, task, ...)
 REQUIRED: Any = dataclasses.MISSING  # `option(REQUIRED, ...)`: a key every config must set
-FREE_SECTIONS = ("meta",)  # written by initialization, never validated
+FREE_SECTIONS = ("meta",)  # written by utils.runs.new_run, never validated
 
 
 def option(
@@ -243,6 +243,8 @@ def parse_config(config: dict[str, Any], owners: Iterable[type], source: str = "
                 f"{source}: {key} was replaced by {new.key} ({new.describe_type()}); remove {key} "
                 f"and set {new.key} instead (the README's config table says what it means)"
             )
+        if key.endswith(".") and key[:-1] in sections:
+            continue  # a declared section given empty: every key takes its default
         if key not in specs:
             shown = key.rstrip(".")
             raise ConfigKeyError(f"{source}: unknown key {shown!r}{suggest(shown, specs)}")
@@ -258,10 +260,10 @@ def parse_config(config: dict[str, Any], owners: Iterable[type], source: str = "
             built[owner] = owner(**{spec.name: values[prefix + spec.name] for spec in field_specs(owner)})
         except ValueError as exc:  # the class's own check across its keys (`__post_init__`)
             raise ConfigValueError(f"{source}: {exc}") from None
-    return ParsedConfig(built, complete_config(config, specs, values))
+    return ParsedConfig(built, fill_defaults(config, specs, values))
 
 
-def complete_config(config: dict[str, Any], specs: dict[str, FieldSpec], values: dict[str, Any]) -> dict[str, Any]:
+def fill_defaults(config: dict[str, Any], specs: dict[str, FieldSpec], values: dict[str, Any]) -> dict[str, Any]:
     """The config as JSON with every declared key present, in the given config's order (keys it
     lacked follow their section's), free sections kept as they were."""
     complete: dict[str, Any] = {name: {} if isinstance(value, dict) else None for name, value in config.items()}

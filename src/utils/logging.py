@@ -42,7 +42,7 @@ from typing import Any
 
 from utils.config_fields import ParsedConfig
 from utils.distributed_info import get_rank
-from utils.log.files import close_text_log, ensure_run, open_text_log
+from utils.log.files import close_text_log, open_text_log
 from utils.log.media import LoggerMedia
 from utils.log.null import NullLogger
 from utils.log.proxy import LOGGER, _active, is_active
@@ -53,7 +53,8 @@ from utils.log.values import MAX_STEP, STEP_COLUMN, check_byte_budget, check_ste
 from utils.log.writers.base import Writer, WriterContext
 from utils.log.writers.png_writer import PngWriter
 from utils.log.writers.registry import WriterEntry, enabled_writers, writer_entry
-from utils.management import Run
+from utils.runs.new_run import ensure_run
+from utils.runs.run import Run
 
 __all__ = ["LOGGER", "Logger", "NullLogger", "WriterError", "is_active"]
 

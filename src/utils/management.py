@@ -1,5 +1,8 @@
-"""Experiments and runs on disk: where they live, creating, listing, configs, clearing.
+"""Runs on disk: where they live, the table of a run's folders, creating runs atomically, listing.
 
+The runs module: this file and `utils/runs/` (the `Run`, the config a new run gets, its outputs)
+are the only code that creates run folders (tests/test_import_rooms.py checks it). A config reaches
+`create_run` already checked by the layer that knows its schema (`training.run_config`).
 The experiments root is `<repo>/experiments`, or the folder named by the environment variable
 `EXPERIMENTS_ROOT`. Every path is built from validated names and checked to lie inside the root
 before anything is created.
@@ -16,17 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from utils.configs import (  # re-exported: the config half of management
-    CONFIG_DIR,
-    REPO_ROOT,
-    apply_overrides,
-    available_templates,
-    dump_config,
-    load_config_file,
-    load_config_template,
-    save_config_file,
-    template_path,
-)
+from utils.configs import REPO_ROOT, dump_config, load_config_file
 from utils.errors import (
     ExperimentNotFoundError,
     InvalidNameError,
@@ -37,14 +30,6 @@ from utils.errors import (
 )
 from utils.fileio import atomic_write_text, fsync_directory, machine_error
 from utils.names import validate_name
-
-__all__ = [
-    "ARCHIVE_DIR", "CONFIG_DIR", "LOCK_FILE", "RUN_FOLDERS", "RUN_SUBDIRS", "ROOT_ENV_VAR", "Run", "RunInfo",
-    "apply_overrides", "available_templates", "clear_run", "create_experiment", "create_run", "experiment_path",
-    "experiments_root", "list_all", "list_experiments", "list_runs", "load_config_template",
-    "load_run_config", "require_new_run", "require_run", "run_path", "save_run_config",
-    "template_path",
-]
 
 ROOT_ENV_VAR = "EXPERIMENTS_ROOT"
 # The one table of a run's sub-folders: kind (as `Logger.get_path` takes it) -> folder name.
@@ -57,82 +42,6 @@ METRICS_FILE = "metrics.csv"
 TEXT_LOG = "log.txt"
 LOCK_FILE = "session.lock"  # beside config.json: held by the session training the run
 ARCHIVE_DIR = "restarted"  # --restart moves the outputs into <run>/restarted/<time>/
-
-
-@dataclass(frozen=True)
-class Run:
-    """A run resolved once: its names and every path the engine, the Logger and the tools use.
-
-    `Run.resolve` checks the names and that the folder lies inside the experiments root;
-    `Run.require` also that the run exists. Nothing is created here (see `create_run`).
-    """
-
-    experiment: str
-    run: str
-    path: Path
-
-    @classmethod
-    def resolve(cls, experiment: str, run: str) -> "Run":
-        return cls(experiment, run, run_path(experiment, run))
-
-    @classmethod
-    def require(cls, experiment: str, run: str) -> "Run":
-        return cls(experiment, run, require_run(experiment, run))
-
-    @property
-    def name(self) -> str:
-        """`<experiment>/<run>`, as messages print it."""
-        return f"{self.experiment}/{self.run}"
-
-    def folder(self, kind: str) -> Path:
-        """The sub-folder for 'checkpoint', 'log', 'plot' or 'visualization'."""
-        if kind not in RUN_FOLDERS:
-            raise ValueError(f"unknown path kind {kind!r}: choose from {', '.join(RUN_FOLDERS)}")
-        return self.path / RUN_FOLDERS[kind]
-
-    @property
-    def config_file(self) -> Path:
-        return self.path / CONFIG_FILE
-
-    @property
-    def checkpoints(self) -> Path:
-        return self.folder("checkpoint")
-
-    @property
-    def logs(self) -> Path:
-        return self.folder("log")
-
-    @property
-    def plots(self) -> Path:
-        return self.folder("plot")
-
-    @property
-    def visualizations(self) -> Path:
-        return self.folder("visualization")
-
-    @property
-    def lock_file(self) -> Path:
-        return self.path / LOCK_FILE
-
-    @property
-    def archive(self) -> Path:
-        return self.path / ARCHIVE_DIR
-
-    @property
-    def last_checkpoint(self) -> Path:
-        return self.checkpoints / LAST_CHECKPOINT
-
-    @property
-    def best_checkpoint(self) -> Path:
-        return self.checkpoints / BEST_CHECKPOINT
-
-    @property
-    def metrics_csv(self) -> Path:
-        return self.logs / METRICS_FILE
-
-    @property
-    def text_log(self) -> Path:
-        return self.logs / TEXT_LOG
 
 
 @dataclass(frozen=True)
@@ -287,16 +196,6 @@ def require_run(experiment: str, run: str) -> Path:
     return path
 
 
-def load_run_config(experiment: str, run: str) -> dict[str, Any]:
-    """The run's `config.json` as a dict."""
-    return load_config_file(require_run(experiment, run) / CONFIG_FILE)
-
-
-def save_run_config(experiment: str, run: str, config: dict[str, Any]) -> None:
-    """Replace the run's `config.json` atomically."""
-    save_config_file(require_run(experiment, run) / CONFIG_FILE, config)
-
-
 def _created(path: Path) -> str:
     stamp = datetime.fromtimestamp(path.stat().st_mtime, tz=timezone.utc).astimezone()
     return stamp.isoformat(timespec="seconds")
@@ -344,18 +243,11 @@ def list_all() -> list[RunInfo]:
     return rows
 
 
-def clear_run(experiment: str, run: str, parts: tuple[str, ...] = RUN_SUBDIRS) -> None:
-    """Empty the chosen subfolders of a run (never its config.json), keeping the folders.
-
-    Every part is checked before anything is deleted, so a typo deletes nothing.
-    """
-    path = require_run(experiment, run)
-    unknown = [part for part in parts if part not in RUN_SUBDIRS]
-    if unknown:
-        raise InvalidNameError(
-            f"cannot clear {', '.join(map(repr, unknown))}: choose from {', '.join(RUN_SUBDIRS)}"
-        )
-    for part in parts:
-        folder = path / part
-        shutil.rmtree(folder, ignore_errors=True)
-        folder.mkdir(exist_ok=True)
+def format_run_table(rows: list[RunInfo]) -> str:
+    """A plain-text table of experiments, runs and creation times (a run of None shows '-')."""
+    table = [("EXPERIMENT", "RUN", "CREATED")]
+    table += [(row.experiment, row.run or "-", row.created) for row in rows]
+    widths = [max(len(line[col]) for line in table) for col in range(2)]
+    return "\n".join(
+        f"{exp:<{widths[0]}}  {run:<{widths[1]}}  {created}" for exp, run, created in table
+    )

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from utils.errors import RunBusyError, RunLinkError
 from utils.fileio import FILE_MODE, machine_error
-from utils.management import RUN_SUBDIRS, Run
+from utils.runs.run import Run
 
 
 # folders a library fills itself, links included (W&B links its core log into ~/.cache/wandb)
@@ -92,7 +92,7 @@ def claim_run(run: Run) -> RunLock:
 def check_no_link_leads_out(run: Run) -> None:
     """Raise RunLinkError naming the first symlink, among the paths a session writes, whose
     target lies outside the run folder (links inside it, such as W&B's `latest-run`, pass)."""
-    written = [run.config_file, run.lock_file, run.archive, *(run.path / sub for sub in RUN_SUBDIRS)]
+    written = [run.config_file, run.lock_file, run.archive, *run.subfolders]
     for path in written:
         _check_link(path, run.path)
         if path.is_dir() and not path.is_symlink():

@@ -1,17 +1,16 @@
-"""The run's plain files the Logger writes on the caller's thread: run folder (created when
-missing, sub-folders by kind), log.txt, architecture.txt and the git record. (Metrics and media go through utils.log.writers.)
+"""The run's plain files the Logger writes on the caller's thread: sub-folders by kind, log.txt,
+architecture.txt and the git record. (The run itself is created by `utils.runs.new_run.ensure_run`;
+metrics and media go through utils.log.writers.)
 """
 
 import logging
-import shlex
 import sys
 from pathlib import Path
 from typing import Any
 
-from utils.errors import RunExistsError
 from utils.fileio import atomic_write_text
 from utils.helper_functions import count_parameters
-from utils.management import RUN_SUBDIRS, Run, create_run
+from utils.runs.run import Run
 
 LINE_FORMAT = "%(asctime)s %(levelname)s %(message)s"
 
@@ -19,36 +18,6 @@ LINE_FORMAT = "%(asctime)s %(levelname)s %(message)s"
 def path_of_kind(run_folder: Path, kind: str) -> Path:
     """The sub-folder of a run for 'log', 'plot', 'checkpoint' or 'visualization' (Run's table)."""
     return Run("", "", run_folder).folder(kind)
-
-
-def ensure_run(run: Run, template: str | None = None) -> None:
-    """Create the run like `01_initialize.py` would when it has no config.json.
-
-    Its config is the `meta` block plus the template named (a name in `config/` or a path), or
-    nothing else: a run created here never gets some task's config copied in silently. An
-    existing config.json is never touched.
-    """
-    if not run.config_file.is_file():
-        config = _new_run_config(run.experiment, run.run, template)
-        try:
-            create_run(run.experiment, run.run, config)
-        except RunExistsError:
-            pass  # created meanwhile by another process: use it as it is
-    for sub in RUN_SUBDIRS:
-        (run.path / sub).mkdir(parents=True, exist_ok=True)
-
-
-def _new_run_config(exp_name: str, run_name: str, template: str | None) -> dict[str, Any]:
-    from utils.configs import load_config_template
-    from utils.initialization import build_run_meta
-
-    if template is not None and (type(template) is not str or not template):
-        raise TypeError(f"config_template must be a template name or a path, got {template!r}")
-    config = load_config_template(template) if template is not None else {}
-    meta = build_run_meta(exp_name, run_name, template, (), shlex.join(sys.argv))
-    meta["created_by"] = "utils.logging.Logger"
-    config["meta"] = meta
-    return config
 
 
 class _ConsoleHandler(logging.StreamHandler):

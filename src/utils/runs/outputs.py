@@ -16,7 +16,8 @@ from typing import Any
 
 from utils.errors import RunHasOutputsError
 from utils.fileio import atomic_write_text, fsync_directory
-from utils.management import ARCHIVE_DIR, RUN_SUBDIRS, Run
+from utils.management import ARCHIVE_DIR
+from utils.runs.run import Run
 
 SUMMARY_FILE = "summary.json"  # in logs/: written last, only by a session that finished
 
@@ -48,19 +49,18 @@ def move_outputs_aside(run: Run) -> Path | None:
     rest. The run's config.json is copied beside them, so the old outputs keep their config.
     Returns the archive folder, or None when there was nothing to move.
     """
-    run_dir = run.path
-    moved = [sub for sub in RUN_SUBDIRS if any((run_dir / sub).iterdir())]
+    moved = [folder for folder in run.subfolders if any(folder.iterdir())]
     if not moved:
         return None
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S-%f")
     archive = run.archive / stamp
     archive.mkdir(parents=True)
     shutil.copy2(run.config_file, archive / run.config_file.name)
-    for sub in moved:
-        os.rename(run_dir / sub, archive / sub)
-        (run_dir / sub).mkdir()
+    for folder in moved:
+        os.rename(folder, archive / folder.name)
+        folder.mkdir()
     fsync_directory(archive)
-    fsync_directory(run_dir)
+    fsync_directory(run.path)
     return archive
 
 

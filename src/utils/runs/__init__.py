@@ -1,0 +1,1 @@
+"""The runs module's parts beside `utils.management`: the `Run`, a new run's config, its outputs."""
