@@ -19,6 +19,7 @@ from data.standardize import Standardizer
 from models.digits_cnn import DigitsCNN
 from training.task import Datasets, StepOutput, Task, register_task
 from utils.config_fields import option
+from visualization.visualizations import confusion_matrix, mistakes_first, plot_confusion_matrix, plot_prediction_grid
 
 CLASS_NAMES = [str(i) for i in range(10)]
 
@@ -73,12 +74,10 @@ class DigitsTask(Task):
     def eval_step(self, model: nn.Module, batch: Any) -> dict[str, Tensor]:
         images, labels = batch
         logits = model(images)  # (B, 10)
-        predictions = logits.argmax(dim=1)  # (B,)
-        classes = len(CLASS_NAMES)
         return {
             "loss": F.cross_entropy(logits, labels, reduction="sum").double(),
             "count": torch.tensor(len(labels), device=labels.device),
-            "confusion": torch.bincount(labels * classes + predictions, minlength=classes**2).view(classes, classes),
+            "confusion": confusion_matrix(labels, logits.argmax(dim=1), len(CLASS_NAMES)),  # (10, 10)
         }
 
     def summarize(self, sums: dict[str, Tensor], split: str, step: int) -> dict[str, float]:
@@ -87,8 +86,6 @@ class DigitsTask(Task):
 
     def draw(self, model: nn.Module, batch: Any, sums: dict[str, Tensor], split: str, step: int) -> dict[str, Any]:
         """The confusion matrix, and a grid of predictions with the mistakes first."""
-        from visualization.visualizations import mistakes_first, plot_confusion_matrix, plot_prediction_grid
-
         images, labels = batch
         predictions = model(images).argmax(dim=1)
         order = mistakes_first(labels, predictions)[:32]

@@ -108,9 +108,13 @@ class ShapesTask(Task):
 
     @torch.no_grad()
     def draw(self, model: nn.Module, batch: Any, sums: dict[str, Tensor], split: str, step: int) -> dict[str, Any]:
+        """Up to eight samples with their true and predicted masks; the background stays unpainted."""
+        from visualization.visualizations import plot_segmentation
+
         images, masks = batch[0][:MAX_DRAWN], batch[1][:MAX_DRAWN]
         predictions = model(images).argmax(dim=1)  # (B, H, W)
-        return {"segmentation": plot_overlay_rows(images, masks, predictions)}
+        return {"segmentation": plot_segmentation(images, masks, predictions, CLASS_NAMES, background=0,
+                                                  alpha=OVERLAY_ALPHA, value_range=(0.0, 1.0))}
 
 
 def sum_segmentation_counts(predictions: Tensor, masks: Tensor, **loss_sums: Tensor) -> dict[str, Tensor]:
@@ -125,30 +129,3 @@ def sum_segmentation_counts(predictions: Tensor, masks: Tensor, **loss_sums: Ten
         "samples": torch.tensor(masks.shape[0], device=masks.device),
         **{name: value.double() for name, value in loss_sums.items()},
     }
-
-
-def plot_overlay_rows(images: Tensor, masks: Tensor, predictions: Tensor) -> "Figure":  # noqa: F821
-    """Columns of samples; rows show the image, the true mask and the predicted mask over it."""
-    from matplotlib.figure import Figure
-    from matplotlib.patches import Patch
-
-    from visualization.helper_functions import make_grid, to_uint8_image
-    from visualization.visualizations import class_colors, overlay_mask
-
-    colors = class_colors(NUM_CLASSES - 1)  # the shapes' colours; the background stays bare (id -1)
-    pictures = [to_uint8_image(image, value_range=(0.0, 1.0)) for image in images.cpu()]  # each (H, W, 3)
-    rows = [
-        pictures,
-        [overlay_mask(p, m - 1, colors, OVERLAY_ALPHA) for p, m in zip(pictures, masks.cpu().numpy())],
-        [overlay_mask(p, m - 1, colors, OVERLAY_ALPHA) for p, m in zip(pictures, predictions.cpu().numpy())],
-    ]
-    grid = make_grid([tile for row in rows for tile in row], nrow=len(pictures))  # (3 rows of tiles, 3)
-    fig = Figure(figsize=(1.1 * len(pictures) + 1.0, 4.0), dpi=100, layout="constrained")
-    ax = fig.add_subplot()
-    ax.imshow(grid, interpolation="nearest")
-    step = grid.shape[0] / 3
-    ax.set_yticks([step * (i + 0.5) for i in range(3)], ["image", "truth", "prediction"])
-    ax.set_xticks([])
-    handles = [Patch(color=color / 255, label=name) for color, name in zip(colors, CLASS_NAMES[1:])]
-    fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), fontsize=8)
-    return fig
