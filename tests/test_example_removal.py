@@ -26,9 +26,11 @@ def test_a_copy_without_the_shapes_task_and_its_tests_still_passes(tmp_path):
     (copy / ".venv").symlink_to(REPO_ROOT / ".venv")
     (copy / ".ci").mkdir()
     shutil.copy2(REPO_ROOT / ".ci" / "run", copy / ".ci" / "run")
-    (copy / "src" / "tasks" / "shapes.py").unlink()
-    (copy / "config" / "shapes.json").unlink()
-    shutil.rmtree(copy / "tests" / "tasks" / "shapes")
+    for path in sorted(copy.rglob("*shapes*"), reverse=True):  # what copier.yml leaves out: `**/*shapes*`
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
 
     env = subprocess_env()
     env["PYTHONPATH"] = str(copy / "src")

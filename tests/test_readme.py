@@ -50,6 +50,15 @@ def test_the_readme_starts_with_the_two_commands():
     assert bash_blocks()[0] == ["make train", "make test"]
 
 
+def test_the_layout_names_every_module_of_the_data_and_models_folders():
+    layout = re.search(r"## Layout\n\n```\n(.*?)```", README, flags=re.S).group(1)
+    for folder in ("data", "models"):
+        modules = [path.name for path in (REPO_ROOT / "src" / folder).glob("*.py") if path.name != "__init__.py"]
+        assert modules, f"src/{folder}/ holds code"
+        missing = [name for name in modules if name not in layout]
+        assert not missing, f"README's Layout does not say where src/{folder}/{missing} lives"
+
+
 def test_every_readme_command_is_run_here_or_covered_elsewhere():
     commands = {command for block in bash_blocks() for command in block}
     runnable = set(WORKFLOW) | set(HELPERS) | set(OWN_TASK) | set(SWEEPS)

@@ -15,7 +15,6 @@ from visualization.visualizations import (
     confusion_matrix,
     overlay_mask,
     plot_confusion_matrix,
-    plot_feature_maps,
     plot_prediction_grid,
     plot_segmentation,
 )
@@ -35,11 +34,13 @@ def _pixel_at(fig, pixels: np.ndarray, ax, x: float, y: float) -> np.ndarray:
     return pixels[int(round(pixels.shape[0] - py)), int(round(px))].astype(int)
 
 
-def test_confusion_matrix_counts_match_sklearn():
+def test_confusion_matrix_counts_match_sklearn_and_batches_add_up():
     rng = np.random.default_rng(0)
-    targets, predictions = rng.integers(0, 5, 200), rng.integers(0, 5, 200)
-    expected = sklearn_confusion_matrix(targets, predictions, labels=range(5))
-    assert np.array_equal(confusion_matrix(torch.tensor(targets), predictions, 5), expected)
+    targets, predictions = torch.from_numpy(rng.integers(0, 5, 200)), torch.from_numpy(rng.integers(0, 5, 200))
+    expected = sklearn_confusion_matrix(targets.numpy(), predictions.numpy(), labels=range(5))
+    assert np.array_equal(confusion_matrix(targets, predictions, 5).numpy(), expected)
+    halves = [confusion_matrix(targets[i : i + 100], predictions[i : i + 100], 5) for i in (0, 100)]
+    assert np.array_equal((halves[0] + halves[1]).numpy(), expected)  # how the engine sums a split
 
 
 def test_confusion_matrix_figure_draws_the_known_matrix():
@@ -132,52 +133,46 @@ def test_class_colors_are_distinct_for_any_number_of_classes(count):
     assert len({tuple(c) for c in colors}) == count
 
 
-def test_segmentation_panels_legend_outside_and_present_classes():
-    image = torch.rand(3, 16, 16)
-    prediction = torch.zeros(16, 16, dtype=torch.long)
-    prediction[:, 8:] = 2
-    target = torch.zeros(16, 16, dtype=torch.long)
-    target[8:, :] = 3
+def test_segmentation_rows_overlay_the_masks_and_the_legend_lists_present_classes_below():
+    images = torch.rand(2, 3, 16, 16)
+    target = torch.zeros(2, 16, 16, dtype=torch.long)
+    target[:, 8:, :] = 3
+    prediction = torch.zeros(2, 16, 16, dtype=torch.long)
+    prediction[:, :, 8:] = 2
     names = ["background", "road", "car", "person"]
-    fig = plot_segmentation(image, prediction, target, names)
-    assert [ax.get_title() for ax in fig.axes] == ["image", "prediction", "ground truth"]
+    fig = plot_segmentation(images, target, prediction, names, value_range=(0.0, 1.0))
+    (ax,) = fig.axes
+    assert [label.get_text() for label in ax.get_yticklabels()] == ["image", "truth", "prediction"]
+    grid = ax.images[0].get_array()
+    assert grid.shape[:2] == (3 * (16 + 2) + 2, 2 * (16 + 2) + 2)  # three rows of two 16x16 tiles
+    picture = np.asarray(grid[2:18, 2:18])
+    expected = overlay_mask(picture, prediction[0].numpy(), class_colors(4))
+    assert np.array_equal(grid[2 + 2 * 18 : 18 + 2 * 18, 2:18], expected)  # first sample's prediction row
     legend = fig.legends[0]
     assert [t.get_text() for t in legend.get_texts()] == ["background", "car", "person"]
-    colors = class_colors(4)
-    overlay = fig.axes[1].images[0].get_array()
-    expected = overlay_mask(np.asarray(fig.axes[0].images[0].get_array()), prediction.numpy(), colors)
-    assert np.array_equal(overlay, expected)
     _, canvas = _render(fig)
     renderer = canvas.get_renderer()
-    legend_box = legend.get_window_extent(renderer)
-    for ax in fig.axes:
-        assert not legend_box.overlaps(ax.get_window_extent(renderer))  # legend never covers a panel
+    assert not legend.get_window_extent(renderer).overlaps(ax.get_window_extent(renderer))  # never covers
 
 
-def test_segmentation_many_classes_without_names_or_target():
-    mask = (np.arange(30 * 30).reshape(30, 30) // 30) % 25  # 25 classes, one per row band
-    fig = plot_segmentation(np.random.rand(30, 30), mask, num_classes=25)
-    assert len(fig.axes) == 2
+def test_segmentation_leaves_the_background_class_bare_and_out_of_the_legend():
+    images = torch.rand(1, 3, 8, 8)
+    masks = torch.zeros(1, 8, 8, dtype=torch.long)
+    masks[0, :4] = 1
+    fig = plot_segmentation(images, masks, masks, ["background", "circle"], background=0, value_range=(0.0, 1.0))
+    grid = fig.axes[0].images[0].get_array()
+    picture, truth = np.asarray(grid[2:10, 2:10]), np.asarray(grid[12:20, 2:10])
+    assert np.array_equal(truth[4:], picture[4:]) and not np.array_equal(truth[:4], picture[:4])
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["circle"]
+
+
+def test_segmentation_many_classes_without_names():
+    mask = torch.from_numpy((np.arange(30 * 30).reshape(1, 30, 30) // 30) % 25)  # 25 classes, one per row band
+    fig = plot_segmentation(np.random.rand(1, 30, 30, 3), mask, mask, num_classes=25)
     assert [t.get_text() for t in fig.legends[0].get_texts()] == [str(k) for k in range(25)]
     assert figure_to_array(fig).shape[2] == 3
 
 
-def test_segmentation_rejects_mask_of_other_size():
-    with pytest.raises(ValueError, match=r"prediction mask has shape \(4, 4\) but the image is \(8, 8\)"):
-        plot_segmentation(np.zeros((8, 8)), np.zeros((4, 4), dtype=int))
-
-
-def test_feature_maps_one_tile_per_channel_up_to_the_limit():
-    maps = torch.randn(1, 6, 5, 5)
-    maps[0, 2] = 0.0  # a dead channel must still draw (flat) without errors
-    fig = plot_feature_maps(maps, max_maps=4, ncols=2, title="conv1")
-    drawn = [ax for ax in fig.axes if ax.images]
-    assert len(drawn) == 4
-    assert np.allclose(drawn[1].images[0].get_array(), maps[0, 1].numpy())
-    assert fig.get_suptitle() == "conv1 (first 4 of 6 channels)"
-    assert figure_to_array(fig).ndim == 3
-
-
-def test_feature_maps_reject_other_shapes():
-    with pytest.raises(ValueError, match=r"\(C, H, W\) or \(1, C, H, W\), got shape \(2, 3, 4, 4\)"):
-        plot_feature_maps(np.zeros((2, 3, 4, 4)))
+def test_segmentation_rejects_masks_of_other_size():
+    with pytest.raises(ValueError, match=r"truth masks have shape \(1, 4, 4\) but the images are \(1, 8, 8\)"):
+        plot_segmentation(np.zeros((1, 3, 8, 8)), np.zeros((1, 4, 4), dtype=int), np.zeros((1, 8, 8), dtype=int))

@@ -1,30 +1,27 @@
 """The segmentation example: synthetic circles, squares and triangles, a small UNet, mean IoU.
 
-The images are generated from the run's seed (no download, a few thousand in well under a
-second), so the example trains on any machine. To bring your own segmentation data, replace
+This file is the glue, with `config/shapes.json`: its config keys, the loss, the metrics and what
+it draws. The images come from `data/shapes_generator.py` (generated from the run's seed, no
+download) and the model from `models/unet.py`. To bring your own segmentation data, replace
 `generate_shapes` and keep the (images, masks) layout: images (N, 3, H, W) float, masks
 (N, H, W) int64 class ids.
 """
 
-import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import TensorDataset
 
-from models.util_modules import ConvBlock
+from data.shapes_generator import CLASS_NAMES, NUM_CLASSES, generate_shapes
+from models.unet import UNet
 from training.task import Datasets, StepOutput, Task, TaskContext, register_task
 from utils.config_fields import option
 from utils.losses import CrossEntropy2d, SoftDiceLoss
 
-CLASS_NAMES = ("background", "circle", "square", "triangle")
-NUM_CLASSES = len(CLASS_NAMES)
 SPLIT_STREAMS = {"train": 0, "val": 1, "test": 2}  # each split draws from its own seed stream
-SIZE_RANGE = (0.12, 0.22)  # a shape's radius as a fraction of the image side
 MAX_DRAWN = 8  # samples shown by `draw`
 OVERLAY_ALPHA = 0.7  # strong enough to tell the class colours apart on bright shapes
 
@@ -52,94 +49,6 @@ class ShapesModel:
         gt=0, check=(lambda v: len(v) >= 1, "at least one width"),
     )
     dice_weight: float = option(1.0, "weight of the soft Dice term added to the cross entropy", ge=0)
-
-
-def generate_shapes(
-    count: int, image_size: int, max_shapes: int, noise: float, seed: int | list[int]
-) -> tuple[Tensor, Tensor]:
-    """`count` images (N, 3, S, S) float32 in [0, 1] and masks (N, S, S) int64, from `seed` only.
-
-    Each image gets a dark background, 1..max_shapes shapes of random class, place, size,
-    rotation and bright colour (later shapes cover earlier ones), and Gaussian pixel noise.
-    Every class covers about the same area for the same size.
-    """
-    rng = np.random.default_rng(seed)
-    n, m, s = count, max_shapes, image_size
-    shown = np.arange(m)[None] < rng.integers(1, m + 1, n)[:, None]  # (N, M)
-    classes = rng.integers(1, NUM_CLASSES, (n, m))  # (N, M)
-    centers = rng.uniform(0.15 * s, 0.85 * s, (n, m, 2)).astype(np.float32)  # (N, M, 2) as x, y
-    radii = (rng.uniform(*SIZE_RANGE, (n, m)) * s).astype(np.float32)  # (N, M)
-    angles = rng.uniform(0.0, 2 * math.pi, (n, m)).astype(np.float32)  # (N, M)
-    colors = rng.uniform(0.0, 1.0, (n, m, 3)).astype(np.float32)  # (N, M, 3)
-    colors[np.arange(n)[:, None], np.arange(m)[None], rng.integers(0, 3, (n, m))] = rng.uniform(0.7, 1.0, (n, m))
-    background = rng.uniform(0.0, 0.35, (n, 1, 3)).astype(np.float32)  # one channel of a shape stands out
-    top = np.zeros((n, s, s), dtype=np.int64)  # (N, S, S): 0 is the background, k the k-th shape
-    grid = np.arange(s, dtype=np.float32) + 0.5  # pixel centres
-    for slot in range(m):
-        for cls in range(1, NUM_CLASSES):
-            chosen = np.flatnonzero(shown[:, slot] & (classes[:, slot] == cls))  # only draw what is there
-            inside = _rasterize(grid, cls, centers[chosen, slot], radii[chosen, slot], angles[chosen, slot])
-            top[chosen] = np.where(inside, slot + 1, top[chosen])
-    rows = np.arange(n)[:, None, None]
-    masks = np.concatenate([np.zeros((n, 1), dtype=np.int64), classes], axis=1)[rows, top]  # (N, S, S)
-    pixels = np.concatenate([background, colors], axis=1)[rows, top]  # (N, S, S, 3)
-    pixels += noise * rng.standard_normal(pixels.shape, dtype=np.float32)
-    images = np.clip(pixels, 0.0, 1.0).transpose(0, 3, 1, 2)  # (N, 3, S, S)
-    return torch.from_numpy(np.ascontiguousarray(images)), torch.from_numpy(masks)
-
-
-def _rasterize(grid: np.ndarray, cls: int, centers: np.ndarray, radii: np.ndarray, angles: np.ndarray) -> np.ndarray:
-    """(N, S, S) pixels inside each shape: a circle, or a square or triangle of the same area."""
-    dx = grid[None, None, :] - centers[:, 0, None, None]  # (N, 1, S)
-    dy = grid[None, :, None] - centers[:, 1, None, None]  # (N, S, 1)
-    if cls == 1:
-        return dx**2 + dy**2 <= (radii**2)[:, None, None]
-    # A regular polygon is where every projection onto its side normals stays within the inradius.
-    sides = 4 if cls == 2 else 3
-    inradius = radii * math.sqrt(math.pi / (sides * math.tan(math.pi / sides)))  # area of the circle
-    reach = None
-    for k in range(sides):
-        normal = angles + 2 * math.pi * k / sides
-        projection = dx * np.cos(normal)[:, None, None] + dy * np.sin(normal)[:, None, None]  # (N, S, S)
-        reach = projection if reach is None else np.maximum(reach, projection)
-    return reach <= inradius[:, None, None]
-
-
-def _build_two_blocks(in_channels: int, out_channels: int, stride: int = 1) -> nn.Sequential:
-    return nn.Sequential(ConvBlock(in_channels, out_channels, stride=stride), ConvBlock(out_channels, out_channels))
-
-
-class UNet(nn.Module):
-    """(B, in_channels, H, W) -> (B, num_classes, H, W) logits; any H, W (odd sizes are fine).
-
-    Each level is two ConvBlocks; going down, the first one has stride 2; going up, a
-    transposed conv doubles the coarser map (cropped to the skip's size), which is concatenated
-    with the skip and fused by two blocks. No bilinear upsampling: its CUDA backward has no
-    deterministic implementation, and `deterministic: true` must keep working.
-    """
-
-    def __init__(self, in_channels: int, num_classes: int, channels: list[int]) -> None:
-        super().__init__()
-        widths = [in_channels, *channels]
-        self.down = nn.ModuleList(
-            _build_two_blocks(widths[i], widths[i + 1], stride=1 if i == 0 else 2) for i in range(len(channels))
-        )
-        coarse_to_fine = list(reversed(range(len(channels) - 1)))
-        self.upsample = nn.ModuleList(
-            nn.ConvTranspose2d(channels[i + 1], channels[i], kernel_size=2, stride=2) for i in coarse_to_fine
-        )
-        self.up = nn.ModuleList(_build_two_blocks(2 * channels[i], channels[i]) for i in coarse_to_fine)
-        self.head = nn.Conv2d(channels[0], num_classes, kernel_size=1)
-
-    def forward(self, x: Tensor) -> Tensor:
-        skips = []
-        for block in self.down:
-            x = block(x)  # (B, C_i, ceil(H / 2^i), ceil(W / 2^i))
-            skips.append(x)
-        for upsample, block, skip in zip(self.upsample, self.up, reversed(skips[:-1])):
-            x = upsample(x)[..., : skip.shape[-2], : skip.shape[-1]]  # odd sizes: drop the extra row/col
-            x = block(torch.cat([x, skip], dim=1))  # (B, C_i, H_i, W_i)
-        return self.head(x)  # (B, K, H, W)
 
 
 @register_task
@@ -199,9 +108,13 @@ class ShapesTask(Task):
 
     @torch.no_grad()
     def draw(self, model: nn.Module, batch: Any, sums: dict[str, Tensor], split: str, step: int) -> dict[str, Any]:
+        """Up to eight samples with their true and predicted masks; the background stays unpainted."""
+        from visualization.visualizations import plot_segmentation
+
         images, masks = batch[0][:MAX_DRAWN], batch[1][:MAX_DRAWN]
         predictions = model(images).argmax(dim=1)  # (B, H, W)
-        return {"segmentation": plot_overlay_rows(images, masks, predictions)}
+        return {"segmentation": plot_segmentation(images, masks, predictions, CLASS_NAMES, background=0,
+                                                  alpha=OVERLAY_ALPHA, value_range=(0.0, 1.0))}
 
 
 def sum_segmentation_counts(predictions: Tensor, masks: Tensor, **loss_sums: Tensor) -> dict[str, Tensor]:
@@ -216,30 +129,3 @@ def sum_segmentation_counts(predictions: Tensor, masks: Tensor, **loss_sums: Ten
         "samples": torch.tensor(masks.shape[0], device=masks.device),
         **{name: value.double() for name, value in loss_sums.items()},
     }
-
-
-def plot_overlay_rows(images: Tensor, masks: Tensor, predictions: Tensor) -> "Figure":  # noqa: F821
-    """Columns of samples; rows show the image, the true mask and the predicted mask over it."""
-    from matplotlib.figure import Figure
-    from matplotlib.patches import Patch
-
-    from visualization.helper_functions import make_grid, to_uint8_image
-    from visualization.visualizations import class_colors, overlay_mask
-
-    colors = class_colors(NUM_CLASSES - 1)  # the shapes' colours; the background stays bare (id -1)
-    pictures = [to_uint8_image(image, value_range=(0.0, 1.0)) for image in images.cpu()]  # each (H, W, 3)
-    rows = [
-        pictures,
-        [overlay_mask(p, m - 1, colors, OVERLAY_ALPHA) for p, m in zip(pictures, masks.cpu().numpy())],
-        [overlay_mask(p, m - 1, colors, OVERLAY_ALPHA) for p, m in zip(pictures, predictions.cpu().numpy())],
-    ]
-    grid = make_grid([tile for row in rows for tile in row], nrow=len(pictures))  # (3 rows of tiles, 3)
-    fig = Figure(figsize=(1.1 * len(pictures) + 1.0, 4.0), dpi=100, layout="constrained")
-    ax = fig.add_subplot()
-    ax.imshow(grid, interpolation="nearest")
-    step = grid.shape[0] / 3
-    ax.set_yticks([step * (i + 0.5) for i in range(3)], ["image", "truth", "prediction"])
-    ax.set_xticks([])
-    handles = [Patch(color=color / 255, label=name) for color, name in zip(colors, CLASS_NAMES[1:])]
-    fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), fontsize=8)
-    return fig

@@ -2,6 +2,8 @@
 
 A project generated without the examples keeps this task so that `make train` and `make test` work
 from the first minute; it is the file to copy when you bring your own task (config/starter.json).
+It is the glue: its config keys, the loss, the metrics and what it draws; the data comes from
+`data/starter_regression.py` and the model is `models/util_modules.py`'s MLP.
 """
 
 from dataclasses import dataclass
@@ -12,6 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import TensorDataset
 
+from data.starter_regression import make_regression
 from models.util_modules import MLP
 from training.task import Datasets, StepOutput, Task, register_task
 from utils.config_fields import option
@@ -31,19 +34,6 @@ class StarterData:
 class StarterModel:
     SECTION: ClassVar[str] = "model"
     hidden: int = option(64, "width of the MLP's hidden layer", gt=0)
-
-
-def make_regression(samples: int, features: int, noise: float, seed: int) -> tuple[Tensor, Tensor]:
-    """Inputs (N, features) and targets (N, 1) of y = sin(2 x.w) + x.v / 2 + noise, drawn from `seed`.
-
-    The function's weights come from seed 0 whatever `seed` is: every run fits the same function.
-    """
-    weights = torch.randn(2, features, generator=torch.Generator().manual_seed(0)) / features**0.5  # (2, F)
-    generator = torch.Generator().manual_seed(seed)
-    inputs = torch.randn(samples, features, generator=generator)  # (N, F)
-    projected = inputs @ weights.T  # (N, 2)
-    targets = torch.sin(2 * projected[:, :1]) + projected[:, 1:] / 2  # (N, 1)
-    return inputs, targets + noise * torch.randn(samples, 1, generator=generator)
 
 
 @register_task

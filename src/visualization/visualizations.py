@@ -1,4 +1,4 @@
-"""Figures people look at during training: predictions, confusion matrix, segmentation, features.
+"""Figures people look at during training: predictions, confusion matrix, segmentation.
 
 Every function returns a matplotlib `Figure` made without pyplot (no global state, safe in
 the logger's thread): pass it to `LOGGER.log_figure`, `figure_to_array` or `fig.savefig`.
@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from visualization.helper_functions import to_numpy, to_uint8_image
+from visualization.helper_functions import make_grid, to_numpy, to_uint8_image
 
 RIGHT_COLOR = "#1a9641"
 WRONG_COLOR = "#d7191c"
@@ -113,12 +113,15 @@ def _framed_grid(
     return canvas, centers
 
 
-def confusion_matrix(targets: Any, predictions: Any, num_classes: int) -> np.ndarray:
-    """Counts (K, K): rows are true classes, columns predicted classes."""
-    true = to_numpy(targets).reshape(-1).astype(np.int64)
-    pred = to_numpy(predictions).reshape(-1).astype(np.int64)
-    flat = np.bincount(true * num_classes + pred, minlength=num_classes * num_classes)
-    return flat.reshape(num_classes, num_classes)
+def confusion_matrix(targets: "Tensor", predictions: "Tensor", num_classes: int) -> "Tensor":  # noqa: F821
+    """Counts (K, K) on the inputs' device: rows are true classes, columns predicted classes.
+
+    A tensor, so that the matrices of batches and ranks add up into the matrix of a split.
+    """
+    import torch
+
+    flat = torch.bincount(targets.reshape(-1) * num_classes + predictions.reshape(-1), minlength=num_classes**2)
+    return flat.view(num_classes, num_classes)
 
 
 def plot_confusion_matrix(
@@ -189,76 +192,46 @@ def overlay_mask(image: np.ndarray, mask: np.ndarray, colors: np.ndarray, alpha:
 
 
 def plot_segmentation(
-    image: Any,
-    prediction: Any,
-    target: Any | None = None,
+    images: Any,
+    targets: Any,
+    predictions: Any,
     class_names: Sequence[str] | None = None,
     *,
     num_classes: int | None = None,
+    background: int | None = None,
     alpha: float = 0.5,
-    mean: Sequence[float] | None = None,
-    std: Sequence[float] | None = None,
+    value_range: tuple[float, float] | None = None,
 ) -> "Figure":  # noqa: F821
-    """Image, prediction overlay and (optionally) ground-truth overlay side by side.
+    """Samples in columns; rows show the image, the true mask and the predicted mask over it.
 
-    Masks are (H, W) class ids; the legend, below the panels so it never covers the image,
-    lists the classes that occur in either mask.
+    Images are (N, C, H, W) or (N, H, W, C), masks (N, H, W) class ids. `background` names a
+    class left unpainted (and out of the legend) so that the objects stand out. The legend,
+    below the grid so it never covers it, lists the classes that occur in either mask. The grid
+    is one image on one axes, cheap enough to draw at every evaluation.
     """
     from matplotlib.patches import Patch
 
-    picture = to_uint8_image(image, mean=mean, std=std)  # (H, W, 3)
-    masks = [("prediction", to_numpy(prediction).astype(np.int64))]
-    if target is not None:
-        masks.append(("ground truth", to_numpy(target).astype(np.int64)))
-    for label, mask in masks:
-        if mask.shape != picture.shape[:2]:
-            raise ValueError(f"{label} mask has shape {mask.shape} but the image is {picture.shape[:2]}")
+    pictures = [to_uint8_image(image, value_range=value_range) for image in to_numpy(images)]  # each (H, W, 3)
+    rows = {"truth": to_numpy(targets).astype(np.int64), "prediction": to_numpy(predictions).astype(np.int64)}
+    expected = (len(pictures), *pictures[0].shape[:2])
+    for label, masks in rows.items():
+        if masks.shape != expected:
+            raise ValueError(f"{label} masks have shape {masks.shape} but the images are {expected}")
     if num_classes is None:
-        num_classes = len(class_names) if class_names is not None else int(max(m.max() for _, m in masks)) + 1
+        num_classes = len(class_names) if class_names is not None else int(max(m.max() for m in rows.values())) + 1
     colors = class_colors(num_classes)
-    panels = [("image", picture)] + [(label, overlay_mask(picture, mask, colors, alpha)) for label, mask in masks]
-    fig = _new_figure(3.2 * len(panels), 3.9)
-    for ax, (label, pixels) in zip(fig.subplots(1, len(panels)), panels):
-        ax.imshow(pixels, interpolation="nearest")
-        ax.set_title(label)
-        ax.set_axis_off()
-    present = sorted({int(v) for _, mask in masks for v in np.unique(mask) if 0 <= v < num_classes})
+    shown = {label: masks if background is None else np.where(masks == background, -1, masks)  # -1 stays bare
+             for label, masks in rows.items()}
+    tiles = pictures + [overlay_mask(p, m, colors, alpha) for masks in shown.values() for p, m in zip(pictures, masks)]
+    grid = make_grid(tiles, nrow=len(pictures))  # (3 rows of tiles, N columns, 3)
+    fig = _new_figure(1.1 * len(pictures) + 1.0, 4.0)
+    ax = fig.add_subplot()
+    ax.imshow(grid, interpolation="nearest")
+    band = grid.shape[0] / 3
+    ax.set_yticks([band * (i + 0.5) for i in range(3)], ["image", *rows])
+    ax.set_xticks([])
+    present = sorted({int(v) for m in shown.values() for v in np.unique(m) if 0 <= v < num_classes})
     handles = [Patch(color=colors[k] / 255, label=_name(k, class_names)) for k in present]
     if handles:
         fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 6), fontsize=8)
-    return fig
-
-
-def plot_feature_maps(
-    feature_maps: Any,
-    *,
-    max_maps: int = 32,
-    ncols: int = 8,
-    title: str | None = None,
-    cmap: str = "viridis",
-) -> "Figure":  # noqa: F821
-    """The channels of one activation, (C, H, W) or (1, C, H, W), each scaled to its own range.
-
-    Meant for the debugger's captured activations: dead channels show as flat tiles.
-    """
-    maps = to_numpy(feature_maps).astype(np.float64)
-    if maps.ndim == 4 and maps.shape[0] == 1:
-        maps = maps[0]
-    if maps.ndim == 2:
-        maps = maps[None]
-    if maps.ndim != 3:
-        raise ValueError(f"feature maps must be (C, H, W) or (1, C, H, W), got shape {maps.shape}")
-    shown = maps[:max_maps]
-    cols = max(1, min(ncols, len(shown)))
-    rows = -(-len(shown) // cols)
-    fig = _new_figure(1.4 * cols, 1.5 * rows + 0.4)
-    axes = fig.subplots(rows, cols, squeeze=False).reshape(-1)
-    for index, ax in enumerate(axes):
-        ax.set_axis_off()
-        if index < len(shown):
-            channel = np.nan_to_num(shown[index])
-            ax.imshow(channel, cmap=cmap, interpolation="nearest")
-            ax.set_title(f"ch {index}", fontsize=8)
-    suffix = f" (first {len(shown)} of {len(maps)} channels)" if len(shown) < len(maps) else ""
-    fig.suptitle((title or "feature maps") + suffix, fontsize=10)
     return fig

@@ -1,13 +1,14 @@
-"""The digits example: the bundled images, a seeded split, normalisation, the CNN, metrics, figures."""
+"""The digits task: its split and standardisation of the data, its model, metrics and figures."""
 
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 from matplotlib.figure import Figure
 from torch import Tensor, nn
 
-from tasks.digits import DigitsCNN, DigitsTask, load_digits_arrays, split_indices
+from data.digits_images import load_digits_arrays
+from data.splits import split_indices
+from tasks.digits import DigitsTask
 from training.run_config import parse_run_config
 from training.task import Datasets, TaskContext
 from utils.configs import load_config_template
@@ -36,52 +37,24 @@ def images_encoding(labels: Tensor) -> Tensor:
     return labels.float().view(-1, 1, 1, 1).expand(-1, 1, 8, 8)  # (B, 1, 8, 8)
 
 
-def test_digits_are_the_bundled_1797_images_in_unit_range():
-    images, labels = load_digits_arrays()
-    assert images.shape == (1797, 1, 8, 8) and images.dtype == np.float32
-    assert images.min() == 0.0 and images.max() == 1.0
-    assert labels.shape == (1797,) and set(labels.tolist()) == set(range(10))
-
-
-def test_digits_read_from_the_csv_equal_scikit_learns_own_loader():
-    from sklearn.datasets import load_digits
-
-    images, labels = load_digits_arrays()
-    bunch = load_digits()
-    assert np.array_equal(images[:, 0] * 16.0, bunch.images.astype(np.float32))
-    assert np.array_equal(labels, bunch.target)
-
-
-def test_split_is_seeded_disjoint_and_complete(built):
-    first, again, other = (split_indices(1797, 0.15, 0.15, seed) for seed in (0, 0, 1))
-    assert all(np.array_equal(first[k], again[k]) for k in first)
-    assert not np.array_equal(first["train"], other["train"])
-    joined = np.concatenate([first["train"], first["val"], first["test"]])
-    assert sorted(joined.tolist()) == list(range(1797))
+def test_the_task_splits_the_1797_images_by_its_fractions(built):
     _, datasets = built
     assert (len(datasets.train), len(datasets.val), len(datasets.test)) == (1257, 270, 270)
-
-
-@pytest.mark.parametrize("val, test", [(0.5, 0.5), (0.6, 0.5), (0.9, 0.3)])
-def test_split_rejects_fractions_whose_sum_reaches_one(val, test):
-    with pytest.raises(ValueError, match="val_fraction"):
-        split_indices(100, val, test, 0)
 
 
 def test_training_data_is_normalised_with_training_statistics(built):
     task, datasets = built
     images, _ = load_digits_arrays()
     train_raw = images[split_indices(1797, 0.15, 0.15, 0)["train"]]
-    assert task.mean == pytest.approx(float(train_raw.mean())) and task.std == pytest.approx(float(train_raw.std()))
+    standardizer = task.standardizer
+    assert (standardizer.mean, standardizer.std) == pytest.approx((float(train_raw.mean()), float(train_raw.std())))
     train = datasets.train.tensors[0]
     assert abs(train.mean().item()) < 1e-4
     assert abs(train.std().item() - 1.0) < 1e-2
 
 
-def test_digits_cnn_maps_images_to_ten_logits():
-    images = torch.randn(5, 1, 8, 8)
-    assert DigitsCNN([4, 8], hidden=16, dropout=0.0)(images).shape == (5, 10)
-    assert default_task().build_model()(images).shape == (5, 10)
+def test_the_task_builds_a_model_with_ten_logits():
+    assert default_task().build_model()(torch.randn(5, 1, 8, 8)).shape == (5, 10)
 
 
 def test_a_perfect_prediction_scores_accuracy_one():

@@ -1,18 +1,11 @@
-"""The shapes task: seeded synthetic data, the UNet, exact mean IoU, a learning step, its config."""
+"""The shapes task: its seeded splits, exact mean IoU, a learning step, what it draws, its config."""
 
 import pytest
 import torch
 from matplotlib.figure import Figure
 
-from tasks.shapes import (
-    NUM_CLASSES,
-    ShapesData,
-    ShapesModel,
-    ShapesTask,
-    UNet,
-    generate_shapes,
-    sum_segmentation_counts,
-)
+from data.shapes_generator import NUM_CLASSES
+from tasks.shapes import ShapesData, ShapesModel, ShapesTask, sum_segmentation_counts
 from training.run_config import config_classes, parse_run_config
 from training.task import TaskContext, find_task
 from training.trainer_config import TrainingConfig
@@ -62,18 +55,10 @@ def test_splits_have_the_configured_sizes_and_masks_hold_every_class_and_nothing
         assert masks.unique().tolist() == list(range(NUM_CLASSES))
 
 
-def test_without_noise_every_background_pixel_has_its_image_background_colour() -> None:
-    images, masks = generate_shapes(16, 24, 3, 0.0, seed=5)
-    for image, mask in zip(images, masks):
-        background = image[:, mask == 0]  # (3, P)
-        assert torch.equal(background, background[:, :1].expand_as(background))
-        assert not (image[:, mask > 0] == background[:, :1]).all(dim=0).any()  # shapes stand out
-
-
-@pytest.mark.parametrize("size", [(32, 32), (30, 33)])
-def test_unet_maps_images_to_class_logits_of_the_same_size(size: tuple[int, int]) -> None:
-    model = UNet(3, NUM_CLASSES, [8, 16, 32])
-    assert model(torch.rand(2, 3, *size)).shape == (2, NUM_CLASSES, *size)
+def test_the_task_builds_a_unet_of_its_widths_with_one_logit_per_class() -> None:
+    model = make_task().build_model()
+    assert model(torch.rand(2, 3, 16, 16)).shape == (2, NUM_CLASSES, 16, 16)
+    assert [block[0][0].out_channels for block in model.down] == TINY["model"]["channels"]
 
 
 def test_summarize_gives_miou_one_and_no_loss_to_speak_of_for_a_perfect_prediction() -> None:

@@ -5,7 +5,7 @@ import torch
 from matplotlib.figure import Figure
 
 from conftest import run_script
-from tasks.starter import StarterTask, make_regression
+from tasks.starter import StarterTask
 from training.run_config import parse_run_config
 from training.task import TaskContext
 from utils.configs import load_config_template
@@ -22,14 +22,6 @@ def test_the_data_is_seeded_and_the_splits_have_the_configured_sizes():
     assert torch.equal(first.train.tensors[0], again.train.tensors[0])
     assert not torch.equal(first.train.tensors[0], other.train.tensors[0])
     assert not torch.equal(first.val.tensors[0][:8], first.test.tensors[0][:8])
-
-
-def test_every_seed_samples_the_same_function():
-    inputs, targets = make_regression(64, 8, 0.0, seed=5)
-    again_inputs, again_targets = make_regression(64, 8, 0.0, seed=5)
-    assert torch.equal(targets, again_targets) and targets.shape == (64, 1)
-    _, noisy = make_regression(64, 8, 0.1, seed=5)
-    assert 0 < (noisy - targets).abs().max() < 1
 
 
 def test_metrics_are_the_mean_squared_and_absolute_error_and_draw_returns_a_figure():
