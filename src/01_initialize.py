@@ -34,10 +34,9 @@ examples:
   python src/01_initialize.py -e baseline -r tagged --set logging.wandb_tags='["a","b"]'
   # another template: config/NAME.json, or a path to a .json file
   python src/01_initialize.py -e baseline -r big -c path/to/big.json
-  # no template: --set task=NAME alone, every other key at its declared default
-  python src/01_initialize.py -e baseline -r seg --set task=shapes --set training.epochs=2
-  # print the complete config a template (or --set task=NAME) gives; creates nothing
-  python src/01_initialize.py --show-config -c shapes
+  # print the complete config a template gives, creating nothing (`--set task=NAME` without -c:
+  # no template, every key at the task's declared default; add -e/-r to create such a run)
+  python src/01_initialize.py --show-config -c default
   # experiments, runs and creation times
   python src/01_initialize.py --list
   # names from the environment (env.sh: setexp NAME; setrun NAME; initrun)

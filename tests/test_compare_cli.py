@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 import test_engine_toy_task  # noqa: F401  registers toy_regression, whose metrics are bare names
+from compare_support import log_values, metric_block
 from conftest import REPO_ROOT, SRC, run_script, subprocess_env
 from training.task import Task, register_task
 from utils.logging import Logger
@@ -35,16 +36,6 @@ def _compare_with_test_tasks(*args: str) -> subprocess.CompletedProcess:
                           env=env, cwd=REPO_ROOT, check=False)
 
 
-def _log_values(experiment: str, run: str, task: str, metrics: dict[int, dict[str, float]]) -> None:
-    """A run of `task` whose CSV holds `metrics` (step -> values), written by a real Logger."""
-    create_run(experiment, run, {"task": task, "seed": 0})
-    logger = Logger(experiment, run)
-    logger.initialize_csv()
-    for step, values in metrics.items():
-        logger.log(values, step)
-    logger.finish()
-
-
 def _log_run(run: str, rate: float, steps: int = 100) -> None:
     """train/loss every step; val/loss and val/accuracy every 20 steps; `rate` sets the speed."""
     create_run("exp", run, {"task": "digits", "seed": 0})
@@ -67,20 +58,14 @@ def experiment() -> Path:
     return experiment_path("exp")
 
 
-def _block(stdout: str, metric: str) -> list[str]:
-    """The table lines of one metric (header line excluded)."""
-    blocks = [block.splitlines() for block in stdout.strip().split("\n\n")]
-    return next(lines[2:] for lines in blocks if lines[0].startswith(metric + " ("))
-
-
 def test_default_compares_validation_metrics_and_writes_plots(experiment):
     result = run_script("03_compare.py", "-e", "exp")
     assert result.returncode == 0, result.stderr
-    loss = _block(result.stdout, "val/loss")
+    loss = metric_block(result.stdout, "val/loss")
     assert [line.split()[:2] for line in loss[:2]] == [["*", "fast"], ["slow", f"{2 * math.exp(-99 / 60) + 0.1:.6g}"]]
     assert loss[0].split()[2:] == [f"{2 * math.exp(-99 / 20) + 0.1:.6g}", "99", f"{2 * math.exp(-99 / 20) + 0.1:.6g}", "99"]
     assert loss[2].split() == ["empty", "no", "metrics", "yet"]
-    accuracy = _block(result.stdout, "val/accuracy")
+    accuracy = metric_block(result.stdout, "val/accuracy")
     assert "val/accuracy (max is best)" in result.stdout and "val/loss (min is best)" in result.stdout
     assert accuracy[0].split()[:2] == ["*", "fast"]
     assert "train/loss" not in result.stdout  # default: val/ and test/ metrics only
@@ -96,57 +81,41 @@ def test_chosen_runs_short_metric_name_and_mode_override(experiment):
         "--mode", "train/loss=max", "--no-plot",
     )
     assert result.returncode == 0, result.stderr
-    train = _block(result.stdout, "train/loss")
+    train = metric_block(result.stdout, "train/loss")
     assert "train/loss (max is best)" in result.stdout
     assert [line.split()[:3] for line in train] == [["*", "fast", "2"], ["*", "slow", "2"]]  # a tie at step 0
-    assert _block(result.stdout, "val/accuracy")[0].split()[:2] == ["*", "fast"]
+    assert metric_block(result.stdout, "val/accuracy")[0].split()[:2] == ["*", "fast"]
     assert "empty" not in result.stdout
     assert not list(experiment.glob("comparison_*.png"))
 
 
-SHARP = {0: {"val/miou": 0.4, "val/loss": 0.9}, 1: {"val/miou": 0.8, "val/loss": 0.5}}
-BLURRY = {0: {"val/miou": 0.3, "val/loss": 1.0}, 1: {"val/miou": 0.5, "val/loss": 0.7}}
-
-
-def test_the_shapes_task_declares_a_larger_miou_better():
-    _log_values("seg", "sharp", "shapes", SHARP)
-    _log_values("seg", "blurry", "shapes", BLURRY)
-    result = run_script("03_compare.py", "-e", "seg", "--no-plot")
-    assert result.returncode == 0, result.stderr
-    assert "val/miou (max is best)" in result.stdout
-    assert [line.split()[:4] for line in _block(result.stdout, "val/miou")] == [
-        ["*", "sharp", "0.8", "1"], ["blurry", "0.5", "1", "0.5"],
-    ]
-    assert _block(result.stdout, "val/loss")[0].split()[:2] == ["*", "sharp"]
-
-
 def test_a_task_from_a_test_file_declares_r2_larger_is_better_and_an_undeclared_metric_gets_no_winner():
-    _log_values("reg", "good", "toy_r2", {0: {"val/r2": 0.5, "val/loss": 0.3}, 1: {"val/r2": 0.9, "val/loss": 0.2}})
-    _log_values("reg", "poor", "toy_r2", {0: {"val/r2": 0.2, "val/loss": 0.6}, 1: {"val/r2": 0.4, "val/loss": 0.5}})
-    _log_values("reg", "toy-a", "toy_regression", {0: {"val/mae": 0.3, "val/loss": 0.1}})  # mae: a bare name
-    _log_values("reg", "toy-b", "toy_regression", {0: {"val/mae": 0.1, "val/loss": 0.4}})
+    log_values("reg", "good", "toy_r2", {0: {"val/r2": 0.5, "val/loss": 0.3}, 1: {"val/r2": 0.9, "val/loss": 0.2}})
+    log_values("reg", "poor", "toy_r2", {0: {"val/r2": 0.2, "val/loss": 0.6}, 1: {"val/r2": 0.4, "val/loss": 0.5}})
+    log_values("reg", "toy-a", "toy_regression", {0: {"val/mae": 0.3, "val/loss": 0.1}})  # mae: a bare name
+    log_values("reg", "toy-b", "toy_regression", {0: {"val/mae": 0.1, "val/loss": 0.4}})
     result = _compare_with_test_tasks("-e", "reg", "--no-plot")
     assert result.returncode == 0, result.stderr
     assert "val/r2 (max is best)" in result.stdout
-    assert [line.split()[:2] for line in _block(result.stdout, "val/r2")[:2]] == [["*", "good"], ["poor", "0.4"]]
+    assert [line.split()[:2] for line in metric_block(result.stdout, "val/r2")[:2]] == [["*", "good"], ["poor", "0.4"]]
     assert "val/mae (direction unknown: no winner; --mode val/mae=max or =min chooses one)" in result.stdout
-    assert [line.split() for line in _block(result.stdout, "val/mae")[:2]] == [
+    assert [line.split() for line in metric_block(result.stdout, "val/mae")[:2]] == [
         ["toy-a", "-", "-", "0.3", "0"], ["toy-b", "-", "-", "0.1", "0"],  # in order, final values only, no '*'
     ]
-    assert _block(result.stdout, "val/loss")[0].split()[:2] == ["*", "toy-a"]  # both tasks minimise `loss`
+    assert metric_block(result.stdout, "val/loss")[0].split()[:2] == ["*", "toy-a"]  # both tasks minimise `loss`
     chosen = _compare_with_test_tasks("-e", "reg", "--no-plot", "--mode", "val/mae=min")
     assert chosen.returncode == 0, chosen.stderr
-    assert _block(chosen.stdout, "val/mae")[0].split()[:2] == ["*", "toy-b"]
+    assert metric_block(chosen.stdout, "val/mae")[0].split()[:2] == ["*", "toy-b"]
 
 
 def test_runs_whose_tasks_disagree_or_cannot_be_loaded_get_no_winner():
-    _log_values("mixed", "known", "digits", {0: {"val/accuracy": 0.9}})
-    _log_values("mixed", "gone", "deleted_task", {0: {"val/accuracy": 0.5}})
+    log_values("mixed", "known", "digits", {0: {"val/accuracy": 0.9}})
+    log_values("mixed", "gone", "deleted_task", {0: {"val/accuracy": 0.5}})
     result = run_script("03_compare.py", "-e", "mixed", "--no-plot")
     assert result.returncode == 0, result.stderr
     assert "note: task 'deleted_task' cannot be loaded" in result.stderr and "Traceback" not in result.stderr
     assert "val/accuracy (direction unknown" in result.stdout
-    assert "*" not in "".join(_block(result.stdout, "val/accuracy"))
+    assert "*" not in "".join(metric_block(result.stdout, "val/accuracy"))
 
 
 def test_experiment_whose_runs_have_no_metrics_yet_is_listed(experiment):
@@ -180,7 +149,7 @@ def test_usage_errors_exit_2_with_one_line(experiment, args, message):
 def test_experiment_falls_back_to_current_exp(experiment):
     result = run_script("03_compare.py", "--no-plot", CURRENT_EXP="exp")
     assert result.returncode == 0, result.stderr
-    assert _block(result.stdout, "val/loss")[0].split()[:2] == ["*", "fast"]
+    assert metric_block(result.stdout, "val/loss")[0].split()[:2] == ["*", "fast"]
 
 
 def test_an_explicit_experiment_wins_over_current_exp_even_when_empty(experiment):

@@ -411,17 +411,17 @@ def test_overrides_set_keys_a_template_leaves_out_and_merge_a_section_given_whol
 def test_a_task_named_without_a_template_gets_its_declared_defaults(experiments_root: Path) -> None:
     from training.run_config import parse_run_config
 
-    result = run_script(SCRIPT, "-e", "e", "-r", "seg", "--set", "task=shapes", "--set", "training.epochs=2", timeout=60)
+    result = run_script(SCRIPT, "-e", "e", "-r", "cnn", "--set", "task=digits", "--set", "training.epochs=2", timeout=60)
     assert result.returncode == 0, result.stderr
     assert "no template: the task's defaults" in result.stdout
-    config = json.loads((experiments_root / "e" / "seg" / "config.json").read_text())
+    config = json.loads((experiments_root / "e" / "cnn" / "config.json").read_text())
     meta = config.pop("meta")
-    assert config == parse_run_config({"task": "shapes", "training": {"epochs": 2}}).raw
-    assert config["data"]["image_size"] == 32 and meta["config_template"] is None
-    assert meta["overrides"] == ["task=shapes", "training.epochs=2"]
+    assert config == parse_run_config({"task": "digits", "training": {"epochs": 2}}).raw
+    assert config["model"]["hidden"] == 128 and config["training"]["best_metric"] == "val/loss"
+    assert meta["config_template"] is None and meta["overrides"] == ["task=digits", "training.epochs=2"]
 
 
-@pytest.mark.parametrize("args", [["-c", "shapes", "--set", "seed=3"], ["--set", "task=digits"]])
+@pytest.mark.parametrize("args", [["-c", "default", "--set", "seed=3"], ["--set", "task=digits"]])
 def test_show_config_prints_the_complete_config_and_creates_nothing(args: list[str], tmp_path: Path) -> None:
     from training.run_config import parse_run_config
 
@@ -430,12 +430,12 @@ def test_show_config_prints_the_complete_config_and_creates_nothing(args: list[s
     assert result.returncode == 0, result.stderr
     shown = json.loads(result.stdout)
     if args[0] == "-c":
-        assert shown == {**load_config_template("shapes"), "seed": 3}
+        assert shown == {**load_config_template("default"), "seed": 3}
     else:
         assert shown == parse_run_config({"task": "digits"}).raw and "meta" not in shown
     assert tree(tmp_path) == before
 
 
 def test_show_config_refuses_a_bad_config_in_one_line(tmp_path: Path) -> None:
-    result = run_script(SCRIPT, "--show-config", "--set", "task=shapes", "--set", "data.val_fraction=0.1", timeout=60)
-    assert_one_error_line(result, "--set (no template): unknown key 'data.val_fraction'")
+    result = run_script(SCRIPT, "--show-config", "--set", "task=digits", "--set", "data.image_size=16", timeout=60)
+    assert_one_error_line(result, "--set (no template): unknown key 'data.image_size'")

@@ -13,7 +13,8 @@ from train_support import read_metrics
 from training.run_config import parse_run_config
 from training.session import run_session
 from training.task import StepOutput, register_task
-from utils.management import Run, create_run
+from utils.management import create_run
+from utils.runs.run import Run
 from utils.profiler import PROFILER
 
 

@@ -1,6 +1,6 @@
 """The run's logger: one object every training script talks to, reachable anywhere as `LOGGER`.
 
-    logger = Logger("digits", "baseline")       # binds to experiments/digits/baseline/
+    logger = Logger("example", "baseline")      # binds to experiments/example/baseline/
     logger.start_writers(config["logging"])     # the writers the config turns on (csv, wandb ...)
     # or by name, without a config: logger.initialize_csv(); logger.initialize_wandb("proj")
     for step, loss in enumerate(losses):
