@@ -16,7 +16,8 @@ def image_file_name(name: str, step: int) -> str:
 
 
 class PngWriter(Writer):
-    """Saves every logged image (and figure) atomically under one folder."""
+    """Saves every logged image (and figure) atomically under one folder, which the runs module
+    created with the run (`visualizations/`)."""
 
     name = "png"
 
@@ -25,5 +26,4 @@ class PngWriter(Writer):
 
     def write_image(self, name: str, image: np.ndarray, step: int) -> None:
         """`image` is (H, W, 3) uint8, converted by the logging thread."""
-        self.folder.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(self.folder / image_file_name(name, step), png_bytes(image))
