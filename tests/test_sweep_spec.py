@@ -73,7 +73,7 @@ def test_a_grid_refuses_trials_and_ranges() -> None:
 
 @pytest.mark.parametrize("changes, fragment", [
     ({"method": "bayes"}, "method='bayes' has type str; expected 'grid' or 'random' or 'optuna'"),
-    ({"mode": "maximum"}, "mode='maximum' has type str; expected 'max' or 'min' or null"),
+    ({"mode": "maximum"}, "mode='maximum' has type str; expected 'min' or 'max' or null"),
     ({"trials": 0, "method": "random"}, "trials=0 is out of range; expected >= 1"),
     ({"trials": True, "method": "random"}, "trials=True has type bool; expected int or null"),
     ({"seed": -1}, "seed=-1 is out of range; expected >= 0"),
