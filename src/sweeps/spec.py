@@ -28,7 +28,7 @@ class SpecKeys:
     name: str = option(REQUIRED, "the sweep's name; its trials are runs <name>-000, <name>-001, ...")
     method: Literal["grid", "random", "optuna"] = option(REQUIRED, "how trials are drawn")
     metric: str = option(REQUIRED, "the validation metric a trial is ranked by (val/NAME)")
-    mode: Literal["max", "min"] | None = option(None, "whether a larger or a smaller metric is better; "
+    mode: Literal["min", "max"] | None = option(None, "whether a larger or a smaller metric is better; "
                                                  "null: the direction the task declares")
     config: str = option("default", "the template each trial starts from (config/NAME.json or a path)")
     trials: int | None = option(None, "how many trials random and optuna run (a grid runs every combination)",
