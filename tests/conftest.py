@@ -77,16 +77,11 @@ def subprocess_env(**extra: str) -> dict[str, str]:
 
 
 def run_script(script: str, *args: str, timeout: float = 120, **env: str) -> subprocess.CompletedProcess:
-    """Run `python src/<script> args...` bounded in time, capturing text output."""
-    return subprocess.run(
-        [sys.executable, str(SRC / script), *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=subprocess_env(**env),
-        cwd=REPO_ROOT,
-        check=False,
-    )
+    """Run `python src/<script> args...` bounded in time, capturing text output (forked from the
+    prewarmed interpreter: tests/prewarmed.py)."""
+    from prewarmed import run
+
+    return run([sys.executable, str(SRC / script), *args], timeout=timeout, env=subprocess_env(**env), cwd=REPO_ROOT)
 
 
 def run_in_group(command: list[str], *, timeout: float, **kwargs) -> subprocess.CompletedProcess:

@@ -16,6 +16,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import TensorDataset
 
+import prewarmed
 from conftest import REPO_ROOT, SRC, subprocess_env
 from train_support import read_metrics, signal_once_ready
 from training.task import Datasets, StepOutput, Task, register_task
@@ -116,16 +117,10 @@ CONFIG = {
 }
 STEPS = EPOCHS * 20  # 160 training points / batch 8
 
-# 02_train.py as a user runs it, after this module has registered its task
-LAUNCH = (
-    "import runpy, sys; import test_engine_toy_task; "
-    "sys.argv = ['02_train.py', *sys.argv[1:]]; runpy.run_path({script!r}, run_name='__main__')"
-)
-
-
 def _command(exp: str, run: str, *args: str) -> list[str]:
-    code = LAUNCH.format(script=str(SRC / "02_train.py"))
-    return [sys.executable, "-c", code, "-e", exp, "-r", run, "--device", "cpu", *args]
+    """02_train.py as a user runs it, after this module has registered its task."""
+    return [sys.executable, str(TESTS / "with_tasks.py"), "test_engine_toy_task", str(SRC / "02_train.py"),
+            "-e", exp, "-r", run, "--device", "cpu", *args]
 
 
 def _env(**extra: str) -> dict[str, str]:
@@ -135,8 +130,7 @@ def _env(**extra: str) -> dict[str, str]:
 
 
 def _train(exp: str, run: str, *args: str, **env: str) -> subprocess.CompletedProcess:
-    return subprocess.run(_command(exp, run, *args), capture_output=True, text=True, timeout=240,
-                          env=_env(**env), cwd=REPO_ROOT, check=False)
+    return prewarmed.run(_command(exp, run, *args), timeout=240, env=_env(**env), cwd=REPO_ROOT)
 
 
 def check_exact_resume(exp: str, config: dict) -> tuple[Path, Path]:

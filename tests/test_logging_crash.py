@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import prewarmed
 from conftest import subprocess_env
 from test_logging_tensorboard import read_events, scalar_steps
 from test_logging_wandb import wandb_file, wandb_history
@@ -50,8 +51,8 @@ EXIT_WITHOUT_FINISH = textwrap.dedent("""
 
 def start(script: Path, code: str) -> subprocess.Popen:
     script.write_text(code)
-    return subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=subprocess_env())
+    return prewarmed.popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           text=True, env=subprocess_env())
 
 
 @pytest.mark.slow

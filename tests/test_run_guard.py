@@ -12,6 +12,7 @@ import sys
 
 import pytest
 
+import prewarmed
 from conftest import REPO_ROOT, SRC, run_in_group, run_script, subprocess_env
 from train_support import make_run, train, train_command, wait_for
 from utils.errors import RunBusyError, RunLinkError
@@ -114,8 +115,8 @@ def test_of_two_real_sessions_the_second_is_refused_and_a_sigkilled_holder_frees
     # batches of 8: epochs of 158 steps, so the first session is still training when it is stopped
     run_dir = make_run("exp", "two", "data.batch_size=8", "training.epochs=20")
     lock = run_dir / "session.lock"
-    first = subprocess.Popen(train_command("exp", "two"), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             text=True, env=subprocess_env(), cwd=REPO_ROOT, start_new_session=True)
+    first = prewarmed.popen(train_command("exp", "two"), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=subprocess_env(), cwd=REPO_ROOT, start_new_session=True)
     try:
         wait_for(lambda: lock.is_file() and lock.read_text().strip() == str(first.pid), first)
         os.killpg(first.pid, signal.SIGSTOP)  # holds the lock for as long as the test needs

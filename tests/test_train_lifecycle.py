@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
+import prewarmed
 from conftest import REPO_ROOT, SRC, run_in_group, run_script, subprocess_env
 from train_support import make_run, read_metrics, tensorboard_steps, train, train_command, wait_for
 from utils.checkpointing.io import build_checkpoint, load_checkpoint, save_checkpoint
@@ -41,7 +42,7 @@ def _no_process_left(pgid: int) -> bool:
 
 def test_a_run_with_data_workers_exits_when_finished_stopped_or_resumed():
     run_dir = make_run("exp", "workers", *WORKERS)
-    process = subprocess.Popen(
+    process = prewarmed.popen(
         train_command("exp", "workers"), start_new_session=True, stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, text=True, env=subprocess_env(), cwd=REPO_ROOT,
     )
@@ -175,8 +176,8 @@ def test_a_foreign_best_pt_is_skipped_at_the_test_naming_it_and_the_final_weight
 def test_a_run_killed_before_its_first_checkpoint_is_resumed_from_step_0_keeping_what_it_wrote():
     run_dir = make_run("exp", "early", "data.batch_size=1", "training.epochs=1")  # 1263 steps before last.pt
     metrics_csv = run_dir / "logs" / "metrics.csv"
-    process = subprocess.Popen(train_command("exp", "early"), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True, env=subprocess_env(), cwd=REPO_ROOT)
+    process = prewarmed.popen(train_command("exp", "early"), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True, env=subprocess_env(), cwd=REPO_ROOT)
     try:
         wait_for(lambda: metrics_csv.is_file() and len(metrics_csv.read_text().splitlines()) > 1, process)
         process.kill()

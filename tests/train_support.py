@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
+import prewarmed
 from conftest import REPO_ROOT, SRC, subprocess_env
 from utils.configs import apply_overrides, load_config_template
 from utils.management import create_run
@@ -29,15 +30,12 @@ def train_command(exp: str, run: str, *args: str) -> list[str]:
 
 
 def train(exp: str, run: str, *args: str, timeout: float = 240) -> subprocess.CompletedProcess:
-    """Run 02_train.py to completion, bounded in time."""
-    return subprocess.run(
-        train_command(exp, run, *args), capture_output=True, text=True, timeout=timeout,
-        env=subprocess_env(), cwd=REPO_ROOT, check=False,
-    )
+    """Run 02_train.py to completion, bounded in time (forked from the prewarmed interpreter)."""
+    return prewarmed.run(train_command(exp, run, *args), timeout=timeout, env=subprocess_env(), cwd=REPO_ROOT)
 
 
 def start_training(exp: str, run: str, *args: str) -> subprocess.Popen:
-    return subprocess.Popen(
+    return prewarmed.popen(
         train_command(exp, run, *args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         text=True, env=subprocess_env(), cwd=REPO_ROOT,
     )
@@ -57,8 +55,8 @@ def wait_for(condition, process: subprocess.Popen, timeout: float = 120) -> None
 
 def signal_once_ready(command: list[str], ready, signum: int = signal.SIGTERM, env: dict | None = None) -> int:
     """Start `command`, send `signum` once `ready()` holds, return its exit code (bounded in time)."""
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               env=env or subprocess_env(), cwd=REPO_ROOT)
+    process = prewarmed.popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              env=env or subprocess_env(), cwd=REPO_ROOT)
     try:
         wait_for(ready, process)
         process.send_signal(signum)

@@ -1,0 +1,96 @@
+"""The prewarmed start of scripts (tests/prewarmed.py) behaves as `python script.py` does.
+
+Each case runs the same script both ways and compares what a test can see: the exit status,
+the output, the environment, argv and working directory, and the exit path (non-daemon
+threads joined, atexit handlers run) — so the training tests that start their scripts through
+it test the same thing as a plain start would.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+import prewarmed
+from conftest import subprocess_env
+
+CASES = {
+    "exit_0": "print('out'); import sys; print('err', file=sys.stderr)",
+    "exit_2": "import sys; sys.exit(2)",
+    "exit_message": "import sys; sys.exit('a message')",
+    "exit_257": "import sys; sys.exit(257)",
+    "exception": "raise ValueError('boom')",
+    "atexit_and_threads": textwrap.dedent("""
+        import atexit, threading, time
+        atexit.register(lambda: print('atexit ran', flush=True))
+        threading.Thread(target=lambda: (time.sleep(0.2), print('thread finished', flush=True))).start()
+    """),
+    "environment": textwrap.dedent("""
+        import os, sys
+        print(os.getcwd(), os.environ.get('PREWARM_PROBE'), sys.argv[1:], sys.path[0] == os.path.dirname(__file__))
+    """),
+}
+
+
+def _both_ways(script: Path, tmp_path: Path) -> tuple[subprocess.CompletedProcess, subprocess.CompletedProcess]:
+    command = [sys.executable, str(script), "a", "b c"]
+    env = subprocess_env(PREWARM_PROBE="seen")
+    plain = subprocess.run(command, capture_output=True, text=True, timeout=60, env=env, cwd=tmp_path)
+    forked = prewarmed.run(command, timeout=60, env=env, cwd=tmp_path)
+    return plain, forked
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_a_prewarmed_script_exits_and_prints_as_a_plain_start_does(case: str, tmp_path: Path) -> None:
+    script = tmp_path / f"{case}.py"
+    script.write_text(CASES[case])
+    plain, forked = _both_ways(script, tmp_path)
+    assert forked.returncode == plain.returncode
+    assert forked.stdout == plain.stdout
+    assert forked.stderr.splitlines()[-1:] == plain.stderr.splitlines()[-1:]  # tracebacks differ in depth only
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT, signal.SIGKILL])
+def test_a_signal_ends_a_prewarmed_script_with_the_same_status(signum: int, tmp_path: Path) -> None:
+    script = tmp_path / "wait.py"
+    script.write_text("import time\nprint('ready', flush=True)\ntime.sleep(60)\n")
+    codes = []
+    for start in (subprocess.Popen, prewarmed.popen):
+        process = start([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                        env=subprocess_env(), cwd=tmp_path, start_new_session=True)
+        try:
+            assert process.stdout.readline().strip() == "ready"
+            assert os.getpgid(process.pid) == process.pid  # its own session, so killpg works
+            process.send_signal(signum)
+            process.communicate(timeout=60)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
+        codes.append(process.returncode)
+    assert codes[0] == codes[1] != 0
+
+
+def test_two_prewarmed_scripts_draw_different_random_seeds(tmp_path: Path) -> None:
+    script = tmp_path / "seeds.py"
+    script.write_text("import random, numpy, torch\nprint(random.random(), numpy.random.rand(), torch.rand(1).item())\n")
+    outputs = [prewarmed.run([sys.executable, str(script)], timeout=60, env=subprocess_env(), cwd=tmp_path).stdout
+               for _ in range(2)]
+    first, second = (output.split() for output in outputs)
+    assert all(a != b for a, b in zip(first, second)), outputs
+
+
+def test_a_prewarmed_start_can_be_turned_off(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    script = tmp_path / "nothing.py"
+    script.write_text("pass\n")
+    started = []
+    for setting in ("1", "0"):
+        monkeypatch.setenv("PREWARM", setting)
+        process = prewarmed.popen([sys.executable, str(script)], env=subprocess_env(), cwd=tmp_path)
+        assert process.wait(timeout=60) == 0
+        started.append(type(process))
+    assert started == [prewarmed.PrewarmedProcess, subprocess.Popen]
