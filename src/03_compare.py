@@ -8,12 +8,10 @@ the direction has one home, the task's `metrics`, and holds for runs made before
 
 import argparse
 import sys
-from collections.abc import Iterable
 from pathlib import Path
 
 from sweeps.state import SweepState, list_sweeps, read_state, sweep_dir
 from utils.cli import OneLineParser, add_name_option, require_name
-from utils.configs import load_config_file
 from utils.errors import RunIOError, TemplateError
 from utils.management import experiment_path, list_runs
 from utils.runs.run import Run
@@ -21,7 +19,9 @@ from utils.names import sanitize_name
 from sweeps.table import (
     export_sweep_table, format_sweep_table, sweep_frame, sweep_metric, sweep_title, swept_parameters,
 )
-from utils.log.metrics_csv import MetricSummary, read_metrics, summarize_metric
+from training.run_directions import task_directions
+from utils.log.metric_table import format_metric_table
+from utils.log.metrics_csv import read_metrics, summarize_metric
 from visualization.plotting import plot_run_comparison
 from visualization.sweep_plots import plot_sweep
 
@@ -119,86 +119,6 @@ def parse_modes(entries: list[str], metrics: list[str]) -> dict[str, str]:
         targets = metrics if not key else [resolve_metric(key, metrics)]
         modes.update(dict.fromkeys(targets, mode))
     return modes
-
-
-def run_task_names(experiment: str, runs: Iterable[str]) -> dict[str, str | None]:
-    """The `task` each run's config.json names (None when it names none or cannot be read)."""
-    names: dict[str, str | None] = {}
-    for run in runs:
-        try:
-            task = load_config_file(Run.require(experiment, run).config_file).get("task")
-        except TemplateError:
-            task = None
-        names[run] = task if isinstance(task, str) else None
-    return names
-
-
-def load_tasks(names: Iterable[str]) -> dict[str, type | None]:
-    """Each named task class from the registry (this imports torch); None, with a note on
-    stderr, for a task that cannot be loaded."""
-    from training.task import find_task
-
-    tasks: dict[str, type | None] = {}
-    for name in sorted(set(names)):
-        try:
-            tasks[name] = find_task(name)
-        except Exception as error:  # a deleted or broken task file must not stop the comparison
-            print(f"note: task {name!r} cannot be loaded ({type(error).__name__}: {error}); its metrics have no "
-                  "direction unless --mode gives one", file=sys.stderr)
-            tasks[name] = None
-    return tasks
-
-
-def task_directions(
-    experiment: str, frames: dict[str, "pd.DataFrame"], metrics: list[str]  # noqa: F821
-) -> dict[str, str | None]:
-    """Each metric's direction as the tasks of the runs that logged it declare it; None where one
-    declares none or they disagree: such a metric gets no winner, never a guessed one."""
-    task_of = run_task_names(experiment, frames)
-    tasks = load_tasks(name for name in task_of.values() if name is not None)
-    directions: dict[str, str | None] = {}
-    for metric in metrics:
-        declared = {
-            tasks[task_of[run]].direction(metric) if task_of[run] and tasks[task_of[run]] else None
-            for run, frame in frames.items() if metric in frame.columns
-        }
-        directions[metric] = declared.pop() if len(declared) == 1 else None
-    return directions
-
-
-def format_value(value: float) -> str:
-    return f"{value:.6g}"
-
-
-def format_metric_table(metric: str, mode: str | None, frames: dict[str, "pd.DataFrame"]) -> str:  # noqa: F821
-    """One block per metric: runs sorted best first, the best marked with '*'; with no known
-    direction (mode None) the runs in their order, final values only, no winner."""
-    summaries: dict[str, MetricSummary | None] = {  # without a mode only `final` is shown
-        run: summarize_metric(frame, metric, mode or "min") for run, frame in frames.items()
-    }
-    logged = [run for run, s in summaries.items() if s is not None]
-    if mode is not None:  # best first
-        logged.sort(key=lambda run: (summaries[run].best if mode == "min" else -summaries[run].best, run))
-    order = logged + sorted(run for run, s in summaries.items() if s is None)
-    width = max(len("run"), *(len(run) for run in order))
-    header = f"    {'run':<{width}}  {'best':>12}  {'at step':>8}  {'final':>12}  {'at step':>8}"
-    title = f"{metric} ({mode} is best)" if mode else (
-        f"{metric} (direction unknown: no winner; --mode {metric}=max or =min chooses one)"
-    )
-    lines = [title, header]
-    for run in order:
-        summary = summaries[run]
-        if summary is None:
-            note = "no metrics yet" if frames[run].empty else "not logged"
-            lines.append(f"    {run:<{width}}  {note}")
-            continue
-        best, best_step = (format_value(summary.best), summary.best_step) if mode else ("-", "-")
-        mark = "*" if mode and summary.best == summaries[order[0]].best else " "
-        lines.append(
-            f"  {mark} {run:<{width}}  {best:>12}  {best_step:>8}  "
-            f"{format_value(summary.final):>12}  {summary.final_step:>8}"
-        )
-    return "\n".join(lines)
 
 
 def write_plots(
