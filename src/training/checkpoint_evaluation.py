@@ -28,6 +28,8 @@ from utils.distributed_info import get_rank, get_world_size, is_main_process
 from utils.fileio import atomic_write_bytes
 from utils.helper_functions import set_seed
 from utils.log.images import figure_to_array, png_bytes, to_uint8_image
+from utils.log.null import NullLogger
+from utils.log.proxy import forwarding_to
 from utils.names import sanitize_name
 from utils.run_guard import RunLock
 from utils.runs.evaluations import append_evaluation, evaluation_drawings_folder, file_sha256
@@ -78,7 +80,8 @@ def evaluate_checkpoint(
                                 settings.seed, get_rank(), get_world_size())
         step = max(trained.step - 1, 0)  # where training logged the checkpoint's metrics
         autocast = MixedPrecision(config[TrainingConfig].precision, device).autocast()
-        evaluation = evaluate(task, model, loaders.test, device, autocast, split=split, step=step)
+        with forwarding_to(NullLogger()):  # what the task logs itself must not reach the run's writers
+            evaluation = evaluate(task, model, loaders.test, device, autocast, split=split, step=step)
         result = _record(run, trained, split, evaluation, step, started)
         failing = False
         return result
@@ -123,7 +126,7 @@ def _draw(run: Run, trained: TrainedModel, split: str, evaluation: Evaluation, s
         return []
     from matplotlib.figure import Figure
 
-    with torch.no_grad():
+    with torch.no_grad(), forwarding_to(NullLogger()):
         drawings = call_with_split(trained.task.draw, trained.model, evaluation.sample, evaluation.sums,
                                    split=split, step=step)
     if not drawings:
