@@ -10,9 +10,8 @@ import sys
 
 from utils.cli import OneLineParser, add_name_option, require_name
 from utils.errors import ConfigValueError, RunIOError, TemplateError
+from utils.runs.evaluations import SPLITS
 from utils.runs.run import Run
-
-SPLITS = ("test", "val", "train")  # training.checkpoint_evaluation.SPLITS, without importing torch for --help
 
 EPILOG = """examples:
   python src/05_evaluate.py -e digits -r baseline                       # best.pt on the test split

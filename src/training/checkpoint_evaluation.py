@@ -32,10 +32,8 @@ from utils.log.null import NullLogger
 from utils.log.proxy import forwarding_to
 from utils.names import sanitize_name
 from utils.run_guard import RunLock
-from utils.runs.evaluations import append_evaluation, evaluation_drawings_folder, file_sha256
+from utils.runs.evaluations import SPLITS, append_evaluation, evaluation_drawings_folder, file_sha256
 from utils.runs.run import Run
-
-SPLITS = ("test", "val", "train")
 
 
 @dataclass
