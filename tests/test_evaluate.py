@@ -37,14 +37,14 @@ def _files(root: Path) -> dict[str, bytes]:
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """digits/baseline trained for 2 epochs, then the README's evaluate block run as written."""
+    """digits/baseline trained for 1 epoch, then the README's evaluate block run as written."""
     root = tmp_path_factory.mktemp("evaluate") / "experiments"
     root.mkdir()
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("EXPERIMENTS_ROOT", str(root))
         patch.setenv("WANDB_MODE", "offline")
         patch.setenv("OMP_NUM_THREADS", "1")
-        run = make_run("digits", "baseline", "training.epochs=2")
+        run = make_run("digits", "baseline", "training.epochs=1")
         done = train("digits", "baseline")
         assert done.returncode == 0, done.stderr
         before = _files(run)
