@@ -187,7 +187,7 @@ def test_evaluate_refuses_while_the_run_is_held_by_a_training_session(in_root, c
 def test_help_shows_an_example():
     result = subprocess.run([sys.executable, str(SRC / "05_evaluate.py"), "--help"], capture_output=True,
                             text=True, timeout=60, env=subprocess_env(), check=False)
-    assert result.returncode == 0 and "python src/05_evaluate.py -e digits -r baseline" in result.stdout
+    assert result.returncode == 0 and "python src/05_evaluate.py -e example -r first" in result.stdout
 
 
 @pytest.mark.slow
