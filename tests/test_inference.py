@@ -183,3 +183,18 @@ def test_a_task_without_state_or_predict_gets_the_defaults():
     inputs = torch.randn(3, 4)
     assert task.state_dict() == {} and task.load_state_dict({}) is None
     assert torch.equal(task.predict(model, inputs), model(inputs))
+
+
+def test_a_resume_goes_on_with_the_task_state_of_its_checkpoint(run):
+    config = {**CONFIG, "training": {**CONFIG["training"], "epochs": 1}}
+    resumed = Path(create_run("toy", "resumed", config))
+    assert run_session(Run.require("toy", "resumed"), parse_run_config(config), torch.device("cpu"), resume=False).exit_code == 0
+    for path in (resumed / "checkpoints").glob("*.pt"):  # a state build_datasets would not give again
+        checkpoint = load_checkpoint(path)
+        checkpoint["task_state"]["mean"] = checkpoint["task_state"]["mean"] + 100.0
+        save_checkpoint(path, checkpoint)
+    marked = load_checkpoint(resumed / "checkpoints" / "last.pt")["task_state"]["mean"]
+    longer = {**config, "training": {**config["training"], "epochs": 2}}
+    assert run_session(Run.require("toy", "resumed"), parse_run_config(longer), torch.device("cpu"), resume=True).exit_code == 0
+    saved = load_checkpoint(resumed / "checkpoints" / "last.pt")
+    assert saved["epoch"] == 2 and torch.equal(saved["task_state"]["mean"], marked)
