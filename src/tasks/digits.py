@@ -84,6 +84,22 @@ class DigitsTask(Task):
         count = sums["count"].item()
         return {"loss": sums["loss"].item() / count, "accuracy": sums["confusion"].trace().item() / count}
 
+    @torch.no_grad()
+    def predict(self, model: nn.Module, inputs: Any) -> Tensor:
+        """Class ids (N,) of raw 8x8 images with values 0..16 (as `sklearn.datasets.load_digits`
+        gives them), shaped (N, 8, 8), (N, 1, 8, 8) or (N, 64): scaled and standardised as in training."""
+        device = next(model.parameters()).device
+        pixels = torch.as_tensor(inputs, dtype=torch.float32).reshape(-1, 1, 8, 8)  # (N, 1, 8, 8)
+        images = self.standardizer.apply(pixels / 16.0).to(device)  # the same float32 steps as build_datasets
+        return model(images).argmax(dim=1)  # (N,)
+
+    def state_dict(self) -> dict[str, Any]:
+        """The training split's mean and std, so that `predict` needs no data set."""
+        return {"mean": self.standardizer.mean, "std": self.standardizer.std}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.standardizer = Standardizer(float(state["mean"]), float(state["std"]))
+
     def draw(self, model: nn.Module, batch: Any, sums: dict[str, Tensor], split: str, step: int) -> dict[str, Any]:
         """The confusion matrix, and a grid of predictions with the mistakes first."""
         images, labels = batch

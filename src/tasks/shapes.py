@@ -107,6 +107,12 @@ class ShapesTask(Task):
         }
 
     @torch.no_grad()
+    def predict(self, model: nn.Module, inputs: Any) -> Tensor:
+        """Masks (N, H, W) of class ids for images (N, 3, H, W) with values in [0, 1]."""
+        device = next(model.parameters()).device
+        return model(torch.as_tensor(inputs, dtype=torch.float32).to(device)).argmax(dim=1)
+
+    @torch.no_grad()
     def draw(self, model: nn.Module, batch: Any, sums: dict[str, Tensor], split: str, step: int) -> dict[str, Any]:
         """Up to eight samples with their true and predicted masks; the background stays unpainted."""
         from visualization.visualizations import plot_segmentation

@@ -240,6 +240,8 @@ def _restore(trainer: Trainer, path: Path, checkpoint: dict) -> list[str]:
         scheduler=trainer.scheduler, scaler=scaler, restore_rng=False,
     )
     trainer.load_state_dict(checkpoint)
+    if checkpoint.get("task_state"):  # older checkpoints have none: the task keeps what build_datasets made
+        trainer.task.load_state_dict(checkpoint["task_state"])
     return notes
 
 

@@ -16,6 +16,8 @@ these methods and imports no task:
         def eval_step(self, model, batch) -> dict[str, Tensor]: ...  # sums over one batch
         def summarize(self, sums, split, step) -> dict[str, float]: ...  # sums over the split -> metrics
         def draw(self, model, batch, sums, split, step) -> dict[str, Any]: ...  # optional figures/images
+        def predict(self, model, inputs): ...  # optional: raw inputs -> outputs (default model(inputs))
+        def state_dict(self) / load_state_dict(self, state): ...  # optional preprocessing state
 
 The engine builds the loaders (so the data order, and with it an exact resume, is its
 guarantee), moves batches to the device, sums `eval_step` over the batches and the ranks, and
@@ -114,6 +116,19 @@ class Task:
     ) -> dict[str, Any]:
         """Figures or images to log for a split (name -> matplotlib Figure or image array)."""
         return {}
+
+    def predict(self, model: nn.Module, inputs: Any) -> Any:
+        """Outputs for raw inputs, in the task's own units (a class id, a mask): what a user of the
+        trained model calls, see `training.inference.load_trained`. The model is in eval mode."""
+        return model(inputs)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Preprocessing state `predict` needs (a mean and std measured on the training split),
+        saved in every checkpoint: plain numbers, lists, strings or tensors (weights-only loadable)."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Take back what `state_dict` returned, without building any data set."""
 
     @classmethod
     def metric_directions(cls) -> dict[str, Direction | None]:

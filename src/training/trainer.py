@@ -256,7 +256,7 @@ class Trainer:
         if is_main_process():
             checkpoint = build_checkpoint(
                 model=self.model, optimizer=self.optimizer, scheduler=self.scheduler,
-                scaler=self.precision.scaler, **self.state_dict(),
+                scaler=self.precision.scaler, task_state=self.task.state_dict(), **self.state_dict(),
             )
             epoch_file = epoch_end and self.state.epoch % self.config.checkpoint_every == 0
             self.checkpoints.save(checkpoint, epoch_file=epoch_file, metric=metric)

@@ -38,8 +38,12 @@ def build_checkpoint(
     global_step: int,
     best_metric: float | None = None,
     extra: dict | None = None,
+    task_state: dict | None = None,
 ) -> dict[str, Any]:
     """Everything needed to continue training exactly: states, counters, random states.
+
+    `task_state` is the task's `state_dict()` (preprocessing such as a mean and std), which
+    `training.inference.load_trained` restores; checkpoints written before it existed lack the key.
 
     `epoch` is the number of completed epochs and `global_step` the number of completed
     optimizer steps, so a resumed loop starts at `epoch` and counts on from `global_step`.
@@ -55,6 +59,7 @@ def build_checkpoint(
         "global_step": int(global_step),
         "best_metric": None if best_metric is None else float(best_metric),
         "extra": extra,
+        "task_state": task_state or {},
     }
 
 
