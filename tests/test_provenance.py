@@ -83,7 +83,7 @@ def _records(run: Run) -> list[dict]:
 
 def test_a_session_record_saves_the_diff_that_rebuilds_the_untracked_task(repo, tmp_path):
     run = Run.resolve("exp", "run")
-    create_run("exp", "run", {"task": "digits"})
+    create_run("exp", "run", {"task": "toy"})
     with session_record(run, "evaluate", ["05_evaluate.py"], repo=repo) as record:
         record.add(checkpoint="best.pt")
     (line,) = _records(run)
@@ -103,7 +103,7 @@ def test_a_session_record_saves_the_diff_that_rebuilds_the_untracked_task(repo, 
 ])
 def test_a_session_that_fails_or_is_stopped_is_recorded_with_its_exit_status(tmp_path, error, status):
     run = Run.resolve("exp", "run")
-    create_run("exp", "run", {"task": "digits"})
+    create_run("exp", "run", {"task": "toy"})
     with pytest.raises(type(error)):
         with session_record(run, "train", ["02_train.py"], repo=tmp_path) as record:
             record.exit_status = 0  # an exception wins over a status set before it
@@ -116,7 +116,7 @@ def test_a_session_that_fails_or_is_stopped_is_recorded_with_its_exit_status(tmp
 
 def test_sessions_append_one_line_each(tmp_path):
     run = Run.resolve("exp", "run")
-    create_run("exp", "run", {"task": "digits"})
+    create_run("exp", "run", {"task": "toy"})
     for _ in range(2):
         with session_record(run, "train", ["02_train.py"], repo=tmp_path):
             pass
