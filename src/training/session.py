@@ -121,7 +121,7 @@ def run_session(
         failing = sys.exc_info()[0] is not None
         if logger is not None:
             _finish(logger, failing=failing)
-        if session is not None:
+        if session is not None and logger is not None:  # a session refused before it touched the logs leaves none
             session.end(sys.exc_info()[1])
         if lock is not None:
             lock.release()
