@@ -22,7 +22,7 @@ from utils.management import (
     list_runs,
     require_new_run,
 )
-from utils.runs.new_run import DEFAULT_TEMPLATE, config_source, resolve_template, with_meta
+from utils.runs.new_run import DEFAULT_TEMPLATE, config_source, resolve_parent, resolve_template, with_meta
 
 EXAMPLES = """\
 examples:
@@ -34,6 +34,8 @@ examples:
   python src/01_initialize.py -e baseline -r tagged --set logging.wandb_tags='["a","b"]'
   # another template: config/NAME.json, or a path to a .json file
   python src/01_initialize.py -e baseline -r big -c path/to/big.json
+  # fork: a run from another run's config.json (its outputs stay where they are), changed
+  python src/01_initialize.py -e baseline -r longer --from baseline/lr3e-3 --set training.epochs=30
   # print the complete config a template gives, creating nothing (`--set task=NAME` without -c:
   # no template, every key at the task's declared default; add -e/-r to create such a run)
   python src/01_initialize.py --show-config -c default
@@ -62,10 +64,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_name_option(parser, "experiment")
     add_name_option(parser, "run")
-    parser.add_argument(
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument(
         "-c", "--config", metavar="NAME",
         help=f"template: config/NAME.json, or a path to a .json file (default: {DEFAULT_TEMPLATE}; "
         "none when --set task=NAME is given without -c)",
+    )
+    source.add_argument(
+        "--from", dest="parent", metavar="EXP/RUN",
+        help="fork: start from that run's config.json (meta.parent names it; no outputs are copied)",
     )
     parser.add_argument(
         "--set", dest="overrides", metavar="KEY.SUB=VALUE", action="append", default=[],
@@ -87,11 +94,21 @@ def chosen_template(args: argparse.Namespace) -> str | None:
     return None if names_task else DEFAULT_TEMPLATE
 
 
-def show_config(args: argparse.Namespace) -> None:
-    """Print the checked, complete config that `-c` and `--set` give, as config.json would hold it."""
+def resolve_config(args: argparse.Namespace) -> tuple[dict, str, str | None, dict]:
+    """The config `-c`/`--from` and `--set` give, unchecked; where it came from (for errors); its
+    template; and the meta keys of a fork (`parent`)."""
+    if args.parent is not None:
+        config, parent = resolve_parent(args.parent, args.overrides)
+        source = f"{parent.config_file}{' with overrides' if args.overrides else ''}"
+        return config, source, None, {"parent": parent.name}
     template = chosen_template(args)
-    config = check_config(resolve_template(template, args.overrides), config_source(template, args.overrides))
-    print(dump_config(config), end="")
+    return resolve_template(template, args.overrides), config_source(template, args.overrides), template, {}
+
+
+def show_config(args: argparse.Namespace) -> None:
+    """Print the checked, complete config that `-c`/`--from` and `--set` give, as config.json would hold it."""
+    config, source, _, _ = resolve_config(args)
+    print(dump_config(check_config(config, source)), end="")
 
 
 def show_listing(experiment: str | None) -> None:
@@ -118,9 +135,12 @@ def make_experiment(experiment: str) -> None:
 def check_config(config: dict, source: str) -> dict:
     """The config checked against its task's schema, complete. Called once the names, the
     template and the overrides are known good, since it imports torch and the task (~2 s)."""
+    from training.init_from import check_init_from
     from training.run_config import parse_run_config
 
-    return parse_run_config(config, source).raw
+    parsed = parse_run_config(config, source)
+    check_init_from(parsed, source)
+    return parsed.raw
 
 
 def make_run(args: argparse.Namespace, experiment: str, run: str, command: str) -> None:
@@ -129,12 +149,14 @@ def make_run(args: argparse.Namespace, experiment: str, run: str, command: str) 
     Names, the existing run, the template, the overrides and the whole config are checked, in
     that order, before anything is created: a mistake leaves the disk as it was.
     """
-    template = chosen_template(args)
     require_new_run(experiment, run)
-    config = check_config(resolve_template(template, args.overrides), config_source(template, args.overrides))
-    path = create_run(experiment, run, with_meta(config, experiment, run, template, args.overrides, command))
+    config, source, template, extra_meta = resolve_config(args)
+    config = check_config(config, source)
+    path = create_run(experiment, run, with_meta(config, experiment, run, template, args.overrides, command, extra_meta))
     print(f"created run {experiment}/{run} at {path}")
     origin = "no template: the task's defaults" if template is None else f"template {template}"
+    if "parent" in extra_meta:
+        origin = f"forked from {extra_meta['parent']}"
     print(f"config: {path / 'config.json'} ({origin}, {len(args.overrides)} overrides)")
     print(f"next: python src/02_train.py -e {experiment} -r {run}")
 
@@ -142,7 +164,7 @@ def make_run(args: argparse.Namespace, experiment: str, run: str, command: str) 
 def make_experiment_or_run(args: argparse.Namespace, command: str) -> None:
     """Create the run when a run name is given or set, else the experiment."""
     experiment = require_name(args.experiment, "experiment")
-    run = name_or_env(args.run, "run")
+    run = name_or_env(args.run, "run") if args.parent is None else require_name(args.run, "run")
     if run is None:
         make_experiment(experiment)
     else:

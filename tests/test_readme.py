@@ -65,7 +65,7 @@ def test_the_layout_names_every_module_of_the_data_and_models_folders():
 
 def test_every_readme_command_is_run_here_or_covered_elsewhere():
     commands = {command for block in bash_blocks() for command in block}
-    runnable = set(WORKFLOW) | set(HELPERS) | set(OWN_TASK) | set(SWEEPS)
+    runnable = set(WORKFLOW) | set(HELPERS) | set(OWN_TASK) | set(SWEEPS) | set(FINE_TUNE) | set(FORK)
     assert commands - runnable - set(COVERED_ELSEWHERE) == set()
 
 
@@ -84,6 +84,8 @@ WORKFLOW = next(block for block in bash_blocks() if "python src/01_initialize.py
 HELPERS = next(block for block in bash_blocks() if block[0] == "source env.sh" and "setexp digits" in block)
 OWN_TASK = next(block for block in bash_blocks() if "cp src/tasks/digits.py src/tasks/my_task.py" in block)
 SWEEPS = _block_starting("python src/04_sweep.py -e digits -s config/sweeps/example.json --dry-run")
+FINE_TUNE = next(block for block in bash_blocks() if any("training.init_from=digits/baseline " in c for c in block))
+FORK = next(block for block in bash_blocks() if any(" --from digits/baseline" in c for c in block))
 
 
 @pytest.mark.slow
@@ -248,3 +250,21 @@ def test_the_sweeps_block_runs_as_written(experiments_root):
 def test_the_readme_shows_the_example_sweep_spec_as_it_is():
     shown = re.search(r"## Sweeps.*?```json\n(.*?)```", README, flags=re.S).group(1)
     assert json.loads(shown) == json.loads((REPO_ROOT / "config" / "sweeps" / "example.json").read_text())
+
+
+@pytest.mark.slow
+def test_the_fine_tune_and_fork_blocks_run_as_written(experiments_root):
+    from train_support import make_run, train
+
+    make_run("digits", "baseline", "training.epochs=1", "data.batch_size=256")  # the Workflow's run, briefly
+    assert train("digits", "baseline").returncode == 0
+    python = shlex.quote(str(Path(sys.executable).parent))
+    result = _bash(f"set -e\nexport PATH={python}:$PATH\n" + "\n".join([*FINE_TUNE, *FORK]), timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    digits = experiments_root / "digits"
+    assert json.loads((digits / "finetuned" / "config.json").read_text())["training"]["init_from"] == "digits/baseline"
+    log = (digits / "newhead" / "logs" / "log.txt").read_text()
+    assert "init_from digits/baseline:last: loaded" in log and "not loaded (init_strict=false)" in log
+    assert json.loads((digits / "newhead" / "logs" / "sessions.jsonl").read_text())["init_from"]["loaded"] > 0
+    fork = json.loads((digits / "baseline-long" / "config.json").read_text())
+    assert fork["meta"]["parent"] == "digits/baseline" and fork["training"]["epochs"] == 30

@@ -34,14 +34,22 @@ def available_memory() -> int | None:
         return None
 
 
-def model_size(task: type[Task], config: ParsedConfig, seed: int) -> tuple[int, int] | None:
-    """(parameters, bytes of weights and buffers) of the task's model built on the meta device;
-    None for a model that cannot be built without its data (e.g. sized in `build_datasets`)."""
+def build_meta_model(task: type[Task], config: ParsedConfig, seed: int) -> torch.nn.Module | None:
+    """The task's model on the meta device (shapes, no memory); None for a model that cannot be
+    built without its data (e.g. sized in `build_datasets`)."""
     context = TaskContext(config, seed, torch.device("meta"))
     try:
         with torch.device("meta"):
-            model = task(context).build_model()
-    except Exception:  # measured by the real build at training start, which reports its own error
+            return task(context).build_model()
+    except Exception:  # checked by the real build at training start, which reports its own error
+        return None
+
+
+def model_size(task: type[Task], config: ParsedConfig, seed: int) -> tuple[int, int] | None:
+    """(parameters, bytes of weights and buffers) of the task's model built on the meta device;
+    None for a model that cannot be built without its data."""
+    model = build_meta_model(task, config, seed)
+    if model is None:
         return None
     weights = sum(t.numel() * t.element_size() for t in (*model.parameters(), *model.buffers()))
     return sum(p.numel() for p in model.parameters()), weights

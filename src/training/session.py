@@ -19,6 +19,7 @@ from training.data_loading import LoaderConfig, Loaders, build_loaders, close_lo
 from training.distributed import barrier, destroy_distributed, init_distributed
 from training.early_stopping import EarlyStopping, EarlyStoppingConfig
 from training.evaluation import evaluate, log_drawings
+from training.init_from import InitConfig, check_init_from, init_model
 from training.optim import OptimizerConfig, SchedulerConfig, build_optimizer, build_scheduler
 from training.precision import MixedPrecision, check_precision
 from training.run_claim import claim_on_every_rank
@@ -36,6 +37,7 @@ from utils.helper_functions import set_seed, unwrap_model
 from utils.logging import LOGGER, Logger, WriterError
 from utils.runs.run import Run
 from utils.runs.outputs import move_outputs_aside, read_summary, refuse_plain_start, write_summary
+from utils.runs.provenance import SessionRecord, begin_session_record
 from utils.profiler import PROFILER
 from utils.run_guard import RunLock
 
@@ -73,24 +75,29 @@ def run_session(
     lock: RunLock | None = None
     logger: Logger | None = None
     trainer: Trainer | None = None
+    session: SessionRecord | None = None  # logs/sessions.jsonl: written in `finally`, however it ends
     profiling = PROFILER.configure(enabled=True)  # the settings before, restored at the end
     PROFILER.reset()  # a task's sections (`PROFILER.section`) and the engine's share this profile
     try:
+        if not resume:
+            check_init_from(config, str(run.config_file))  # before the run is touched
         lock = claim_on_every_rank(run, device)
         if not (resume or restart):
             refuse_plain_start(run)
         if resume and _already_finished(run, config[TrainingConfig].epochs):
             return SessionResult(run, None, {}, time.perf_counter() - started, 0, already_finished=True)
+        session = begin_session_record(run, "train")
         _check_machine(config[TrainingConfig], device)
         settings = config[RunSettings]
         set_seed(settings.seed, settings.deterministic)
         checkpoints, resume_from, notes = _prepare_checkpoints(run, config[TrainingConfig], device, resume, restart)
         trainer = _build_trainer(config, device, checkpoints, stop, tuple(callbacks))
+        notes += init_model(trainer.model, config[InitConfig], resume_from is not None, session)
         PROFILER.configure(log_every=_steps_per_epoch(trainer.loaders, trainer.config))  # time/* once an epoch
         if resume_from is not None:
             notes += _restore(trainer, *resume_from)
         logger = Logger(run, resume_step=resume_from[1]["global_step"] if resume_from else None)
-        _start_logging(config, resume_from, checkpoints.skipped, notes)
+        _start_logging(config, resume_from, checkpoints.skipped, [session.describe(), *notes])
         LOGGER.log_architecture(unwrap_model(trainer.model))
         if resume_from is not None:
             restore_rng_state(resume_from[1]["rng"])  # last: starting the writers may draw random numbers
@@ -98,6 +105,7 @@ def run_session(
         test_metrics = {} if trainer.stop_agreed() else _test(trainer, run)  # every rank decides alike
         result = SessionResult(run, checkpoints.best_metric, test_metrics, time.perf_counter() - started, stop.exit_code)
         _report(trainer, result, config)
+        session.exit_status = result.exit_code
         return result
     except Exception as error:
         failure = _machine_failure(error)
@@ -113,6 +121,8 @@ def run_session(
         failing = sys.exc_info()[0] is not None
         if logger is not None:
             _finish(logger, failing=failing)
+        if session is not None and logger is not None:  # a session refused before it touched the logs leaves none
+            session.end(sys.exc_info()[1])
         if lock is not None:
             lock.release()
         destroy_distributed(together=not failing)
@@ -184,7 +194,6 @@ def _start_logging(
 ) -> None:
     LOGGER.start_writers(config.parsed)
     LOGGER.log_config(config.raw)
-    LOGGER.log_git_hash()
     for path, reason in skipped:
         LOGGER.warning(f"skipped checkpoint {path}: {reason}")
     for note in notes:

@@ -76,10 +76,12 @@ def describe_architecture(model: Any) -> str:
 
 
 def write_git_record(log_dir: Path) -> dict[str, object]:
-    """`git.txt` (commit, dirty flag) and `git_diff.patch` (uncommitted diff) in `log_dir`."""
-    from utils.git_info import git_diff, git_summary
+    """`git.txt` (commit, dirty flag) and `git_diff.patch` (uncommitted diff, untracked source
+    files included) in `log_dir`. A training session records this per session instead, in
+    `sessions.jsonl` (utils.runs.provenance)."""
+    from utils.git_info import git_diff, git_state
 
-    summary = git_summary()
-    atomic_write_text(log_dir / "git.txt", f"commit: {summary['commit']}\ndirty: {summary['dirty']}\n")
-    atomic_write_text(log_dir / "git_diff.patch", git_diff())
-    return summary
+    state = git_state()
+    atomic_write_text(log_dir / "git.txt", f"commit: {state.commit}\ndirty: {state.dirty}\n")
+    atomic_write_text(log_dir / "git_diff.patch", git_diff(state=state))
+    return {"commit": state.commit, "dirty": state.dirty}

@@ -1,5 +1,6 @@
-"""The config a new run is created with: the resolved template, then a `meta` block that records
-where the run came from (when, from which commit, by which command, template and overrides).
+"""The config a new run is created with: the resolved template (or, for a fork, another run's
+config), then a `meta` block that records where the run came from (when, from which commit, by
+which command, template and overrides; a fork's `parent`).
 
 The caller that knows the schema (`01_initialize.py`, a sweep trial through
 `training.run_config`) checks the config between `resolve_template` and `management.create_run`;
@@ -12,10 +13,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from utils.configs import apply_overrides, load_config_template, template_path
+from utils.configs import apply_overrides, load_config_file, load_config_template, template_path
 from utils.errors import RunExistsError
 from utils.git_info import git_summary
 from utils.management import create_run
+from utils.runs.reference import require_run_reference
 from utils.runs.run import Run
 
 DEFAULT_TEMPLATE = "default"
@@ -53,6 +55,15 @@ def with_meta(
 ) -> dict[str, Any]:
     """The config as `create_run` writes it: `config` (checked, complete) and its `meta` block last."""
     return {**config, "meta": build_run_meta(experiment, run, template, overrides, command, extra_meta)}
+
+
+def resolve_parent(reference: str, overrides: Sequence[str] = ()) -> tuple[dict[str, Any], Run]:
+    """A fork's config: the run `reference` (`EXP/RUN`) names, its config.json without its
+    `meta` block, with `overrides` applied; and that run (the new run's `meta.parent`). Only the
+    config is taken: none of the parent's outputs. RunNotFoundError (exit 2) for a missing run."""
+    parent = require_run_reference(reference, "--from")
+    config = {key: value for key, value in load_config_file(parent.config_file).items() if key != "meta"}
+    return apply_overrides(config, list(overrides)), parent
 
 
 def config_source(template: str | None, overrides: Sequence[str]) -> str:
