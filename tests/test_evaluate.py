@@ -4,6 +4,7 @@ bit, nothing training wrote changes, and bad inputs exit 2 with one line and cre
 
 import hashlib
 import importlib
+import importlib.metadata
 import json
 import re
 import shlex
@@ -88,15 +89,25 @@ def test_the_record_names_the_checkpoint_its_counters_and_its_sha256(trained):
         assert (record["checkpoint"], record["split"]) == (name, split)
         assert (record["epoch"], record["step"]) == (checkpoint["epoch"], checkpoint["global_step"])
         assert record["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
-        assert record["time"].endswith("+00:00") and "environment" not in record
+        assert record["time"].endswith("+00:00")
+        environment = record["environment"]
+        assert environment["packages"]["torch"] == importlib.metadata.version("torch")
+        assert environment["world_size"] == 1 and "commit" in environment["git"]
+    sessions = [json.loads(line) for line in (run / "logs" / "sessions.jsonl").read_text().splitlines()]
+    evaluations = [session for session in sessions if session["kind"] == "evaluate"]
+    assert [session["session"] for session in evaluations] == [record["session"] for record in _records(run)]
+    assert all(session["exit_status"] == 0 and session["evaluation"]["split"] in ("test", "val")
+               for session in evaluations)
 
 
 def test_evaluate_changes_no_checkpoint_csv_or_tensorboard_file(trained):
     before, after = trained["before"], trained["after"]
     assert any(name.startswith("logs/events.out.tfevents") for name in before), "TensorBoard wrote events"
-    kept = {name for name in before if name.startswith(("checkpoints/", "logs/"))}
+    kept = {name for name in before if name.startswith(("checkpoints/", "logs/")) and name != "logs/sessions.jsonl"}
     assert {name: after[name] for name in kept} == {name: before[name] for name in kept}
-    added = set(after) - set(before)
+    sessions = "logs/sessions.jsonl"  # append-only: each evaluation adds its line after training's
+    assert after[sessions].startswith(before[sessions]) and after[sessions].count(b"\n") == before[sessions].count(b"\n") + 2
+    added = {name for name in set(after) - set(before) if not name.startswith("logs/git_diff-")}  # a dirty tree's diff
     assert added - {"logs/evaluations.jsonl"} == {
         f"visualizations/eval/{folder}/{name}.png"
         for folder in ("best-test", "last-val") for name in ("confusion_matrix", "predictions")

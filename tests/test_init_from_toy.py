@@ -14,13 +14,14 @@ from safetensors.torch import save_file
 from torch import nn
 
 from test_engine_toy_task import CONFIG, ToyData, ToyRegression
-from training.init_from import InitConfig, check_init_from, init_model, sha256_of
+from training.init_from import InitConfig, check_init_from, init_model
 from training.run_config import parse_run_config
 from training.session import run_session
 from training.task import StepOutput, TaskContext, register_task
 from utils.checkpointing.io import load_checkpoint
 from utils.config_fields import option
 from utils.errors import ConfigValueError
+from utils.fileio import file_sha256
 from utils.management import create_run
 from utils.runs.provenance import SESSIONS_FILE, SessionRecord
 from utils.runs.run import Run
@@ -91,7 +92,7 @@ def test_a_new_head_from_a_checkpoint_path_and_a_sigterm_stop_are_in_the_session
     assert code == 143
     (record,) = [json.loads(line) for line in (run.logs / SESSIONS_FILE).read_text().splitlines()]
     assert record["exit_status"] == 143
-    assert record["init_from"]["sha256"] == sha256_of(last) and record["init_from"]["loaded"] == 3
+    assert record["init_from"]["sha256"] == file_sha256(last) and record["init_from"]["loaded"] == 3
     assert [entry.split()[0] for entry in record["init_from"]["not_loaded"]] == list(HEAD)
     (line,) = [line for line in run.text_log.read_text().splitlines() if "not loaded (init_strict=false)" in line]
     assert all(key in line for key in HEAD)
@@ -111,7 +112,7 @@ def test_weights_from_a_safetensors_file_load_into_the_model(tmp_path):
     record = SessionRecord(Run.resolve("toy", "safe"), "train", "s", None)
     notes = init_model(model, parse_run_config(config)[InitConfig], resumed=False, record=record)
     assert all(torch.equal(value, trained.state_dict()[key]) for key, value in model.state_dict().items())
-    assert record.fields["init_from"]["sha256"] == sha256_of(path) and "loaded 6 of the model's 6" in notes[0]
+    assert record.fields["init_from"]["sha256"] == file_sha256(path) and "loaded 6 of the model's 6" in notes[0]
 
     changed = _config(init_from=str(path))
     changed["model"] = {"width": 3}

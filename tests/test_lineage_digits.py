@@ -13,11 +13,12 @@ import torch
 
 from conftest import SRC
 from train_support import make_run
-from training.init_from import InitConfig, init_model, sha256_of
+from training.init_from import InitConfig, init_model
 from training.run_config import parse_run_config
 from training.task import TaskContext
 from utils.checkpointing.io import load_checkpoint
 from utils.configs import load_config_file
+from utils.fileio import file_sha256
 from utils.git_info import git_commit
 from utils.runs.provenance import SESSIONS_FILE, SessionRecord
 from utils.runs.run import Run
@@ -86,7 +87,7 @@ def test_init_from_a_run_loads_its_best_weights_into_a_matching_model_strictly(s
     best = shared / "lineage" / "source" / "checkpoints" / "best.pt"
     source = load_checkpoint(best)["model"]
     assert all(torch.equal(value, source[key]) for key, value in model.state_dict().items())
-    assert record.fields["init_from"]["sha256"] == sha256_of(best) and record.fields["init_from"]["not_loaded"] == []
+    assert record.fields["init_from"]["sha256"] == file_sha256(best) and record.fields["init_from"]["not_loaded"] == []
     assert len(notes) == 1 and f"loaded {len(source)} of the model's {len(source)} weights" in notes[0]
 
 
@@ -109,11 +110,11 @@ def test_a_new_head_without_init_strict_loads_the_rest_names_the_head_in_one_lin
     (line,) = [line for line in log.splitlines() if "not loaded (init_strict=false)" in line]
     assert all(key in line for key in HEAD_KEYS) and "head.4.bias" not in line
     last = shared / "lineage" / "source" / "checkpoints" / "last.pt"
-    assert f"from {last} (sha256 {sha256_of(last)})" in log
+    assert f"from {last} (sha256 {file_sha256(last)})" in log
 
     assert _train("lineage", "new-head", "--resume", "--set", "training.epochs=2") == 0
     first, resumed = _records(folder)
-    assert first["init_from"]["sha256"] == sha256_of(last) and first["init_from"]["loaded"] == 13
+    assert first["init_from"]["sha256"] == file_sha256(last) and first["init_from"]["loaded"] == 13
     assert "init_from" not in resumed and resumed["exit_status"] == 0
     assert "training.init_from='lineage/source:last' is not used" in (folder / "logs" / "log.txt").read_text()
 

@@ -7,6 +7,7 @@ so the checkpoints, metrics.csv and TensorBoard's files stay as they are; what i
 line of `logs/evaluations.jsonl` and the task's drawings (see `utils.runs.evaluations`).
 """
 
+import sys
 import time
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
@@ -25,14 +26,15 @@ from training.run_claim import claim_on_every_rank
 from training.run_config import RunConfig, RunSettings
 from training.trainer_config import TrainingConfig
 from utils.distributed_info import get_rank, get_world_size, is_main_process
-from utils.fileio import atomic_write_bytes
+from utils.fileio import atomic_write_bytes, file_sha256
 from utils.helper_functions import set_seed
 from utils.log.images import figure_to_array, png_bytes, to_uint8_image
 from utils.log.null import NullLogger
 from utils.log.proxy import forwarding_to
 from utils.names import sanitize_name
 from utils.run_guard import RunLock
-from utils.runs.evaluations import SPLITS, append_evaluation, evaluation_drawings_folder, file_sha256
+from utils.runs.evaluations import SPLITS, append_evaluation, evaluation_drawings_folder
+from utils.runs.provenance import SessionRecord, begin_session_record
 from utils.runs.run import Run
 
 
@@ -61,6 +63,7 @@ def evaluate_checkpoint(
         raise ValueError(f"split {split!r}: choose one of {', '.join(SPLITS)}")
     init_distributed(device)
     lock: RunLock | None = None
+    session: SessionRecord | None = None
     loaders = None
     failing = True
     try:
@@ -76,14 +79,18 @@ def evaluate_checkpoint(
         # the split's data through the loader training tests with: same batches, sharded without padding
         loaders = build_loaders(replace(datasets, test=getattr(datasets, split)), config[LoaderConfig],
                                 settings.seed, get_rank(), get_world_size())
+        # a line of sessions.jsonl, as training writes; begun once the usage errors (exit 2, nothing written) are past
+        session = begin_session_record(run, "evaluate", sys.argv)
         step = max(trained.step - 1, 0)  # where training logged the checkpoint's metrics
         autocast = MixedPrecision(config[TrainingConfig].precision, device).autocast()
         with forwarding_to(NullLogger()):  # what the task logs itself must not reach the run's writers
             evaluation = evaluate(task, model, loaders.test, device, autocast, split=split, step=step)
-        result = _record(run, trained, split, evaluation, step, started)
+        result = _record(run, trained, split, evaluation, step, started, session)
         failing = False
         return result
     finally:
+        if session is not None:
+            session.end(sys.exc_info()[1])
         if loaders is not None:
             close_loaders(loaders)
         if lock is not None:
@@ -100,8 +107,10 @@ def _check_machine(training: TrainingConfig, device: torch.device) -> None:
 
 def _record(
     run: Run, trained: TrainedModel, split: str, evaluation: Evaluation, step: int, started: float,
+    session: SessionRecord,
 ) -> CheckpointEvaluation:
-    """Rank 0: the drawings and the line of evaluations.jsonl; the other ranks only return."""
+    """Rank 0: the drawings and the line of evaluations.jsonl, with the environment of the session
+    record (which gets the checkpoint, split and metrics in turn); the other ranks only return."""
     metrics = {f"{split}/{name}": value for name, value in evaluation.metrics.items()}
     record = {
         "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -114,6 +123,8 @@ def _record(
     record["sha256"] = file_sha256(trained.path)
     drawings = _draw(run, trained, split, evaluation, step)
     record["wall_time_s"] = round(time.perf_counter() - started, 3)
+    record.update(session=session.session, environment=dict(session.fields))
+    session.add(evaluation={key: record[key] for key in ("checkpoint", "sha256", "split", "metrics")})
     append_evaluation(run, record)
     return CheckpointEvaluation(record, drawings, record["wall_time_s"])
 

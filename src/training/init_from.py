@@ -16,7 +16,6 @@ weights that do not fit are an exit-2 error with one line. Reading is
 safe: `torch.load(weights_only=True)` or safetensors, never a pickle that could run code.
 """
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -28,6 +27,7 @@ from utils.checkpointing.diagnosis import describe_mismatch, one_line
 from utils.checkpointing.io import load_checkpoint, peek_checkpoint
 from utils.config_fields import option
 from utils.errors import CheckpointError, ConfigValueError, TemplateError
+from utils.fileio import file_sha256
 from utils.helper_functions import unwrap_model
 from utils.runs.provenance import SessionRecord
 from utils.runs.reference import require_run_reference
@@ -170,7 +170,7 @@ def init_model(model: torch.nn.Module, init: InitConfig, resumed: bool, record: 
         raise CheckpointError(str(exc)) from None  # the real model differs from the meta one
     fitting, unfit = split_weights(weights, expected)
     bare.load_state_dict(fitting, strict=False)
-    digest = sha256_of(path)
+    digest = file_sha256(path)
     record.add(init_from={"source": init.init_from, "path": str(path), "sha256": digest,
                           "loaded": len(fitting), "not_loaded": unfit})
     notes = [f"init_from {init.init_from}: loaded {len(fitting)} of the model's {len(expected)} weights "
@@ -178,12 +178,3 @@ def init_model(model: torch.nn.Module, init: InitConfig, resumed: bool, record: 
     if unfit:
         notes.append(f"init_from {init.init_from}: not loaded (init_strict=false), the model keeps its own: {', '.join(unfit)}")
     return notes
-
-
-def sha256_of(path: Path) -> str:
-    """The file's SHA-256, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

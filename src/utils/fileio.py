@@ -128,3 +128,14 @@ def reporting_disk_full(path: Path | str) -> Iterator[None]:
     except OSError as error:
         _raise_if_disk_full(error, Path(path), None)
         raise
+
+
+def file_sha256(path: Path) -> str:
+    """The SHA-256 of a file, read in 1 MiB blocks (checkpoints may be large): what records cite."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -2,7 +2,6 @@
 the task's drawings in `visualizations/eval/<checkpoint>-<split>/`. Neither touches what training
 wrote (checkpoints, metrics.csv, TensorBoard's files), so a run can be evaluated as often as wanted."""
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -47,12 +46,3 @@ def evaluation_drawings_folder(run: Run, checkpoint: Path, split: str) -> Path:
     folder = run.visualizations / EVAL_FOLDER / f"{Path(checkpoint).stem}-{split}"
     folder.mkdir(parents=True, exist_ok=True)
     return folder
-
-
-def file_sha256(path: Path) -> str:
-    """The SHA-256 of a file, read in 1 MiB blocks (checkpoints may be large)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
