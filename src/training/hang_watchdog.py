@@ -109,10 +109,13 @@ class HangWatchdog:
             since = self._where[3]
             own = since is not None and time.monotonic() - since > self._timeout
             if own or self._has("alarm"):
-                self._fire(raised=own)
+                try:
+                    self._fire(raised=own)
+                finally:  # whatever went wrong while reporting, the process must not wait for ever
+                    os._exit(EXIT_HANG)
 
     def _fire(self, raised: bool) -> None:
-        """Dump the stack, publish where this rank is, report on rank 0, exit every rank."""
+        """Dump the stack, publish where this rank is, report on rank 0 (the caller exits)."""
         rank = get_rank()
         self._set(f"stuck/{rank}", self._record())
         if raised:
@@ -128,7 +131,6 @@ class HangWatchdog:
             self._add("reported")
         else:
             self._wait_for(lambda: self._has("reported"), grace + 15.0)
-        os._exit(EXIT_HANG)
 
     def _report(self, grace: float) -> None:
         """Rank 0: name the ranks that are behind and where each is, on the console and in log.txt."""
@@ -153,9 +155,9 @@ class HangWatchdog:
     def _log(self, message: str) -> None:
         """On the console and in log.txt through the Logger when one is open (bounded: the main
         thread is stuck, and a stuck writer must not keep the process alive)."""
-        from utils.logging import LOGGER
+        from utils.logging import LOGGER, is_active
 
-        if not LOGGER.is_active():
+        if not is_active():
             print(message, file=sys.stderr, flush=True)
             return
         writer = threading.Thread(target=lambda: (LOGGER.error(message), LOGGER.flush()), daemon=True)
