@@ -51,7 +51,8 @@ def barrier(where: str = "a barrier") -> None:
 
 
 def all_reduce_sum(values: torch.Tensor, where: str = "an all-reduce") -> torch.Tensor:
-    """Sum a tensor over ranks (returned unchanged in a single process)."""
+    """Sum a tensor over ranks (returned unchanged in a single process); `where` names the
+    agreement for the hang watchdog."""
     if is_distributed() and dist.is_initialized():
         with WATCHDOG.agreement(where):
             dist.all_reduce(values, op=dist.ReduceOp.SUM)
