@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torch.utils.data import DataLoader, Dataset
 
+from training.epoch_position import EpochSampler
 from training.task import Datasets
 from utils.config_fields import option
 from utils.helper_functions import seed_worker
@@ -40,7 +41,7 @@ class Loaders:
     train: DataLoader
     val: DataLoader
     test: DataLoader
-    train_sampler: DistributedSampler
+    train_sampler: EpochSampler
 
 
 def init_loader_worker(worker_id: int) -> None:
@@ -66,9 +67,7 @@ class ShardedEvalSampler(torch.utils.data.Sampler[int]):
 def build_loaders(datasets: Datasets, config: LoaderConfig, seed: int, rank: int = 0, world_size: int = 1) -> Loaders:
     """Loaders over the task's splits. Under DDP the training sampler drops the few samples
     that would leave ranks with different numbers of steps; a partial last batch is kept."""
-    train_sampler = DistributedSampler(
-        datasets.train, num_replicas=world_size, rank=rank, shuffle=True, seed=seed, drop_last=True
-    )
+    train_sampler = EpochSampler(datasets.train, rank, world_size, seed)
 
     def loader(dataset: Dataset, sampler: Any) -> DataLoader:
         workers = config.num_workers

@@ -11,6 +11,7 @@ from datetime import timedelta
 import torch
 import torch.distributed as dist
 
+from training.hang_watchdog import WATCHDOG
 from utils.distributed_info import is_distributed, local_rank
 
 
@@ -36,24 +37,31 @@ def destroy_distributed(together: bool = True) -> None:
     if not (dist.is_available() and dist.is_initialized()):
         return
     if together:
-        dist.barrier()
+        with WATCHDOG.agreement("the barrier before leaving"):
+            dist.barrier()
     dist.destroy_process_group()
 
 
-def barrier() -> None:
-    """Wait for every rank; a no-op without an initialised process group."""
+def barrier(where: str = "a barrier") -> None:
+    """Wait for every rank; a no-op without an initialised process group. `where` names it for
+    the hang watchdog."""
     if dist.is_available() and dist.is_initialized():
-        dist.barrier()
+        with WATCHDOG.agreement(where):
+            dist.barrier()
 
 
-def all_reduce_sum(values: torch.Tensor) -> torch.Tensor:
-    """Sum a tensor over ranks (returned unchanged in a single process)."""
+def all_reduce_sum(values: torch.Tensor, where: str = "an all-reduce") -> torch.Tensor:
+    """Sum a tensor over ranks (returned unchanged in a single process); `where` names the
+    agreement for the hang watchdog."""
     if is_distributed() and dist.is_initialized():
-        dist.all_reduce(values, op=dist.ReduceOp.SUM)
+        with WATCHDOG.agreement(where):
+            dist.all_reduce(values, op=dist.ReduceOp.SUM)
+            if values.is_cuda:  # NCCL returns at once: wait here, where the watchdog times it
+                torch.cuda.synchronize(values.device)
     return values
 
 
-def any_rank(flag: bool, device: torch.device) -> bool:
+def any_rank(flag: bool, device: torch.device, where: str = "a stop vote") -> bool:
     """True when `flag` is true on at least one rank (e.g. a stop signal reached one worker).
 
     A collective and a host read: the loop calls it once per epoch, not per step.
@@ -61,5 +69,6 @@ def any_rank(flag: bool, device: torch.device) -> bool:
     if not (is_distributed() and dist.is_initialized()):
         return flag
     value = torch.tensor([1.0 if flag else 0.0], device=device)
-    dist.all_reduce(value, op=dist.ReduceOp.MAX)
-    return bool(value.item())
+    with WATCHDOG.agreement(where):
+        dist.all_reduce(value, op=dist.ReduceOp.MAX)
+        return bool(value.item())

@@ -31,7 +31,7 @@ class EpochTotals:
         loads them): one all-reduce, so every rank calls it at the same step."""
         names = list(self.sums)
         count = torch.tensor(float(self.count), device=self.device)
-        totals = all_reduce_sum(torch.stack([*(self.sums[n].float() for n in names), count])).cpu()
+        totals = all_reduce_sum(torch.stack([*(self.sums[n].float() for n in names), count]), "the stop's epoch totals").cpu()
         return {"sums": {name: totals[i].clone() for i, name in enumerate(names)}, "count": int(totals[-1].item())}
 
     def load_state_dict(self, state: dict[str, Any], main: bool) -> None:
@@ -48,7 +48,7 @@ class EpochTotals:
         count = torch.tensor(float(self.count), device=self.device)
         flag = torch.tensor(float(stop), device=self.device)
         loss = self.sums["loss"] if self.sums else torch.zeros((), device=self.device)
-        stop_votes, loss_sum, total = all_reduce_sum(torch.stack([flag, loss.float(), count])).tolist()
+        stop_votes, loss_sum, total = all_reduce_sum(torch.stack([flag, loss.float(), count]), "a stop check").tolist()
         return stop_votes > 0, loss_sum / max(total, 1.0)
 
     def close(self, stop: bool) -> tuple[bool, dict[str, float]]:
@@ -57,7 +57,7 @@ class EpochTotals:
         names = list(self.sums)
         flag = torch.tensor(float(stop), device=self.device)
         count = torch.tensor(float(self.count), device=self.device)
-        totals = all_reduce_sum(torch.stack([flag, *(self.sums[n].float() for n in names), count])).tolist()
+        totals = all_reduce_sum(torch.stack([flag, *(self.sums[n].float() for n in names), count]), "the epoch's end").tolist()
         samples = totals[-1]
         means = {name: total / samples for name, total in zip(names, totals[1:-1])} if samples else {}
         return totals[0] > 0, means

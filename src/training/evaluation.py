@@ -56,7 +56,7 @@ def evaluate(
             if sample is None:
                 sample = batch
     for name in sorted(sums):  # the same order on every rank
-        all_reduce_sum(sums[name])
+        all_reduce_sum(sums[name], "the evaluation's sums")
     model.train(was_training)
     metrics = call_with_split(task.summarize, sums, split=split, step=step)
     if set(metrics) != set(task.metrics):

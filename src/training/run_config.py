@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 from training.data_loading import LoaderConfig
 from training.early_stopping import EarlyStoppingConfig
 from training.init_from import InitConfig
+from training.hang_watchdog import DistributedConfig
 from training.model_memory import check_model_fits
 from training.optim import OptimizerConfig, SchedulerConfig
 from training.task import Task, available_tasks, find_task
@@ -37,6 +38,7 @@ class RunSettings:
 
 ENGINE_SECTIONS: tuple[type, ...] = (
     RunSettings, LoaderConfig, OptimizerConfig, SchedulerConfig, TrainingConfig, InitConfig, EarlyStoppingConfig,
+    DistributedConfig,
 )
 
 

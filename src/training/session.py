@@ -20,6 +20,7 @@ from training.distributed import barrier, destroy_distributed, init_distributed
 from training.early_stopping import EarlyStopping, EarlyStoppingConfig
 from training.evaluation import evaluate, log_drawings
 from training.init_from import InitConfig, check_init_from, init_model
+from training.hang_watchdog import WATCHDOG, DistributedConfig
 from training.optim import OptimizerConfig, SchedulerConfig, build_optimizer, build_scheduler
 from training.precision import MixedPrecision, check_precision
 from training.run_claim import claim_on_every_rank
@@ -28,6 +29,7 @@ from training.signals import GracefulStop
 from training.task import TaskContext
 from training.trainer import Trainer
 from training.trainer_config import TrainingConfig
+from training.world_size_change import continue_on_world_size
 from utils.checkpointing.io import load_checkpoint, restore_checkpoint
 from utils.checkpointing.manager import CheckpointManager
 from utils.checkpointing.rng import restore_rng_state
@@ -72,6 +74,7 @@ def run_session(
     started = time.perf_counter()
     stop = GracefulStop().install()
     init_distributed(device)  # first: it selects this rank's GPU, where the compile check runs
+    WATCHDOG.start(run.logs, config[DistributedConfig].hang_timeout_s)
     lock: RunLock | None = None
     logger: Logger | None = None
     trainer: Trainer | None = None
@@ -126,6 +129,7 @@ def run_session(
         if lock is not None:
             lock.release()
         destroy_distributed(together=not failing)
+        WATCHDOG.stop()
         stop.restore()
         PROFILER.reset()  # the next session in this process (a sweep's trial) starts clean
         PROFILER.configure(**profiling)
@@ -251,7 +255,7 @@ def _restore(trainer: Trainer, path: Path, checkpoint: dict) -> list[str]:
     trainer.load_state_dict(checkpoint)
     if checkpoint.get("task_state"):  # older checkpoints have none: the task keeps what build_datasets made
         trainer.task.load_state_dict(checkpoint["task_state"])
-    return notes
+    return notes + continue_on_world_size(trainer, checkpoint)
 
 
 def _test(trainer: Trainer, run: Run) -> dict[str, float]:

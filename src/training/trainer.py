@@ -21,6 +21,7 @@ from training.early_stopping import EarlyStopping
 from training.epoch_clock import EpochClock
 from training.epoch_totals import EpochTotals
 from training.evaluation import Evaluation, evaluate, log_drawings
+from training.hang_watchdog import WATCHDOG
 from training.precision import MixedPrecision
 from training.signals import GracefulStop
 from training.task import Task
@@ -39,6 +40,7 @@ class TrainState:
 
     epoch: int = 0  # completed epochs
     batches_done: int = 0  # batches of the current (unfinished) epoch already trained
+    epoch_start: int = 0  # samples of the epoch trained before a resume on another world size
     global_step: int = 0  # completed optimizer steps; the next step is logged at this index
     history: dict[str, float] = field(default_factory=dict)  # train/epoch_loss and the latest val/* metrics
     epoch_totals: dict[str, Any] = field(default_factory=dict)  # an unfinished epoch's EpochTotals.state_dict()
@@ -73,7 +75,7 @@ class Trainer:
                 )
                 return
             self.state.epoch += 1
-            self.state.batches_done = 0
+            self.state.batches_done = self.state.epoch_start = 0
             self.state.epoch_totals = {}
             evaluation = self.maybe_evaluate()
             if evaluation is not None:
@@ -99,7 +101,7 @@ class Trainer:
     def train_epoch(self) -> bool:
         """One epoch (or its remainder after a resume); False when a stop was requested."""
         self.model.train()
-        self.loaders.train_sampler.set_epoch(self.state.epoch)
+        self.loaders.train_sampler.set_epoch(self.state.epoch, start=self.state.epoch_start)
         totals = EpochTotals(self.device)
         if self.state.epoch_totals:  # resumed part-way: the batches trained before count too
             totals.load_state_dict(self.state.epoch_totals, main=is_main_process())
@@ -108,6 +110,7 @@ class Trainer:
         accumulate, batch_count = self.config.accumulate_steps, len(self.loaders.train)
         group_loss = torch.zeros((), device=self.device)  # the mean loss of the micro-batches so far
         for index in range(batch_count):
+            WATCHDOG.enter("loading a batch", self.state.global_step)
             with PROFILER.section("data"):
                 batch = next(batches)
                 if index < self.state.batches_done:
@@ -121,9 +124,11 @@ class Trainer:
                 group_loss = torch.zeros((), device=self.device)
             # DDP averages gradients only on the micro-batch that steps the optimizer
             with self._gradient_sync(steps_now):
+                WATCHDOG.enter("the forward pass")
                 with PROFILER.section("forward"):
                     with self.precision.autocast():
                         output = self.task.train_step(self.model, batch)
+                WATCHDOG.enter("the backward pass (DDP's gradient all-reduce)")
                 with PROFILER.section("backward"):
                     self.precision.backward(output.loss / group_size)
             totals.add(output)
@@ -132,6 +137,7 @@ class Trainer:
             progress.update(1)
             if not steps_now:
                 continue
+            WATCHDOG.enter("the optimizer step")
             with PROFILER.section("optimizer"):
                 self._optimizer_step()
             self.scheduler.step()
@@ -145,6 +151,7 @@ class Trainer:
                 self.state.epoch_totals = totals.state_dict()
                 return False
         progress.close()
+        WATCHDOG.leave()
         stop_any, means = totals.close(self.stop.requested)
         if stop_any:  # a signal in the steps since the last check stops every rank here
             self._stop_for_another_rank()
@@ -234,6 +241,8 @@ class Trainer:
             "epoch": self.state.epoch, "global_step": self.state.global_step,
             "extra": {
                 "batches_done": self.state.batches_done, "epoch_totals": self.state.epoch_totals,
+                "position": self.loaders.train_sampler.position(
+                    self.state.epoch_start, self.state.batches_done, self.loaders.train.batch_size),
                 "stopped_early": self.state.stopped_early, "early_stopping": self.early_stopping.state_dict(),
             },
         }
@@ -245,6 +254,7 @@ class Trainer:
         self.state = TrainState(
             epoch=checkpoint["epoch"], batches_done=extra["batches_done"], global_step=checkpoint["global_step"],
             stopped_early=extra.get("stopped_early"), epoch_totals=extra.get("epoch_totals", {}),
+            epoch_start=extra.get("position", {}).get("epoch_start", 0),
         )
         if "early_stopping" in extra:
             self.early_stopping.load_state_dict(extra["early_stopping"])
@@ -260,4 +270,4 @@ class Trainer:
             )
             epoch_file = epoch_end and self.state.epoch % self.config.checkpoint_every == 0
             self.checkpoints.save(checkpoint, epoch_file=epoch_file, metric=metric)
-        barrier()
+        barrier("the checkpoint barrier")
