@@ -252,7 +252,8 @@ def _test(trainer: Trainer, run: Run) -> dict[str, float]:
     barrier()
     if run.best_checkpoint.is_file():
         try:
-            best = load_checkpoint(run.best_checkpoint, trainer.device)
+            # FSDP: the full state on the CPU, each rank keeping its shard on the device
+            best = load_checkpoint(run.best_checkpoint, "cpu" if is_sharded(trainer.model) else trainer.device)
             restore_checkpoint(best, model=trainer.model, restore_rng=False)
         except CheckpointError as exc:
             LOGGER.warning(f"not testing {run.best_checkpoint} ({exc}): testing the final weights")
