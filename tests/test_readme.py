@@ -25,6 +25,8 @@ COVERED_ELSEWHERE = {
     "make test": "CI: .ci/run runs it; tests/test_make.py checks the stamp logic",
     "torchrun --standalone --nproc_per_node=2 src/02_train.py -e digits -r ddp":
         "tests/test_train_torchrun.py",
+    "torchrun --standalone --nproc_per_node=2 src/02_train.py -e digits -r big --set training.parallel=fsdp":
+        "tests/test_train_fsdp.py",
     "torchrun --nnodes=2 --node_rank=0 --nproc_per_node=8 --rdzv_backend=c10d "
     "--rdzv_endpoint=HOST:29500 src/02_train.py -e digits -r big":
         "needs two machines; its single-node form is tests/test_train_torchrun.py",

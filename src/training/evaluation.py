@@ -2,6 +2,7 @@
 
 import contextlib
 import inspect
+import sys
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -12,9 +13,11 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from training.distributed import all_reduce_sum
+from training.parallel import share_buffers_of_rank_0
 from training.task import Task
 from utils.distributed_info import is_main_process
 from utils.helper_functions import move_to_device, unwrap_model
+from utils.sharded_state import is_sharded
 from utils.logging import LOGGER
 
 HALF_DTYPES = (torch.float16, torch.bfloat16)
@@ -43,8 +46,10 @@ def evaluate(
     """
     was_training = model.training
     model.eval()
+    share_buffers_of_rank_0(model)
     sums: dict[str, torch.Tensor] = {}
     sample = None
+    missing = _missing_batches(len(loader), device) if is_sharded(model) else 0
     with autocast or contextlib.nullcontext():
         for batch in loader:
             batch = move_to_device(batch, device)
@@ -55,6 +60,8 @@ def evaluate(
                 sums[name] = sums[name] + value if name in sums else value.clone()
             if sample is None:
                 sample = batch
+        for _ in range(missing):  # discarded: forwards the other ranks' collectives wait for
+            task.eval_step(model, sample)
     for name in sorted(sums):  # the same order on every rank
         all_reduce_sum(sums[name], "the evaluation's sums")
     model.train(was_training)
@@ -67,9 +74,22 @@ def evaluate(
     return Evaluation({name: float(metrics[name]) for name in task.metrics}, sums, sample)
 
 
+def _missing_batches(batches: int, device: torch.device) -> int:
+    """How many fewer batches this rank's shard has than the largest: a sharded model's forward
+    is a collective, so every rank runs as many (the shards differ by one sample at most)."""
+    most = torch.tensor(batches, device=device)
+    torch.distributed.all_reduce(most, op=torch.distributed.ReduceOp.MAX)
+    return int(most.item()) - batches
+
+
 def log_drawings(split: str, task: Task, model: nn.Module, evaluation: Evaluation, step: int) -> None:
-    """What `task.draw` returns, logged as `<split>/<name>` on rank 0 (figures or images)."""
-    if not is_main_process() or evaluation.sample is None:
+    """What `task.draw` returns, logged as `<split>/<name>` on rank 0 (figures or images).
+
+    A sharded model's forward needs every rank, so under FSDP every rank draws its own sample
+    (and rank 0 alone logs); otherwise rank 0 draws alone, with the bare model.
+    """
+    sharded = is_sharded(model)
+    if not (is_main_process() or sharded) or evaluation.sample is None:
         return
     from matplotlib.figure import Figure
 
@@ -79,6 +99,12 @@ def log_drawings(split: str, task: Task, model: nn.Module, evaluation: Evaluatio
     with torch.no_grad():
         drawings = call_with_split(task.draw, plain, evaluation.sample, evaluation.sums, split=split, step=step)
     plain.train(was_training)
+    if not is_main_process():  # it drew to take part in the sharded forwards: nothing to log
+        pyplot = sys.modules.get("matplotlib.pyplot")  # loaded by whoever drew a figure
+        for drawing in drawings.values():
+            if pyplot is not None and isinstance(drawing, Figure):
+                pyplot.close(drawing)
+        return
     for name, drawing in drawings.items():
         if isinstance(drawing, Figure):
             LOGGER.log_figure(f"{split}/{name}", drawing, step)

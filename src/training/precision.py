@@ -4,6 +4,11 @@
 bfloat16 on the CPU or CUDA; its exponent range is fp32's, so gradients need no loss scaling.
 `fp16` autocasts to float16 on CUDA only, with a GradScaler against gradient underflow; the
 scaler's state goes into every checkpoint so a resumed run scales its losses as the original.
+
+Under FSDP (`training.parallel = "fsdp"`) `bf16` is FSDP's `MixedPrecisionPolicy` instead of
+autocast: each unit's weights are gathered in bfloat16, gradients are reduced in float32, and
+the model's outputs come back in float32 (see `training.parallel`). `fp16` is refused there:
+the GradScaler cannot unscale sharded gradients.
 """
 
 import contextlib
@@ -34,9 +39,9 @@ def check_precision(precision: Precision, device: torch.device) -> None:
 class MixedPrecision:
     """The autocast context, the backward pass and the optimizer step of one precision."""
 
-    def __init__(self, precision: Precision, device: torch.device) -> None:
+    def __init__(self, precision: Precision, device: torch.device, sharded: bool = False) -> None:
         self.precision = precision
-        self.dtype = DTYPES[precision]
+        self.dtype = None if sharded else DTYPES[precision]  # a sharded model casts its own weights
         self.device_type = device.type
         # the session allows fp16 on CUDA only (check_precision); the scaler itself works anywhere
         self.scaler = torch.amp.GradScaler(device.type) if precision == "fp16" else None

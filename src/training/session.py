@@ -22,6 +22,7 @@ from training.evaluation import evaluate, log_drawings
 from training.init_from import InitConfig, check_init_from, init_model
 from training.hang_watchdog import WATCHDOG, DistributedConfig
 from training.optim import OptimizerConfig, SchedulerConfig, build_optimizer, build_scheduler
+from training.parallel import check_parallel, parallelize
 from training.precision import MixedPrecision, check_precision
 from training.run_claim import claim_on_every_rank
 from training.run_config import RunConfig, RunSettings
@@ -42,6 +43,7 @@ from utils.runs.outputs import move_outputs_aside, read_summary, refuse_plain_st
 from utils.runs.provenance import SessionRecord, begin_session_record
 from utils.profiler import PROFILER
 from utils.run_guard import RunLock
+from utils.sharded_state import is_sharded
 
 
 
@@ -147,7 +149,9 @@ def _prepare_checkpoints(
     if resume:
         checkpoints = CheckpointManager(run.checkpoints, training.keep_checkpoints, training.best_mode)
         try:
-            return checkpoints, checkpoints.find_resume_checkpoint(map_location=device), []
+            # FSDP: each rank reads the full state on the CPU and keeps its shard on the device
+            location = "cpu" if training.parallel == "fsdp" else device
+            return checkpoints, checkpoints.find_resume_checkpoint(map_location=location), []
         except CheckpointError:  # no valid checkpoint: start over
             skipped = checkpoints.skipped
     elif not restart:
@@ -218,14 +222,12 @@ def _build_trainer(
     model = task.build_model().to(device)
     if training.compile:
         model = torch.compile(model)  # shares the parameters; checkpoints hold the plain model's keys
-    if get_world_size() > 1:
-        ids = [device.index] if device.type == "cuda" else None
-        model = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
+    model = parallelize(model, training.parallel, training.precision, device, task.shard_units(unwrap_model(model)))
     optimizer = build_optimizer(model, config[OptimizerConfig])
     steps_per_epoch = _steps_per_epoch(loaders, training)
     scheduler = build_scheduler(optimizer, config[SchedulerConfig], steps_per_epoch, training.epochs)
     early_stopping = EarlyStopping(config[EarlyStoppingConfig])
-    precision = MixedPrecision(training.precision, device)
+    precision = MixedPrecision(training.precision, device, sharded=is_sharded(model))
     return Trainer(task, model, optimizer, scheduler, precision, loaders, checkpoints, training, device, stop,
                    early_stopping, callbacks)
 
@@ -238,6 +240,7 @@ def _steps_per_epoch(loaders: Loaders, training: TrainingConfig) -> int:
 def _check_machine(training: TrainingConfig, device: torch.device) -> None:
     """Usage errors (exit 2) for a precision or a compile this machine cannot do, before any training."""
     check_precision(training.precision, device)
+    check_parallel(training.parallel, training.precision)
     if training.compile:
         check_compile(device)
 
@@ -264,7 +267,8 @@ def _test(trainer: Trainer, run: Run) -> dict[str, float]:
     barrier()
     if run.best_checkpoint.is_file():
         try:
-            best = load_checkpoint(run.best_checkpoint, trainer.device)
+            # FSDP: the full state on the CPU, each rank keeping its shard on the device
+            best = load_checkpoint(run.best_checkpoint, "cpu" if is_sharded(trainer.model) else trainer.device)
             restore_checkpoint(best, model=trainer.model, restore_rng=False)
         except CheckpointError as exc:
             LOGGER.warning(f"not testing {run.best_checkpoint} ({exc}): testing the final weights")

@@ -100,6 +100,12 @@ class Task:
     def build_model(self) -> nn.Module:
         raise NotImplementedError(f"{type(self).__name__}.build_model")
 
+    def shard_units(self, model: nn.Module) -> list[nn.Module]:
+        """The submodules FSDP shards one by one under `training.parallel = "fsdp"` (each unit's
+        weights are gathered only while it computes; the root takes the rest): by default each
+        direct child that holds parameters. A transformer would name its blocks."""
+        return [child for child in model.children() if any(True for _ in child.parameters())]
+
     def train_step(self, model: nn.Module, batch: Any) -> StepOutput:
         raise NotImplementedError(f"{type(self).__name__}.train_step")
 

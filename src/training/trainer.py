@@ -5,7 +5,6 @@ problem (the loss of a batch, the metrics, the pictures) comes from the task thr
 `training.task.Task`; the loop itself trains, evaluates, logs through LOGGER and checkpoints.
 """
 
-import contextlib
 import signal
 import sys
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from training.epoch_clock import EpochClock
 from training.epoch_totals import EpochTotals
 from training.evaluation import Evaluation, evaluate, log_drawings
 from training.hang_watchdog import WATCHDOG
+from training.parallel import clip_gradients, gradient_sync
 from training.precision import MixedPrecision
 from training.signals import GracefulStop
 from training.task import Task
@@ -196,15 +196,13 @@ class Trainer:
         return stop_any
 
     def _gradient_sync(self, steps_now: bool) -> Any:
-        """DDP's `no_sync` on micro-batches that do not step the optimizer; a no-op otherwise."""
-        if steps_now or not isinstance(self.model, nn.parallel.DistributedDataParallel):
-            return contextlib.nullcontext()
-        return self.model.no_sync()
+        """No gradient reduction on micro-batches that do not step the optimizer (DDP or FSDP)."""
+        return gradient_sync(self.model, steps_now)
 
     def _optimizer_step(self) -> None:
         self.precision.unscale(self.optimizer)
         if self.config.grad_clip is not None:
-            nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+            clip_gradients(self.model, self.config.grad_clip)
         self.precision.step(self.optimizer)
 
     def _progress_bar(self):
@@ -263,11 +261,11 @@ class Trainer:
         """last.pt always; an epoch file every `checkpoint_every` epochs; best.pt on improvement,
         which the checkpoint manager decides from the metric handed to it."""
         metric = self.state.history[self.config.best_metric] if evaluation is not None else None
+        checkpoint = build_checkpoint(  # on every rank: a sharded model is gathered to rank 0 by all
+            model=self.model, optimizer=self.optimizer, scheduler=self.scheduler,
+            scaler=self.precision.scaler, task_state=self.task.state_dict(), **self.state_dict(),
+        )
         if is_main_process():
-            checkpoint = build_checkpoint(
-                model=self.model, optimizer=self.optimizer, scheduler=self.scheduler,
-                scaler=self.precision.scaler, task_state=self.task.state_dict(), **self.state_dict(),
-            )
             epoch_file = epoch_end and self.state.epoch % self.config.checkpoint_every == 0
             self.checkpoints.save(checkpoint, epoch_file=epoch_file, metric=metric)
         barrier("the checkpoint barrier")

@@ -3,6 +3,7 @@
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
+from training.parallel import Parallel
 from training.precision import Precision
 from utils.config_fields import option
 
@@ -16,6 +17,10 @@ class TrainingConfig:
     precision: Precision = option(
         "fp32", "'fp32': no autocast; 'bf16': autocast to bfloat16 (CPU and CUDA); 'fp16': autocast "
         "to float16 with a GradScaler (CUDA only)",
+    )
+    parallel: Parallel = option(
+        "ddp", "under torchrun, 'ddp': every rank holds the whole model; 'fsdp': FSDP2 shards weights, "
+        "gradients and optimizer state over the ranks (Task.shard_units); no effect in one process",
     )
     compile: bool = option(False, "torch.compile the model (needs a C++ compiler on the CPU, checked at start)")
     eval_every: int = option(1, "validate every N epochs (and after the last)", gt=0)

@@ -19,6 +19,7 @@ from utils.checkpointing.rng import capture_rng_state, restore_rng_state
 from utils.errors import CheckpointError, UnreadableCheckpointError
 from utils.fileio import atomic_open
 from utils.helper_functions import unwrap_model
+from utils.sharded_state import load_model_state, load_optimizer_state, model_state, optimizer_state
 
 FORMAT_VERSION = 1
 REQUIRED_KEYS = (
@@ -47,11 +48,13 @@ def build_checkpoint(
 
     `epoch` is the number of completed epochs and `global_step` the number of completed
     optimizer steps, so a resumed loop starts at `epoch` and counts on from `global_step`.
+    A model sharded by FSDP is gathered to its full state (see `utils.sharded_state`): every
+    rank calls this then, and only rank 0's checkpoint holds the states.
     """
     return {
         "format_version": FORMAT_VERSION,
-        "model": unwrap_model(model).state_dict(),
-        "optimizer": None if optimizer is None else optimizer.state_dict(),
+        "model": model_state(model),
+        "optimizer": None if optimizer is None else optimizer_state(model, optimizer),
         "scheduler": None if scheduler is None else scheduler.state_dict(),
         "scaler": None if scaler is None else scaler.state_dict(),
         "rng": capture_rng_state(),
@@ -211,7 +214,8 @@ def restore_checkpoint(
     scaler: Any | None = None,
     restore_rng: bool = True,
 ) -> None:
-    """Load the checkpoint's states into the given objects (the model through `unwrap_model`).
+    """Load the checkpoint's states into the given objects (the model through `unwrap_model`;
+    a model sharded by FSDP keeps its shard of the full states, on every rank at once).
 
     Raises CheckpointError when the model does not fit the stored weights, a requested state
     (optimizer, scheduler, scaler) was not saved or does not fit its object. The weights are
@@ -222,7 +226,7 @@ def restore_checkpoint(
     try:
         if detail:
             raise RuntimeError(detail)
-        bare.load_state_dict(checkpoint["model"])
+        load_model_state(model, checkpoint["model"])
     except RuntimeError as error:
         raise CheckpointError(
             f"checkpoint weights do not fit the model {type(bare).__name__}: {detail or one_line(error)}; "
@@ -234,7 +238,10 @@ def restore_checkpoint(
         if checkpoint[name] is None:
             raise CheckpointError(f"checkpoint has no {name} state; it was saved without a {name}")
         try:
-            target.load_state_dict(checkpoint[name])
+            if target is optimizer:
+                load_optimizer_state(model, optimizer, checkpoint[name])
+            else:
+                target.load_state_dict(checkpoint[name])
         except (KeyError, RuntimeError, TypeError, ValueError) as error:
             raise CheckpointError(
                 f"checkpoint {name} state does not fit the {type(target).__name__}: {one_line(error)}; "
