@@ -30,6 +30,7 @@ from utils.errors import CheckpointError, ConfigValueError, TemplateError
 from utils.fileio import file_sha256
 from utils.helper_functions import unwrap_model
 from utils.runs.provenance import SessionRecord
+from utils.sharded_state import load_model_state
 from utils.runs.reference import require_run_reference
 
 if TYPE_CHECKING:
@@ -169,7 +170,7 @@ def init_model(model: torch.nn.Module, init: InitConfig, resumed: bool, record: 
     except ConfigValueError as exc:
         raise CheckpointError(str(exc)) from None  # the real model differs from the meta one
     fitting, unfit = split_weights(weights, expected)
-    bare.load_state_dict(fitting, strict=False)
+    load_model_state(model, fitting, strict=False)  # a model sharded by FSDP keeps its shard
     digest = file_sha256(path)
     record.add(init_from={"source": init.init_from, "path": str(path), "sha256": digest,
                           "loaded": len(fitting), "not_loaded": unfit})

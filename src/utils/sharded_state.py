@@ -71,15 +71,16 @@ def optimizer_state(model: torch.nn.Module, optimizer: torch.optim.Optimizer) ->
     }
 
 
-def load_model_state(model: torch.nn.Module, state: dict[str, Any]) -> None:
+def load_model_state(model: torch.nn.Module, state: dict[str, Any], strict: bool = True) -> None:
     """Load plain weights into the bare model; a sharded one keeps its shard of them (every
-    rank calls this with the full state it read from the checkpoint)."""
+    rank calls this with the full state it read from the checkpoint). `strict=False` loads a
+    subset (a fine-tuned run's new head keeps its own weights)."""
     if not is_sharded(model):
-        unwrap_model(model).load_state_dict(state)
+        unwrap_model(model).load_state_dict(state, strict=strict)
         return
     from torch.distributed.checkpoint.state_dict import set_model_state_dict
 
-    set_model_state_dict(unwrap_model(model), state, options=_full_options())
+    set_model_state_dict(unwrap_model(model), state, options=_full_options(strict=strict))
 
 
 def load_optimizer_state(model: torch.nn.Module, optimizer: torch.optim.Optimizer, state: dict[str, Any]) -> None:
