@@ -132,6 +132,8 @@ def test_an_older_sweeps_sqlite_study_is_copied_into_the_journal_once_and_the_sw
     assert (taken_up.number, taken_up.params) == (1, running.params)
     assert search_for(spec).notes == []  # copied once
     assert not list(folder.glob(".study.journal.*"))
+    requeued = open_storage(f"sqlite:///{sqlite}")  # a job started before the copy still reports there
+    assert len(optuna.load_study(study_name=spec.name, storage=requeued).trials) == 2
 
 
 def test_finished_tells_the_best_value_pruned_or_failed_and_leaves_an_interrupted_trial_running() -> None:

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 STUDY_FILE = "study.journal"
 SQLITE_STUDY_FILE = "study.db"  # the study of sweeps started before the journal
 LOCK_GRACE_S = 30  # a lock file older than this is a killed process's and is removed
+SQLITE_TIMEOUT_S = 60.0  # an old SQLite study's writer waits this long for its lock
 
 
 def study_path(folder: Path) -> Path:
@@ -28,11 +29,17 @@ def study_path(folder: Path) -> Path:
     return Path(folder) / STUDY_FILE
 
 
-def open_storage(path: Path | str) -> "optuna.storages.JournalStorage":
-    """The journal storage in the file `path`, locked through `<path>.lock`."""
+def open_storage(path: Path | str) -> "optuna.storages.JournalStorage | optuna.storages.RDBStorage":
+    """The journal storage in the file `path`, locked through `<path>.lock`.
+
+    A `sqlite:///` URL opens that SQLite study instead: the command of a trial started before its
+    sweep moved to the journal (a SLURM job that requeues itself) still names one.
+    """
     from sweeps.optuna_search import import_optuna
 
     optuna = import_optuna()
+    if str(path).startswith("sqlite:///"):
+        return optuna.storages.RDBStorage(str(path), engine_kwargs={"connect_args": {"timeout": SQLITE_TIMEOUT_S}})
     from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
 
     backend = JournalFileBackend(str(path), lock_obj=JournalFileOpenLock(str(path), grace_period=LOCK_GRACE_S))
