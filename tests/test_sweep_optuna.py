@@ -1,4 +1,4 @@
-"""Optuna sweeps: parameter spaces, the study kept in study.db across driver runs, telling results,
+"""Optuna sweeps: parameter spaces, the study kept in its journal file across driver runs, telling results,
 pruning a trial's run at an epoch boundary, and a sweep of 6 trials that survives a SIGKILL."""
 
 import json
@@ -17,10 +17,12 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 from optuna.trial import TrialState
 
 from conftest import REPO_ROOT, SRC, subprocess_env
-from sweeps.optuna_search import OptunaSearch, PruningRule, open_storage, storage_url, trial_by_number
+from sweeps.optuna_search import OptunaSearch, PruningRule, trial_by_number
+from sweeps.optuna_storage import open_storage, study_path
 from sweeps.optuna_trial import PruningReporter, parse_args
 from sweeps.spec import parse_spec
 from sweeps.state import SweepState, TrialRecord, read_state, sweep_dir, write_state
+from sweeps.trials import trial_run_name
 from train_support import make_run, read_metrics
 from utils.errors import SweepSpecError
 
@@ -52,8 +54,8 @@ def empty_state(spec, experiment: str = "e") -> SweepState:
 
 
 def load_study(spec, experiment: str = "e") -> optuna.Study:
-    url = storage_url(sweep_dir(experiment, spec.name))
-    return optuna.load_study(study_name=spec.name, storage=open_storage(url))
+    path = study_path(sweep_dir(experiment, spec.name))
+    return optuna.load_study(study_name=spec.name, storage=open_storage(path))
 
 
 def test_parameter_spaces_become_log_floats_ints_and_choices() -> None:
@@ -93,6 +95,47 @@ def test_a_rerun_continues_the_study_and_takes_up_what_its_killed_driver_left_ha
     assert (trials[0].state, trials[0].value) == (TrialState.COMPLETE, 0.7)
 
 
+def test_the_study_is_a_journal_file_in_the_sweep_folder_that_trial_processes_are_pointed_to() -> None:
+    spec = optuna_spec(trials=2)
+    state = empty_state(spec)
+    search = search_for(spec)
+    record = add_record(state, search.next_trial(state))
+    folder = sweep_dir("e", spec.name)
+    assert isinstance(search.study._storage, optuna.storages.JournalStorage)
+    assert (folder / "study.journal").is_file() and not (folder / "study.db").exists()
+    command = search.trial_command(record, resume=False)
+    assert command[command.index("--storage") + 1] == str(folder / "study.journal")
+
+
+def test_an_older_sweeps_sqlite_study_is_copied_into_the_journal_once_and_the_sweep_goes_on() -> None:
+    spec = optuna_spec(trials=3)
+    folder = sweep_dir("e", spec.name)
+    folder.mkdir(parents=True)
+    sqlite = folder / "study.db"
+    old = optuna.create_study(study_name=spec.name, storage=f"sqlite:///{sqlite}", direction="maximize")
+    done = old.ask({"optimizer.lr": CategoricalDistribution([0.01, 1e-6])})
+    done.report(0.5, step=1)
+    old.tell(done, 0.8)
+    running = old.ask({"optimizer.lr": CategoricalDistribution([0.01, 1e-6])})  # the old driver was killed
+    old_bytes = sqlite.read_bytes()
+    (folder / ".study.journal.12345.tmp").write_text("half a copy of a killed migration")
+    state = empty_state(spec)
+    state.trials.append(TrialRecord(0, trial_run_name(spec, 0), done.params, optuna_number=0, state="done", best=0.8))
+
+    search = search_for(spec)
+    assert len(search.notes) == 1 and "2 trials" in search.notes[0] and "study.db is kept" in search.notes[0]
+    assert sqlite.read_bytes() == old_bytes
+    trials = load_study(spec).trials
+    assert [(t.number, t.state, t.value) for t in trials] == [(0, TrialState.COMPLETE, 0.8), (1, TrialState.RUNNING, None)]
+    assert trials[0].intermediate_values == {1: 0.5} and trials[1].params == running.params
+    taken_up = search.next_trial(state)  # the killed driver's trial goes on as the same Optuna trial
+    assert (taken_up.number, taken_up.params) == (1, running.params)
+    assert search_for(spec).notes == []  # copied once
+    assert not list(folder.glob(".study.journal.*"))
+    requeued = open_storage(f"sqlite:///{sqlite}")  # a job started before the copy still reports there
+    assert len(optuna.load_study(study_name=spec.name, storage=requeued).trials) == 2
+
+
 def test_finished_tells_the_best_value_pruned_or_failed_and_leaves_an_interrupted_trial_running() -> None:
     spec = optuna_spec(trials=5)
     state = empty_state(spec)
@@ -110,7 +153,7 @@ def test_finished_tells_the_best_value_pruned_or_failed_and_leaves_an_interrupte
 
 
 def test_the_pruning_callback_names_the_metrics_a_run_logs_when_the_spec_metric_is_not_one() -> None:
-    args, train_args = parse_args(["--storage", "sqlite:///unused.db", "--study", "s", "--trial-number", "0",
+    args, train_args = parse_args(["--storage", "unused.journal", "--study", "s", "--trial-number", "0",
                                    "--metric", "val/acc", "--startup-trials", "1", "--first-epoch", "1",
                                    "--", "-e", "e", "-r", "r"])
     assert train_args == ["-e", "e", "-r", "r"]
@@ -125,7 +168,7 @@ def test_a_finished_trial_trained_again_reports_nothing_and_the_study_keeps_its_
     record = add_record(state, search.next_trial(state))
     record.state, record.best = "done", 0.9
     search.finished(record)
-    args, _ = parse_args(["--storage", search.url, "--study", spec.name, "--trial-number", str(record.optuna_number),
+    args, _ = parse_args(["--storage", str(search.storage_path), "--study", spec.name, "--trial-number", str(record.optuna_number),
                           "--metric", "val/accuracy", "--startup-trials", "1", "--first-epoch", "1", "--"])
     reporter = PruningReporter(args)
     assert [reporter(epoch, {"val/accuracy": 0.1}) for epoch in (1, 2)] == [None, None]

@@ -11,7 +11,8 @@
 - `local`: the local executor: trials as `02_train.py` processes, threads and GPUs shared out.
 - `slurm`: the SLURM executor: one submitit job per trial, reattached by a rerun.
 - `slurm_job`: the submitit job of one trial: runs it, and on timeout makes it save and requeues.
-- `optuna_search`: the Optuna search: TPE asks each trial, the median pruner, `study.db`.
+- `optuna_search`: the Optuna search: TPE asks each trial, the median pruner.
+- `optuna_storage`: the study's journal file (every executor, shared filesystems), old SQLite studies copied in.
 - `optuna_trial`: the process of one Optuna trial: trains it and reports its epochs to the study.
 - `results`: how a trial ended (from its exit code and summary.json) and its metric (from its CSV).
 - `report`: what the driver and `--status` print: progress lines, the trial table, failed logs.

@@ -110,6 +110,8 @@ def run_sweep(spec: SweepSpec, experiment: str, executor: Executor, options: Dri
         check_unchanged(state, spec.fingerprint(), spec.source)
         write_state(state)
         search = build_search(spec, experiment)
+        for note in getattr(search, "notes", ()):  # an Optuna study copied from an older sweep's SQLite
+            print(note, file=out, flush=True)
         return SweepDriver(spec, state, search, executor, options, out).run()
 
 

@@ -1,6 +1,6 @@
 """Optuna search: a TPE sampler proposes each trial when a worker is free, a median pruner judges
-its epochs, and the study lives in `<sweep dir>/study.db` (Optuna's own SQLite storage), so a
-rerun of the sweep continues the same study.
+its epochs, and the study lives in `<sweep dir>/study.journal` (Optuna's journal storage, see
+`sweeps.optuna_storage`), so a rerun of the sweep continues the same study.
 
 The driver asks (`next_trial`) and tells (`finished`); a trial's process reports its epochs to
 the same study (`sweeps.optuna_trial`). Optuna is imported only when a sweep uses it.
@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sweeps.optuna_storage import migrate_sqlite_study, open_storage, study_path
 from sweeps.spec import Choices, Space, SweepSpec
 from sweeps.state import SweepState, TrialRecord, read_state
 from sweeps.trials import TrialPlan, train_command, trial_run_name
@@ -18,11 +19,7 @@ from sweeps.trials import TrialPlan, train_command, trial_run_name
 if TYPE_CHECKING:
     import optuna
 
-STUDY_FILE = "study.db"
 TRIAL_SCRIPT = Path(__file__).resolve().with_name("optuna_trial.py")
-# The driver and every running trial write to one SQLite file; a writer waits this long for its
-# lock instead of failing at once with "database is locked".
-SQLITE_TIMEOUT_S = 60.0
 DIRECTIONS = {"max": "maximize", "min": "minimize"}
 INSTALL_HINT = "optuna is not installed: `pip install optuna` (see requirements.txt)"
 PRIMITIVES = (type(None), bool, int, float, str)
@@ -57,16 +54,6 @@ class PruningRule:
     def build(self) -> "optuna.pruners.MedianPruner":
         optuna = import_optuna()
         return optuna.pruners.MedianPruner(n_startup_trials=self.startup_trials, n_warmup_steps=self.first_epoch)
-
-
-def storage_url(folder: Path) -> str:
-    return f"sqlite:///{folder / STUDY_FILE}"
-
-
-def open_storage(url: str) -> "optuna.storages.RDBStorage":
-    """Optuna's SQL storage with bounded waits for the SQLite lock (see SQLITE_TIMEOUT_S)."""
-    optuna = import_optuna()
-    return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": SQLITE_TIMEOUT_S}})
 
 
 def trial_by_number(study: "optuna.Study", number: int) -> "optuna.trial.Trial":
@@ -104,16 +91,20 @@ class OptunaSearch:
     """
 
     def __init__(self, spec: SweepSpec, experiment: str, folder: Path) -> None:
-        """`folder` is the sweep's folder (`sweeps.state.sweep_dir`), where study.db lives."""
+        """`folder` is the sweep's folder (`sweeps.state.sweep_dir`), where the study's journal
+        lives. The SQLite study of a sweep started before the journal is copied into it first;
+        `self.notes` then says so, for the driver to print."""
         assert spec.trials is not None, "spec.py requires trials for optuna sweeps"
         optuna = import_optuna()
         self.spec = spec
         self.experiment = experiment
         self.rule = PruningRule.for_trials(spec.trials)
         folder.mkdir(parents=True, exist_ok=True)
-        self.url = storage_url(folder)
+        migrated = migrate_sqlite_study(folder, spec.name)
+        self.notes = [migrated] if migrated else []
+        self.storage_path = study_path(folder)
         self.study = optuna.create_study(
-            study_name=spec.name, storage=open_storage(self.url), load_if_exists=True,
+            study_name=spec.name, storage=open_storage(self.storage_path), load_if_exists=True,
             direction=DIRECTIONS[spec.mode], pruner=self.rule.build(),
         )
         # The sampler's random state is not in the study: seeded with spec.seed alone, a rerun
@@ -162,7 +153,7 @@ class OptunaSearch:
         """`optuna_trial.py <study options> -- <02_train.py arguments>`, after the Python executable."""
         assert record.optuna_number is not None, f"trial {record.run} has no Optuna trial number"
         return [
-            str(TRIAL_SCRIPT), "--storage", self.url, "--study", self.spec.name,
+            str(TRIAL_SCRIPT), "--storage", str(self.storage_path), "--study", self.spec.name,
             "--trial-number", str(record.optuna_number), "--metric", self.spec.metric,
             "--startup-trials", str(self.rule.startup_trials), "--first-epoch", str(self.rule.first_epoch),
             "--", *train_command(self.experiment, record.run, resume)[1:],

@@ -1,7 +1,7 @@
 """The process of one Optuna trial: trains its run through 02_train.py's `main` and reports each
 evaluated epoch's metric to the study, whose median pruner may stop the run.
 
-    python src/sweeps/optuna_trial.py --storage URL --study NAME --trial-number K --metric M \
+    python src/sweeps/optuna_trial.py --storage JOURNAL --study NAME --trial-number K --metric M \
         --startup-trials S --first-epoch E -- <02_train.py arguments>
 
 A pruned run stops at the epoch boundary like early stopping (checkpoint saved, exit 0,
@@ -21,7 +21,8 @@ SRC = Path(__file__).resolve().parents[1]
 if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
     sys.path[0] = str(SRC)  # run as a script: import from src/, as 02_train.py does
 
-from sweeps.optuna_search import PruningRule, import_optuna, open_storage, trial_by_number  # noqa: E402
+from sweeps.optuna_search import PruningRule, import_optuna, trial_by_number  # noqa: E402
+from sweeps.optuna_storage import open_storage  # noqa: E402
 from sweeps.trials import TRAIN_SCRIPT  # noqa: E402
 from utils.errors import SweepSpecError  # noqa: E402
 
@@ -30,7 +31,7 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     """The study options, and the 02_train.py arguments after `--`."""
     split = argv.index("--") if "--" in argv else len(argv)
     parser = argparse.ArgumentParser(description="Train one trial of an Optuna sweep (started by 04_sweep.py).")
-    parser.add_argument("--storage", required=True, help="the study's storage URL (sqlite:///...)")
+    parser.add_argument("--storage", required=True, help="the study's journal file (<sweep dir>/study.journal)")
     parser.add_argument("--study", required=True, help="the study name (the sweep's name)")
     parser.add_argument("--trial-number", type=int, required=True, help="the Optuna trial this run is")
     parser.add_argument("--metric", required=True, help="the metric reported each evaluated epoch")

@@ -31,6 +31,7 @@ from training.task import TaskContext
 from training.trainer import Trainer
 from training.trainer_config import TrainingConfig
 from training.world_size_change import continue_on_world_size
+from utils.checkpointing.async_writer import AsyncCheckpointWriter, wait_for_pending_write
 from utils.checkpointing.io import load_checkpoint, restore_checkpoint
 from utils.checkpointing.manager import CheckpointManager
 from utils.checkpointing.rng import restore_rng_state
@@ -107,6 +108,7 @@ def run_session(
         if resume_from is not None:
             restore_rng_state(resume_from[1]["rng"])  # last: starting the writers may draw random numbers
         trainer.fit()
+        wait_for_pending_write(trainer.checkpoints)  # before best.pt is tested and the best metric read
         test_metrics = {} if trainer.stop_agreed() else _test(trainer, run)  # every rank decides alike
         result = SessionResult(run, checkpoints.best_metric, test_metrics, time.perf_counter() - started, stop.exit_code)
         _report(trainer, result, config)
@@ -121,9 +123,10 @@ def run_session(
             raise failure from error
         raise
     finally:
+        failing = sys.exc_info()[0] is not None
         if trainer is not None:
             close_loaders(trainer.loaders)  # persistent workers would block the exit for ever
-        failing = sys.exc_info()[0] is not None
+            wait_for_pending_write(trainer.checkpoints, failing=failing)  # a signal or an error
         if logger is not None:
             _finish(logger, failing=failing)
         if session is not None and logger is not None:  # a session refused before it touched the logs leaves none
@@ -228,7 +231,8 @@ def _build_trainer(
     scheduler = build_scheduler(optimizer, config[SchedulerConfig], steps_per_epoch, training.epochs)
     early_stopping = EarlyStopping(config[EarlyStoppingConfig])
     precision = MixedPrecision(training.precision, device, sharded=is_sharded(model))
-    return Trainer(task, model, optimizer, scheduler, precision, loaders, checkpoints, training, device, stop,
+    saver = AsyncCheckpointWriter(checkpoints) if training.async_checkpoint else checkpoints
+    return Trainer(task, model, optimizer, scheduler, precision, loaders, saver, training, device, stop,
                    early_stopping, callbacks)
 
 

@@ -26,6 +26,7 @@ from training.precision import MixedPrecision
 from training.signals import GracefulStop
 from training.task import Task
 from training.trainer_config import TrainingConfig
+from utils.checkpointing.async_writer import AsyncCheckpointWriter
 from utils.checkpointing.io import build_checkpoint
 from utils.checkpointing.manager import CheckpointManager
 from utils.distributed_info import is_distributed, is_main_process
@@ -55,7 +56,7 @@ class Trainer:
     scheduler: torch.optim.lr_scheduler.LRScheduler
     precision: MixedPrecision
     loaders: Loaders
-    checkpoints: CheckpointManager
+    checkpoints: CheckpointManager | AsyncCheckpointWriter  # the latter when training.async_checkpoint
     config: TrainingConfig
     device: torch.device
     stop: GracefulStop

@@ -30,6 +30,10 @@ class TrainingConfig:
         "sweep trials: each figure costs a render)", gt=0,
     )
     checkpoint_every: int = option(5, "keep an epoch checkpoint every N epochs (last.pt is written every epoch)", gt=0)
+    async_checkpoint: bool = option(
+        False, "write checkpoints on a background thread: the loop only waits for a copy of the state to "
+        "the CPU (pinned memory on CUDA); a new save, a signal and the end wait for the pending write",
+    )
     keep_checkpoints: int = option(2, "how many epoch checkpoints to keep (the newest)", gt=0)
     best_metric: str = option("val/loss", "the validation metric that picks best.pt: val/<one of the task's metrics>")
     best_mode: Literal["min", "max"] | None = option(
