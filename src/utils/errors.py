@@ -64,6 +64,11 @@ class RunLinkError(TemplateError):
     """A path a session would write in a run that is a symlink leading out of the run."""
 
 
+class OutputPathError(TemplateError, ValueError):
+    """An output path given on the command line that a CLI will not write (outside the experiments
+    root, in a missing folder, of the wrong kind)."""
+
+
 class UnreadableCheckpointError(CheckpointError):
     """A checkpoint file that cannot be loaded; `reason` says why in one line, without the path."""
 
