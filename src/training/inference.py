@@ -99,10 +99,10 @@ def build_task(config: RunConfig, device: torch.device) -> Task:
     return config.task(context)
 
 
-def load_model(run: Run, config: RunConfig, path: Path, device: torch.device) -> TrainedModel:
-    """Build the task and the model from `config`, load the checkpoint at `path` into both."""
+def load_model(run: Run, config: RunConfig, path: Path, device: torch.device, task: Task | None = None) -> TrainedModel:
+    """Build the model (and the task, unless given) from `config`, load the checkpoint at `path` into both."""
     checkpoint = load_checkpoint(path, map_location=device)
-    task = build_task(config, device)
+    task = task or build_task(config, device)
     model = task.build_model().to(device)
     mismatch = describe_mismatch(checkpoint["model"], model.state_dict())
     if mismatch:
