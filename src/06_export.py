@@ -10,15 +10,15 @@ naming the format and the reason, nothing written); 2 bad input or usage (one li
 import argparse
 import sys
 import time
-from pathlib import Path
 
 from utils.cli import OneLineParser, add_name_option, require_name
-from utils.errors import RunIOError, TemplateError
-from utils.runs.exports import export_destination
+from utils.errors import ExportError, RunIOError, TemplateError
+from utils.runs.exports import check_out_path, default_export_path
 from utils.runs.new_run import ensure_run
 from utils.runs.run import Run
 
-FORMATS = ("safetensors", "pt2", "onnx")  # training.export.EXPORTERS, named here to keep --help light
+FORMATS = ("safetensors", "pt2", "onnx")  # training.export.EXPORTERS, named here to keep --help light; each is
+# also its file's extension
 
 EPILOG = """examples:
   python src/06_export.py -e digits -r baseline --format onnx            # exports/best.onnx
@@ -62,13 +62,14 @@ def main(argv: list[str] | None = None) -> int:
     """The CLI; returns its exit code."""
     args = parse_args(argv)
     started = time.perf_counter()
-    from training.export import EXTENSIONS, ExportError, export_model, write_export  # imports torch: not for --help
-    from training.inference import find_checkpoint, load_trained
-
     try:
         run = Run.require(require_name(args.experiment, "experiment"), require_name(args.run, "run"))
+        out = check_out_path(args.out, args.format) if args.out is not None else None  # before torch is imported
+        from training.export import export_model, write_export  # imports torch
+        from training.inference import find_checkpoint, load_trained
+
         checkpoint = find_checkpoint(run, args.checkpoint)
-        path = export_destination(run, checkpoint, EXTENSIONS[args.format], args.out)  # before the slow part
+        path = out or default_export_path(run, checkpoint, args.format)
         trained = load_trained(run.experiment, run.run, checkpoint, "cpu")
         metadata = {"task": trained.task.name, "run": run.name, "checkpoint": trained.path.name,
                     "epoch": str(trained.epoch), "step": str(trained.step)}

@@ -33,20 +33,12 @@ from training.export_checks import (
     exporter_output_hidden,
     failure_reason,
 )
+from utils.errors import ExportError
 from utils.fileio import atomic_open
 
 Inputs = Sequence[Tensor]  # the model's positional arguments, batch first
 Runner = Callable[[tuple[Tensor, ...]], list[Tensor]]  # an exported artefact, called on a batch
 INSTALL_HINT = "pip install -r requirements.txt (safetensors, onnx, onnxscript, onnxruntime)"
-
-
-class ExportError(Exception):
-    """An export that failed or whose outputs are too far from eager; one line naming the format
-    and the reason (a CLI exits 1: the model, not the command line, is at fault)."""
-
-    def __init__(self, format: str, reason: str) -> None:
-        super().__init__(f"{format}: {reason}")
-        self.format, self.reason = format, reason
 
 
 @dataclass(frozen=True)
@@ -141,7 +133,6 @@ def export_onnx(model: nn.Module, inputs: Inputs, verbose: bool = False) -> Expo
 
 
 EXPORTERS = {"safetensors": export_safetensors, "pt2": export_pt2, "onnx": export_onnx}
-EXTENSIONS = {"safetensors": "safetensors", "pt2": "pt2", "onnx": "onnx"}
 
 
 def export_model(format: str, model: nn.Module, inputs: Inputs, build_model: Callable[[], nn.Module],

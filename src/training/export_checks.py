@@ -5,7 +5,6 @@ import contextlib
 import os
 import re
 import sys
-import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -83,7 +82,7 @@ def compare(exported: list[Tensor], eager: list[Tensor], tolerance: Tolerance) -
 
 @contextlib.contextmanager
 def exporter_output_hidden(hidden: bool = True) -> Iterator[None]:
-    """Send file descriptors 1 and 2 to a temp file while an exporter runs (`hidden`): torch.export
+    """Send file descriptors 1 and 2 to /dev/null while an exporter runs (`hidden`): torch.export
     and the ONNX exporter print graphs, warnings and progress there (some through handlers that
     hold the original stream, some from C++), and a failure is reported as one line instead."""
     if not hidden:
@@ -92,11 +91,12 @@ def exporter_output_hidden(hidden: bool = True) -> Iterator[None]:
     sys.stdout.flush()
     sys.stderr.flush()
     saved = [os.dup(1), os.dup(2)]
-    with tempfile.TemporaryFile() as sink:
+    with open(os.devnull, "w") as null:
         try:
-            os.dup2(sink.fileno(), 1)
-            os.dup2(sink.fileno(), 2)
-            yield
+            os.dup2(null.fileno(), 1)
+            os.dup2(null.fileno(), 2)
+            with contextlib.redirect_stdout(null), contextlib.redirect_stderr(null):  # when sys.std* is not fd 1/2
+                yield
         finally:
             sys.stdout.flush()
             sys.stderr.flush()
@@ -110,13 +110,15 @@ _USER_CALL = re.compile(r'File "([^"]+)", line (\d+), in (\w+)\n\s+(\S[^\n]*)')
 
 
 def failure_reason(error: BaseException) -> str:
-    """An exporter's failure in one line: the innermost cause's first line, and the model's line of
-    code that raised it when the message names one ("at model.py:12 in forward: if x.sum() > 0:")."""
+    """An exporter's failure in one line: the innermost cause's first line (two when the first ends
+    in a colon), and the model's line of code that raised it when the message names one
+    ("at model.py:12 in forward: if x.sum() > 0:")."""
     chain = [error]
     while (cause := chain[-1].__cause__ or chain[-1].__context__) is not None and cause not in chain:
         chain.append(cause)
     root = chain[-1]
-    first = next((line.strip() for line in str(root).splitlines() if line.strip()), "")
+    lines = [line.strip() for line in str(root).splitlines() if line.strip()]
+    first = " ".join(lines[:2]) if lines and lines[0].endswith(":") else "".join(lines[:1])  # "Error(s) in ...:"
     reason = f"{type(root).__name__}: {first}" if first else type(root).__name__
     for item in chain:
         found = _USER_CALL.search(str(item))

@@ -81,6 +81,16 @@ class RunIOError(Exception):
     """A file a run needs could not be written or read for a reason of the machine, not of input."""
 
 
+class ExportError(Exception):
+    """A model that cannot be exported, or whose export is further from the eager model than the
+    format's tolerance; one line naming the format and the reason (a CLI exits 1: the model, not
+    the command line, is at fault)."""
+
+    def __init__(self, format: str, reason: str) -> None:
+        super().__init__(f"{format}: {reason}")
+        self.format, self.reason = format, reason
+
+
 class DiskFullError(RunIOError, OSError):
     """A write that failed for lack of space (or quota); the message names the file and the sizes."""
 
