@@ -1,7 +1,8 @@
 """training.export on tiny models in this process: each format's bytes, reloaded here as a user
 would, give the eager outputs within the format's tolerance on a batch size the export was not
 traced with; the check catches an export that does not match; a data-dependent branch fails with
-one line naming the format and the model's line; where an export may be written."""
+one line naming the format and the model's line. 06_export.py on a task defined here: exit 1 for a
+model that cannot be exported, exit 2 for bad input, nothing created either way."""
 
 import io
 import json
@@ -13,7 +14,7 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from conftest import REPO_ROOT, SRC, subprocess_env
+from conftest import REPO_ROOT, SRC, run_script, subprocess_env
 from test_engine_toy_task import CONFIG, TESTS, ToyRegression
 
 from training.export import EXPORTERS, export_model, export_onnx, export_safetensors, write_export
@@ -182,7 +183,7 @@ def test_onnx_refuses_inputs_without_a_batch_dimension():
 
 
 def test_an_export_goes_to_the_runs_exports_folder_or_to_an_out_path_inside_the_root(experiments_root, tmp_path):
-    create_run("exp", "run", {"task": "digits"})
+    create_run("exp", "run", {"task": "toy_regression"})
     run = Run.require("exp", "run")
     assert default_export_path(run, run.checkpoints / "best.pt", "onnx") == run.exports / "best.onnx"
     assert run.exports.is_dir(), "created with the run, like its other folders"
@@ -221,3 +222,26 @@ def test_a_run_whose_model_branches_on_data_exits_1_with_one_line_naming_the_for
     assert done.stderr.startswith("error: pt2: torch.export cannot trace the model: ") and done.stderr.count("\n") == 1
     assert "data-dependent" in done.stderr and "test_export.py" in done.stderr and "if x.sum() > 0:" in done.stderr
     assert done.stdout == "" and list(run.exports.iterdir()) == []
+
+
+def _files(root) -> dict[str, bytes]:
+    return {str(path.relative_to(root)): path.read_bytes() for path in sorted(root.rglob("*")) if path.is_file()}
+
+
+def test_an_unknown_format_exits_2_with_one_line_and_creates_nothing(experiments_root):
+    create_run("exp", "run", {"task": "toy_regression"})
+    before = _files(experiments_root)
+    done = run_script("06_export.py", "-e", "exp", "-r", "run", "--format", "tflite")
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1 and "invalid choice: 'tflite'" in done.stderr and "onnx" in done.stderr
+    assert _files(experiments_root) == before
+
+
+def test_an_out_path_outside_the_experiments_root_exits_2_and_creates_nothing(experiments_root, tmp_path):
+    create_run("exp", "run", {"task": "toy_regression"})
+    before = _files(experiments_root)
+    target = tmp_path / "outside" / "model.onnx"
+    done = run_script("06_export.py", "-e", "exp", "-r", "run", "--format", "onnx", "--out", str(target))
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.count("\n") == 1 and "lies outside the experiments root" in done.stderr
+    assert _files(experiments_root) == before and not target.parent.exists()
