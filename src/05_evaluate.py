@@ -10,15 +10,14 @@ import sys
 
 from utils.cli import OneLineParser, add_name_option, require_name
 from utils.errors import ConfigValueError, RunIOError, TemplateError
+from utils.runs.evaluations import SPLITS
 from utils.runs.run import Run
 
-SPLITS = ("test", "val", "train")  # training.checkpoint_evaluation.SPLITS, without importing torch for --help
-
 EPILOG = """examples:
-  python src/05_evaluate.py -e digits -r baseline                       # best.pt on the test split
-  python src/05_evaluate.py -e digits -r baseline --checkpoint last --split val
-  python src/05_evaluate.py -e digits -r baseline --checkpoint checkpoint_epoch_3.pt --set data.batch_size=256
-  torchrun --standalone --nproc_per_node=2 src/05_evaluate.py -e digits -r ddp
+  python src/05_evaluate.py -e example -r first                         # best.pt on the test split
+  python src/05_evaluate.py -e example -r first --checkpoint last --split val
+  python src/05_evaluate.py -e example -r first --checkpoint checkpoint_epoch_3.pt --set data.batch_size=256
+  torchrun --standalone --nproc_per_node=2 src/05_evaluate.py -e example -r ddp
 
 Each evaluation appends one JSON line to <run>/logs/evaluations.jsonl (checkpoint, epoch, step,
 SHA-256, split, metrics, time) and writes the task's drawings to

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 import torch
 
-from conftest import REPO_ROOT, SRC, subprocess_env
+from conftest import REPO_ROOT, SRC, run_in_group, subprocess_env
 from data.digits_images import digits_csv
 from data.splits import split_indices
 from train_support import make_run, train
@@ -37,14 +37,14 @@ def _files(root: Path) -> dict[str, bytes]:
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """digits/baseline trained for 2 epochs, then the README's evaluate block run as written."""
+    """digits/baseline trained for 1 epoch, then the README's evaluate block run as written."""
     root = tmp_path_factory.mktemp("evaluate") / "experiments"
     root.mkdir()
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("EXPERIMENTS_ROOT", str(root))
         patch.setenv("WANDB_MODE", "offline")
         patch.setenv("OMP_NUM_THREADS", "1")
-        run = make_run("digits", "baseline", "training.epochs=2")
+        run = make_run("digits", "baseline", "training.epochs=1")
         done = train("digits", "baseline")
         assert done.returncode == 0, done.stderr
         before = _files(run)
@@ -72,7 +72,7 @@ def _logged(run: Path) -> pd.DataFrame:
 def test_the_readme_evaluate_block_gives_exactly_the_values_training_logged(trained):
     assert trained["evaluated"].returncode == 0, trained["evaluated"].stderr
     run, logged = trained["run"], _logged(trained["run"])
-    best, last = _records(run)
+    best, last = _records(run)[:2]  # the block's two lines come first
     tested = logged.dropna(subset=["test/loss"]).iloc[-1]
     assert best["metrics"] == {"test/loss": tested["test/loss"], "test/accuracy": tested["test/accuracy"]}
     validated = logged.dropna(subset=["val/loss"]).iloc[-1]  # last.pt holds the final epoch's weights
@@ -82,7 +82,7 @@ def test_the_readme_evaluate_block_gives_exactly_the_values_training_logged(trai
 
 def test_the_record_names_the_checkpoint_its_counters_and_its_sha256(trained):
     run = trained["run"]
-    for record, name, split in zip(_records(run), ("best.pt", "last.pt"), ("test", "val")):
+    for record, name, split in zip(_records(run)[:2], ("best.pt", "last.pt"), ("test", "val")):
         path = run / "checkpoints" / name
         checkpoint = peek_checkpoint(path)
         assert (record["checkpoint"], record["split"]) == (name, split)
@@ -187,4 +187,22 @@ def test_evaluate_refuses_while_the_run_is_held_by_a_training_session(in_root, c
 def test_help_shows_an_example():
     result = subprocess.run([sys.executable, str(SRC / "05_evaluate.py"), "--help"], capture_output=True,
                             text=True, timeout=60, env=subprocess_env(), check=False)
-    assert result.returncode == 0 and "python src/05_evaluate.py -e digits -r baseline" in result.stdout
+    assert result.returncode == 0 and "python src/05_evaluate.py -e example -r first" in result.stdout
+
+
+@pytest.mark.slow
+def test_under_torchrun_the_ranks_sums_are_added_and_rank_0_alone_records(trained):
+    run = trained["run"]
+    records = len(_records(run))
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+               str(SRC / "05_evaluate.py"), "-e", "digits", "-r", "baseline", "--device", "cpu"]
+    result = run_in_group(command, timeout=240, cwd=REPO_ROOT,
+                          env=subprocess_env(EXPERIMENTS_ROOT=str(trained["root"]), OMP_NUM_THREADS="1"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.count("test/accuracy") == 1, "only rank 0 prints"
+    added = _records(run)[records:]
+    assert len(added) == 1 and added[0]["world_size"] == 2
+    single = _records(run)[0]["metrics"]  # best.pt on test in one process
+    assert added[0]["metrics"]["test/accuracy"] == single["test/accuracy"]  # counts: exact over any sharding
+    # each batch's loss is a float32 sum over other samples than in one process: equal to float32 precision
+    assert added[0]["metrics"]["test/loss"] == pytest.approx(single["test/loss"], rel=1e-6)

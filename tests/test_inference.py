@@ -20,6 +20,7 @@ from training.task import Datasets, StepOutput, Task, TaskContext, register_task
 from utils.checkpointing.io import load_checkpoint, save_checkpoint
 from utils.config_fields import option
 from utils.errors import CheckpointError, ConfigValueError, RunNotFoundError
+from utils.logging import LOGGER
 from utils.management import create_run
 from utils.runs.run import Run
 
@@ -68,6 +69,7 @@ class ScaledToy(Task):
 
     def summarize(self, sums: dict[str, Tensor], split: str, step: int) -> dict[str, float]:
         count = sums["count"].item()
+        LOGGER.log({f"{split}/samples": count}, step)  # a task may log more itself (see Task.summarize)
         return {"loss": sums["sse"].item() / count, "mae": sums["sae"].item() / count}
 
     def predict(self, model: nn.Module, inputs: Any) -> Tensor:
@@ -148,9 +150,12 @@ def test_load_trained_builds_no_data_set_and_predicts_as_the_model_did_in_traini
 
 
 def test_evaluating_best_gives_exactly_the_test_values_training_logged(run):
+    csv = (run / "logs" / "metrics.csv").read_bytes()
     logged = pd.read_csv(run / "logs" / "metrics.csv").dropna(subset=["test/mae"]).iloc[-1]
+    assert logged["test/samples"] == 64, "what the task logs itself went to the CSV in training"
     config = read_run_config(Run.require("toy", "scaled"))
     result = evaluate_checkpoint(Run.require("toy", "scaled"), config, "best", "test", torch.device("cpu"))
+    assert (run / "logs" / "metrics.csv").read_bytes() == csv, "and nowhere while evaluating"
     assert result.record["metrics"] == {"test/loss": logged["test/loss"], "test/mae": logged["test/mae"]}
     assert result.drawings == [] and not (run / "visualizations" / "eval").exists(), "the task draws nothing"
 
@@ -178,3 +183,18 @@ def test_a_task_without_state_or_predict_gets_the_defaults():
     inputs = torch.randn(3, 4)
     assert task.state_dict() == {} and task.load_state_dict({}) is None
     assert torch.equal(task.predict(model, inputs), model(inputs))
+
+
+def test_a_resume_goes_on_with_the_task_state_of_its_checkpoint(run):
+    config = {**CONFIG, "training": {**CONFIG["training"], "epochs": 1}}
+    resumed = Path(create_run("toy", "resumed", config))
+    assert run_session(Run.require("toy", "resumed"), parse_run_config(config), torch.device("cpu"), resume=False).exit_code == 0
+    for path in (resumed / "checkpoints").glob("*.pt"):  # a state build_datasets would not give again
+        checkpoint = load_checkpoint(path)
+        checkpoint["task_state"]["mean"] = checkpoint["task_state"]["mean"] + 100.0
+        save_checkpoint(path, checkpoint)
+    marked = load_checkpoint(resumed / "checkpoints" / "last.pt")["task_state"]["mean"]
+    longer = {**config, "training": {**config["training"], "epochs": 2}}
+    assert run_session(Run.require("toy", "resumed"), parse_run_config(longer), torch.device("cpu"), resume=True).exit_code == 0
+    saved = load_checkpoint(resumed / "checkpoints" / "last.pt")
+    assert saved["epoch"] == 2 and torch.equal(saved["task_state"]["mean"], marked)

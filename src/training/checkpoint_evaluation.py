@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from training.compiling import check_compile
 from training.data_loading import LoaderConfig, build_loaders, close_loaders
 from training.distributed import destroy_distributed, init_distributed
 from training.evaluation import Evaluation, call_with_split, evaluate
@@ -27,12 +28,12 @@ from utils.distributed_info import get_rank, get_world_size, is_main_process
 from utils.fileio import atomic_write_bytes
 from utils.helper_functions import set_seed
 from utils.log.images import figure_to_array, png_bytes, to_uint8_image
+from utils.log.null import NullLogger
+from utils.log.proxy import forwarding_to
 from utils.names import sanitize_name
 from utils.run_guard import RunLock
-from utils.runs.evaluations import append_evaluation, evaluation_drawings_folder, file_sha256
+from utils.runs.evaluations import SPLITS, append_evaluation, evaluation_drawings_folder, file_sha256
 from utils.runs.run import Run
-
-SPLITS = ("test", "val", "train")
 
 
 @dataclass
@@ -64,19 +65,21 @@ def evaluate_checkpoint(
     failing = True
     try:
         path = find_checkpoint(run, checkpoint)  # first: a run that never trained gets no lock file
-        check_precision(config[TrainingConfig].precision, device)
+        _check_machine(config[TrainingConfig], device)
         lock = claim_on_every_rank(run, device)
         settings = config[RunSettings]
         set_seed(settings.seed, settings.deterministic)  # a task's data may draw from the global generators
         task = build_task(config, device)
         datasets = task.build_datasets()  # in training's order: data, then the model
         trained = load_model(run, config, path, device, task)
+        model = torch.compile(trained.model) if config[TrainingConfig].compile else trained.model  # as training tested
         # the split's data through the loader training tests with: same batches, sharded without padding
         loaders = build_loaders(replace(datasets, test=getattr(datasets, split)), config[LoaderConfig],
                                 settings.seed, get_rank(), get_world_size())
         step = max(trained.step - 1, 0)  # where training logged the checkpoint's metrics
         autocast = MixedPrecision(config[TrainingConfig].precision, device).autocast()
-        evaluation = evaluate(task, trained.model, loaders.test, device, autocast, split=split, step=step)
+        with forwarding_to(NullLogger()):  # what the task logs itself must not reach the run's writers
+            evaluation = evaluate(task, model, loaders.test, device, autocast, split=split, step=step)
         result = _record(run, trained, split, evaluation, step, started)
         failing = False
         return result
@@ -86,6 +89,13 @@ def evaluate_checkpoint(
         if lock is not None:
             lock.release()
         destroy_distributed(together=not failing)
+
+
+def _check_machine(training: TrainingConfig, device: torch.device) -> None:
+    """Usage errors (exit 2) for a precision or a compile the run trained with that this machine cannot do."""
+    check_precision(training.precision, device)
+    if training.compile:
+        check_compile(device)
 
 
 def _record(
@@ -114,7 +124,7 @@ def _draw(run: Run, trained: TrainedModel, split: str, evaluation: Evaluation, s
         return []
     from matplotlib.figure import Figure
 
-    with torch.no_grad():
+    with torch.no_grad(), forwarding_to(NullLogger()):
         drawings = call_with_split(trained.task.draw, trained.model, evaluation.sample, evaluation.sums,
                                    split=split, step=step)
     if not drawings:

@@ -3,7 +3,7 @@ preprocessing state the checkpoint carries, built from the run's config.json wit
 
     from training.inference import load_trained
 
-    trained = load_trained("digits", "baseline")           # best.pt, on the CPU
+    trained = load_trained("example", "first")             # best.pt, on the CPU
     classes = trained.predict(raw_images)                   # = trained.task.predict(trained.model, raw_images)
 
 `05_evaluate.py` builds on the same pieces (`read_run_config`, `find_checkpoint`, `load_model`).
@@ -57,7 +57,7 @@ def load_trained(
     Raises a TemplateError (a CLI's exit 2) for a run that does not exist or never trained, a missing
     or unreadable checkpoint (CheckpointError), and weights that do not fit the run's config.
 
-        trained = load_trained("digits", "baseline", checkpoint="last", device="cuda")
+        trained = load_trained("example", "first", checkpoint="last", device="cuda")
         print(trained.epoch, trained.step, trained.path)
     """
     found = Run.require(experiment, run)

@@ -4,6 +4,8 @@ The active Logger is the last one created and not finished; `utils.logging.Logge
 to `_active` when created and removes itself in `finish()`.
 """
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 _active: list[Any] = []  # Loggers created and not finished; LOGGER uses the last
@@ -11,7 +13,18 @@ _active: list[Any] = []  # Loggers created and not finished; LOGGER uses the las
 
 def is_active() -> bool:
     """True when `LOGGER` has an open Logger to forward to (else its calls raise)."""
-    return bool(_active) and not _active[-1]._finished  # a forked child's copy is finished
+    return bool(_active) and not getattr(_active[-1], "_finished", False)  # a forked child's copy is finished
+
+
+@contextmanager
+def forwarding_to(logger: Any) -> Iterator[None]:
+    """LOGGER forwards to `logger` inside the block: with a NullLogger, what a task logs itself while
+    a run is only evaluated (no Logger, no writers) is dropped instead of raising."""
+    _active.append(logger)
+    try:
+        yield
+    finally:
+        _active.remove(logger)
 
 
 class _LoggerProxy:

@@ -11,6 +11,7 @@ from typing import Any
 from utils.fileio import machine_error
 from utils.runs.run import Run
 
+SPLITS = ("test", "val", "train")  # what a checkpoint can be evaluated on
 EVALUATIONS_FILE = "evaluations.jsonl"  # in logs/
 EVAL_FOLDER = "eval"  # in visualizations/
 
