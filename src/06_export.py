@@ -21,9 +21,9 @@ FORMATS = ("safetensors", "pt2", "onnx")  # training.export.EXPORTERS, named her
 # also its file's extension
 
 EPILOG = """examples:
-  python src/06_export.py -e digits -r baseline --format onnx            # exports/best.onnx
-  python src/06_export.py -e digits -r baseline --format pt2 --checkpoint last
-  python src/06_export.py -e digits -r baseline --format safetensors --out experiments/digits/baseline.safetensors
+  python src/06_export.py -e example -r first --format onnx              # <run>/exports/best.onnx
+  python src/06_export.py -e example -r first --format pt2 --checkpoint last
+  python src/06_export.py -e example -r first --format safetensors --out experiments/example/first.safetensors
 
 formats:
   safetensors  the weights (state_dict), checked by loading them into a fresh model of the task
@@ -34,7 +34,7 @@ The check runs the task's example batch (Task.example_inputs(), by default 16 te
 to at least 3) through the artefact and the eager model, after tracing on 2 samples, and prints the
 largest absolute difference; above the format's tolerance (safetensors exact, pt2 1e-6 and onnx
 1e-4 of the outputs' scale, see training/export_checks.py) nothing is written and the exit code is 1.
-The exported model takes what the model takes (for digits: standardised images); the task's own
+The exported model takes what the model takes (e.g. standardised images); the task's own
 preprocessing (Task.predict) is not part of it. --out must lie inside the experiments root
 ($EXPERIMENTS_ROOT) and end in the format's extension. Exit codes: 0 written, 1 cannot export or
 too far from eager, 2 bad input.
