@@ -17,7 +17,7 @@ from torch import Tensor, nn
 from conftest import REPO_ROOT, SRC, run_script, subprocess_env
 from test_engine_toy_task import CONFIG, TESTS, ToyRegression
 
-from training.export import EXPORTERS, export_model, export_onnx, export_safetensors, write_export
+from training.export import EXPORTERS, export_model, export_safetensors, write_export
 from training.export_checks import TOLERANCES, check_batches, compare
 from utils.errors import ExportError, OutputPathError
 from training.run_config import parse_run_config
@@ -177,9 +177,9 @@ def test_compare_counts_a_one_sided_nan_as_infinite_and_shapes_must_agree():
         compare([nan], [torch.zeros(3)], TOLERANCES["pt2"])
 
 
-def test_onnx_refuses_inputs_without_a_batch_dimension():
-    with pytest.raises(ExportError, match="^onnx: example inputs: "):
-        export_onnx(nn.Identity(), (torch.tensor(1.0),))
+def test_inputs_without_a_batch_dimension_are_refused_naming_the_format():
+    with pytest.raises(ExportError, match="^pt2: example inputs: must be tensors with a non-empty batch dimension"):
+        export_model("pt2", nn.Identity(), (torch.tensor(1.0),), nn.Identity)
 
 
 def test_an_export_goes_to_the_runs_exports_folder_or_to_an_out_path_inside_the_root(experiments_root, tmp_path):
