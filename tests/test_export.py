@@ -178,7 +178,7 @@ def test_compare_counts_a_one_sided_nan_as_infinite_and_shapes_must_agree():
 
 
 def test_inputs_without_a_batch_dimension_are_refused_naming_the_format():
-    with pytest.raises(ExportError, match="^pt2: example inputs: must be tensors with a non-empty batch dimension"):
+    with pytest.raises(ExportError, match=r"^pt2: example inputs must be tensors with a non-empty batch dimension first \(Task.example_inputs\(\)\)$"):
         export_model("pt2", nn.Identity(), (torch.tensor(1.0),), nn.Identity)
 
 

@@ -157,7 +157,7 @@ def _export(format: str, model: nn.Module, inputs: Inputs, make: Callable[[tuple
     try:
         traced, checked = check_batches(inputs)
     except ValueError as error:
-        raise ExportError(format, f"example inputs: {error}") from None
+        raise ExportError(format, f"{error} (Task.example_inputs())") from None
     started = time.perf_counter()
     try:
         with exporter_output_hidden(not verbose), torch.no_grad():
