@@ -245,3 +245,26 @@ def test_an_out_path_outside_the_experiments_root_exits_2_and_creates_nothing(ex
     assert done.returncode == 2, done.stderr
     assert done.stderr.count("\n") == 1 and "lies outside the experiments root" in done.stderr
     assert _files(experiments_root) == before and not target.parent.exists()
+
+
+class Tied(nn.Module):
+    """An encoder and a decoder sharing one weight, as language models tie their embeddings."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.encode, self.decode = nn.Linear(4, 4, bias=False), nn.Linear(4, 4, bias=False)
+        self.decode.weight = self.encode.weight
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.decode(self.encode(x).relu())
+
+
+def test_tied_weights_are_saved_as_safetensors_and_load_back_tied():
+    torch.manual_seed(0)
+    export = export_safetensors(Tied().eval(), (torch.randn(4, 4),), Tied)
+    assert export.difference == 0.0
+    fresh = Tied()
+    from safetensors.torch import load
+
+    fresh.load_state_dict(load(export.data))
+    assert fresh.decode.weight is fresh.encode.weight
