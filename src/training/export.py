@@ -17,7 +17,6 @@ The onnx, onnxscript, onnxruntime and safetensors imports are lazy: only an expo
 """
 
 import io
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,7 +53,6 @@ class Export:
     tolerance: Tolerance
     traced_batch: int
     checked_batch: int
-    seconds: float
 
     def summary(self) -> str:
         """One line: the check's numbers and the tolerance they passed."""
@@ -158,7 +156,6 @@ def _export(format: str, model: nn.Module, inputs: Inputs, make: Callable[[tuple
         traced, checked = check_batches(inputs)
     except ValueError as error:
         raise ExportError(format, f"{error} (Task.example_inputs())") from None
-    started = time.perf_counter()
     try:
         with exporter_output_hidden(not verbose), torch.no_grad():
             data = make(traced)
@@ -168,7 +165,6 @@ def _export(format: str, model: nn.Module, inputs: Inputs, make: Callable[[tuple
         raise
     except Exception as error:  # the exporters raise many types; each becomes one line
         raise ExportError(format, f"{failing}: {failure_reason(error)}") from error
-    seconds = time.perf_counter() - started
     tolerance = TOLERANCES[format]
     try:
         difference, limit = compare(exported, eager, tolerance)
@@ -177,7 +173,7 @@ def _export(format: str, model: nn.Module, inputs: Inputs, make: Callable[[tuple
     if difference > limit:
         raise ExportError(format, f"largest |exported - eager| = {difference:.3g} exceeds the tolerance "
                                   f"{limit:.3g} ({tolerance}) on a batch of {len(checked[0])}")
-    return Export(format, data, difference, limit, tolerance, len(traced[0]), len(checked[0]), seconds)
+    return Export(format, data, difference, limit, tolerance, len(traced[0]), len(checked[0]))
 
 
 def _batch_dynamic(inputs: tuple[Tensor, ...]) -> tuple[dict[int, object], ...]:
