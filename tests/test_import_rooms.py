@@ -55,7 +55,7 @@ RUNS_MODULES = ("utils/management.py", "utils/runs/")
 RUN_TABLE_NAMES = {"RUN_SUBDIRS", "RUN_FOLDERS"}
 RUN_PATH_CALLS = {"run_path", "experiment_path", "experiments_root", "path_of_kind"}
 RUN_PATH_ATTRIBUTES = {
-    "path", "folder", "subfolders", "checkpoints", "logs", "plots", "visualizations", "archive", "get_path",
+    "path", "folder", "subfolders", "checkpoints", "logs", "plots", "visualizations", "exports", "archive", "get_path",
 }
 MAKE_FOLDER_CALLS = {"mkdir", "makedirs"}
 

@@ -61,10 +61,10 @@ def test_proxy_forwards_to_the_newest_open_logger_and_falls_back_after_finish():
 def test_get_path_gives_each_folder_of_the_run_and_names_the_kinds_on_a_typo():
     logger = Logger("exp", "fresh")
     for kind, folder in [("log", "logs"), ("plot", "plots"), ("checkpoint", "checkpoints"),
-                         ("visualization", "visualizations")]:
+                         ("visualization", "visualizations"), ("export", "exports")]:
         assert logger.get_path(kind) == run_path("exp", "fresh") / folder
         assert logger.get_path(kind).is_dir()
-    with pytest.raises(ValueError, match="choose from checkpoint, log, plot, visualization"):
+    with pytest.raises(ValueError, match="choose from checkpoint, log, plot, visualization, export"):
         logger.get_path("logs")
 
 

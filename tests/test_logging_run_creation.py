@@ -27,7 +27,7 @@ def test_a_run_the_logger_creates_holds_meta_and_no_config_copied_from_a_default
     assert (meta["experiment"], meta["run"], meta["config_template"]) == ("diabetes", "r1", None)
     assert {"created", "git", "command", "overrides"} <= meta.keys()  # the same meta as the CLI's
     assert sorted(path.name for path in run_path("diabetes", "r1").iterdir()) == [
-        "checkpoints", "config.json", "logs", "plots", "visualizations"]
+        "checkpoints", "config.json", "exports", "logs", "plots", "visualizations"]
 
 
 def test_a_run_the_logger_creates_from_a_named_template_holds_that_template(tmp_path):

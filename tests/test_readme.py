@@ -42,6 +42,8 @@ COVERED_ELSEWHERE = {
     **{command: "tests/test_evaluate.py" for command in (
         "python src/05_evaluate.py -e digits -r baseline",
         "python src/05_evaluate.py -e digits -r baseline --checkpoint last --split val")},
+    **{f"python src/06_export.py -e digits -r baseline --format {format}": "tests/test_export_digits.py"
+       for format in ("safetensors", "pt2", "onnx")},
 }
 
 

@@ -18,6 +18,7 @@ these methods and imports no task:
         def draw(self, model, batch, sums, split, step) -> dict[str, Any]: ...  # optional figures/images
         def predict(self, model, inputs): ...  # optional: raw inputs -> outputs (default model(inputs))
         def state_dict(self) / load_state_dict(self, state): ...  # optional preprocessing state
+        def example_inputs(self) -> tuple[Tensor, ...]: ...  # optional: a batch to check exports with
 
 The engine builds the loaders (so the data order, and with it an exact resume, is its
 guarantee), moves batches to the device, sums `eval_step` over the batches and the ranks, and
@@ -34,7 +35,7 @@ from typing import Any, ClassVar, Literal
 
 import torch
 from torch import nn
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset
 
 from utils.config_fields import ParsedConfig
 from utils.errors import ConfigValueError
@@ -42,6 +43,7 @@ from utils.errors import ConfigValueError
 TASK_PACKAGE = "tasks"  # `task: "NAME"` is found in src/tasks/NAME.py when not registered yet
 Direction = Literal["min", "max"]  # whether a smaller or a larger value of a metric is better
 DIRECTIONS: tuple[Direction, ...] = ("min", "max")
+EXAMPLE_BATCH = 16  # samples in Task.example_inputs(): enough to see a batch, cheap to run through an export
 
 
 @dataclass
@@ -135,6 +137,14 @@ class Task:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Take back what `state_dict` returned, without building any data set."""
+
+    def example_inputs(self) -> tuple[torch.Tensor, ...]:
+        """The model's positional inputs for one batch, batch dimension first: what `06_export.py`
+        traces and checks an export with. The default takes the inputs of the test split's first
+        EXAMPLE_BATCH samples, for batches that are (inputs, targets); override it otherwise."""
+        datasets = self.build_datasets()
+        loader = DataLoader(datasets.test, batch_size=EXAMPLE_BATCH, collate_fn=datasets.collate_fn)
+        return (next(iter(loader))[0],)
 
     @classmethod
     def metric_directions(cls) -> dict[str, Direction | None]:

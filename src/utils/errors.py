@@ -64,6 +64,11 @@ class RunLinkError(TemplateError):
     """A path a session would write in a run that is a symlink leading out of the run."""
 
 
+class OutputPathError(TemplateError, ValueError):
+    """An output path given on the command line that a CLI will not write (outside the experiments
+    root, in a missing folder, of the wrong kind)."""
+
+
 class UnreadableCheckpointError(CheckpointError):
     """A checkpoint file that cannot be loaded; `reason` says why in one line, without the path."""
 
@@ -74,6 +79,16 @@ class UnreadableCheckpointError(CheckpointError):
 
 class RunIOError(Exception):
     """A file a run needs could not be written or read for a reason of the machine, not of input."""
+
+
+class ExportError(Exception):
+    """A model that cannot be exported, or whose export is further from the eager model than the
+    format's tolerance; one line naming the format and the reason (a CLI exits 1: the model, not
+    the command line, is at fault)."""
+
+    def __init__(self, format: str, reason: str) -> None:
+        super().__init__(f"{format}: {reason}")
+        self.format, self.reason = format, reason
 
 
 class DiskFullError(RunIOError, OSError):

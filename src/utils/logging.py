@@ -228,7 +228,7 @@ class Logger(LoggerMedia, LoggerRunRecords):
         return {"last_step": self._last_step, "wandb_run_id": wandb.run.id if wandb is not None else None}
 
     def get_path(self, kind: str) -> Path:
-        """The run's folder for 'log', 'plot', 'checkpoint' or 'visualization' (also on rank != 0)."""
+        """The run's folder for 'log', 'plot', 'checkpoint', 'visualization' or 'export' (also on rank != 0)."""
         return self.run.folder(kind)
 
     def flush(self, *, durable: bool = False) -> None:

@@ -33,7 +33,9 @@ from utils.names import validate_name
 
 ROOT_ENV_VAR = "EXPERIMENTS_ROOT"
 # The one table of a run's sub-folders: kind (as `Logger.get_path` takes it) -> folder name.
-RUN_FOLDERS = {"checkpoint": "checkpoints", "log": "logs", "plot": "plots", "visualization": "visualizations"}
+RUN_FOLDERS = {
+    "checkpoint": "checkpoints", "log": "logs", "plot": "plots", "visualization": "visualizations", "export": "exports",
+}
 RUN_SUBDIRS = tuple(RUN_FOLDERS.values())
 CONFIG_FILE = "config.json"
 LAST_CHECKPOINT = "last.pt"

@@ -16,7 +16,7 @@ LINE_FORMAT = "%(asctime)s %(levelname)s %(message)s"
 
 
 def path_of_kind(run_folder: Path, kind: str) -> Path:
-    """The sub-folder of a run for 'log', 'plot', 'checkpoint' or 'visualization' (Run's table)."""
+    """The sub-folder of a run for 'log', 'plot', 'checkpoint', 'visualization' or 'export' (Run's table)."""
     return Run("", "", run_folder).folder(kind)
 
 

@@ -43,7 +43,7 @@ class Run:
         return f"{self.experiment}/{self.run}"
 
     def folder(self, kind: str) -> Path:
-        """The sub-folder for 'checkpoint', 'log', 'plot' or 'visualization'."""
+        """The sub-folder for 'checkpoint', 'log', 'plot', 'visualization' or 'export'."""
         if kind not in RUN_FOLDERS:
             raise ValueError(f"unknown path kind {kind!r}: choose from {', '.join(RUN_FOLDERS)}")
         return self.path / RUN_FOLDERS[kind]
@@ -72,6 +72,10 @@ class Run:
     @property
     def visualizations(self) -> Path:
         return self.folder("visualization")
+
+    @property
+    def exports(self) -> Path:
+        return self.folder("export")
 
     @property
     def lock_file(self) -> Path:
