@@ -119,11 +119,11 @@ class RunInspector:
             return
         if not any_rank(found is not None, self.device):
             return
-        if found is not None:
-            _report(found)
+        if found is not None and not is_main_process():
+            _report(found)  # rank 0 logs the error it raises; the others write no log
         where = found or f"another rank found a NaN/Inf at step {step} (its stderr names the layer)"
-        raise NonFiniteError(f"{where}; stopped before the optimizer step: last.pt holds the last finite "
-                             "state. Fix the cause, then resume with --resume")
+        raise NonFiniteError(f"{where}; stopped before this step's optimizer step, so no checkpoint holds it: "
+                             "fix the cause, then --resume goes on from the last checkpoint")
 
     def close(self) -> None:
         """Write a trace still open and restore anomaly mode (the next session in this process
