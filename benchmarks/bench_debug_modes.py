@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-ROUNDS, EPOCHS, STEPS = 3, 1, 20  # 1,257 training images, batch 64: 20 steps an epoch
+ROUNDS, EPOCHS, STEPS = 5, 1, 20  # 1,257 training images, batch 64: 20 steps an epoch
 STEP_ROUNDS, STEPS_PER_ROUND = 7, 20
 STEP_MODES = {
     "plain": {},
@@ -42,21 +42,23 @@ MODES = {
 }
 
 
-def time_steps(model: torch.nn.Module, optimizer: torch.optim.Optimizer, debug: dict, first: int) -> float:
-    """Seconds per step of `STEPS_PER_ROUND` steps from global step `first` with the inspector
-    `debug` asks for (logged steps must not decrease, so every round goes on from the last)."""
+def time_steps(
+    model: torch.nn.Module, optimizer: torch.optim.Optimizer, debug: dict, first: int,
+) -> tuple[float, float]:
+    """(wall, CPU) seconds per step of `STEPS_PER_ROUND` steps from global step `first` with the
+    inspector `debug` asks for (logged steps must not decrease, so each round goes on from the last)."""
     from training.debugging import DebugConfig, RunInspector
 
     images, labels = torch.randn(64, 1, 8, 8), torch.randint(0, 10, (64,))
     inspector = RunInspector(DebugConfig(**debug), None, model, torch.device("cpu"))
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     for step in range(first, first + STEPS_PER_ROUND):
         optimizer.zero_grad(set_to_none=True)
         with inspector.micro_batch(step, first=True):
             torch.nn.functional.cross_entropy(model(images), labels).backward()
         inspector.before_optimizer(step)
         optimizer.step()
-    elapsed = (time.perf_counter() - started) / STEPS_PER_ROUND
+    elapsed = (time.perf_counter() - started) / STEPS_PER_ROUND, (time.process_time() - cpu) / STEPS_PER_ROUND
     inspector.close()
     return elapsed
 
@@ -74,19 +76,25 @@ def step_table() -> None:
     logger = Logger("bench", f"steps-{time.time_ns()}")
     logger.start_writers({"csv": True, "tensorboard": True, "wandb": False})
     time_steps(model, optimizer, {"stats_every": 1}, 0)  # warm-up
-    times: dict[str, list[float]] = {name: [] for name in STEP_MODES}
+    times: dict[str, list[tuple[float, float]]] = {name: [] for name in STEP_MODES}
     for round_ in range(STEP_ROUNDS):
         for index, (name, debug) in enumerate(STEP_MODES.items()):
             first = (1 + round_ * len(STEP_MODES) + index) * STEPS_PER_ROUND
             times[name].append(time_steps(model, optimizer, debug, first))
     logger.finish()
-    base = statistics.median(times["plain"])
     print(f"1. per step: digits CNN, batch 64, forward + backward + AdamW, median of {STEP_ROUNDS} rounds "
           f"of {STEPS_PER_ROUND} steps")
-    print(f"{'mode':<28}{'ms/step':>9}{'ratio':>8}")
-    for name, values in times.items():
-        median = statistics.median(values)
-        print(f"{name:<28}{median * 1e3:>9.2f}{median / base:>8.2f}")
+    print_table(times)
+
+
+def print_table(times: dict[str, list[tuple[float, float]]]) -> None:
+    """Median wall and CPU seconds of each mode, and their ratios to plain."""
+    wall = {name: statistics.median(t[0] for t in values) for name, values in times.items()}
+    cpu = {name: statistics.median(t[1] for t in values) for name, values in times.items()}
+    print(f"{'mode':<28}{'wall ms':>9}{'ratio':>8}{'cpu ms':>9}{'ratio':>8}")
+    for name in times:
+        print(f"{name:<28}{wall[name] * 1e3:>9.1f}{wall[name] / wall['plain']:>8.2f}"
+              f"{cpu[name] * 1e3:>9.1f}{cpu[name] / cpu['plain']:>8.2f}")
 
 
 def train_once(name: str, overrides: list[str]) -> float:
@@ -117,14 +125,9 @@ def main() -> int:
         for _ in range(ROUNDS):
             for name, overrides in MODES.items():
                 times[name].append(train_once(name, overrides))
-    wall = {name: statistics.median(t[0] for t in values) for name, values in times.items()}
-    cpu = {name: statistics.median(t[1] for t in values) for name, values in times.items()}
     print(f"2. per session: digits, {EPOCHS} epoch ({STEPS} steps, a validation, the test), median of "
           f"{ROUNDS} rounds, {torch.get_num_threads()} torch thread")
-    print(f"{'mode':<28}{'wall s':>8}{'ratio':>8}{'cpu s':>8}{'ratio':>8}")
-    for name in MODES:
-        print(f"{name:<28}{wall[name]:>8.2f}{wall[name] / wall['plain']:>8.2f}"
-              f"{cpu[name]:>8.2f}{cpu[name] / cpu['plain']:>8.2f}")
+    print_table(times)
     return 0
 
 

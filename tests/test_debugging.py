@@ -122,7 +122,8 @@ def test_resume_after_fixing_the_config_finishes_with_every_step_once(stopped_an
 def test_stats_every_logs_at_multiples_of_n_across_the_stop_and_the_resume(stopped_and_resumed):
     folder, *_ = stopped_and_resumed
     metrics = read_metrics(folder)
-    for column in ("debug/fc1/output_mean", "debug/fc2/grad_norm", "debug/fc1/weight_norm", "debug/fc2/weight_grad_max"):
+    for column in ("debug/fc1/output_mean", "debug/fc2/grad_norm", "debug/fc1/weight_norm",
+                   "debug/fc2/weight_grad_max"):
         assert list(metrics.loc[metrics[column].notna(), "step"]) == list(range(0, 60, 5)), column
     assert tensorboard_steps(folder, "debug/fc1/output_mean") == list(range(0, 60, 5))
 

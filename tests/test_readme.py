@@ -80,8 +80,8 @@ WORKFLOW = next(block for block in bash_blocks() if "python src/01_initialize.py
 HELPERS = next(block for block in bash_blocks() if block[0] == "source env.sh" and "setexp digits" in block)
 OWN_TASK = next(block for block in bash_blocks() if "cp src/tasks/digits.py src/tasks/my_task.py" in block)
 SWEEPS = _block_starting("python src/04_sweep.py -e digits -s config/sweeps/example.json --dry-run")
-INSIDE = next(block for block in bash_blocks() if block[0].startswith("python src/01_initialize.py -e digits -r inside "))
-NAN_HUNT = next(block for block in bash_blocks() if block[0].startswith("python src/01_initialize.py -e digits -r nan-hunt "))
+INSIDE, NAN_HUNT = (next(block for block in bash_blocks() if block[0].startswith(f"python src/01_initialize.py {run}"))
+                    for run in ("-e digits -r inside", "-e digits -r nan-hunt"))
 
 
 @pytest.mark.slow
@@ -273,7 +273,8 @@ def _run_commands(commands: list[str]) -> list[int]:
 def test_the_see_inside_blocks_run_as_written(experiments_root):
     import pandas as pd
 
-    assert _run_commands([*INSIDE, *NAN_HUNT]) == [0, 0, 0, 1, 0], "the NaN hunt's first training exits 1"
+    codes = _run_commands([*INSIDE, *NAN_HUNT])
+    assert codes == [0, 0, 0, 1, 0], "the NaN hunt's first training exits 1"
     logs = experiments_root / "digits" / "inside" / "logs"
     metrics = pd.read_csv(logs / "metrics.csv")
     assert list(metrics.loc[metrics["debug/features.0.0/weight_grad_norm"].notna(), "step"]) == [0, 5, 10, 15]
