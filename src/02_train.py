@@ -1,8 +1,8 @@
 """Train a run: `python src/02_train.py -e EXP -r RUN [--resume | --restart]`.
 
 Also runs unchanged under `torchrun --nproc_per_node=N`. Exit codes: 0 done, 1 failed (e.g. the
-disk is full; the reason is in the run's log.txt), 2 usage error, 130/143 stopped by
-SIGINT/SIGTERM after saving `last.pt` (resume with --resume).
+disk is full, or `debug.nan_guard=stop` found a NaN; the reason is in the run's log.txt), 2 usage
+error, 130/143 stopped by SIGINT/SIGTERM after saving `last.pt` (resume with --resume).
 """
 
 import argparse
@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from training.signals import exit_on_late_sigterm, ignore_sigterm
 from utils.cli import OneLineParser, add_name_option, require_name
-from utils.errors import RunIOError, TemplateError
+from utils.errors import NonFiniteError, RunIOError, TemplateError
 from utils.configs import apply_overrides, load_config_file
 from utils.runs.run import Run
 
@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None, callbacks: Sequence["EpochCallback"] = (
     except TemplateError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except RunIOError as exc:
+    except (RunIOError, NonFiniteError) as exc:
         if not getattr(exc, "logged_to_run", False):
             print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -287,7 +287,7 @@ def test_invalid_json_config_names_file_line_and_column(tmp_path: Path) -> None:
         ("training.epochs=3.5", ("training.epochs=3.5", "expected int")),
         ("training.epochs=0", ("training.epochs=0", "> 0")),
         ("logging.wandb_tags=a", ("logging.wandb_tags='a'", "expected list of str")),
-        ("nosection.x=1", ("unknown key 'nosection'", "the known sections are data, distributed, early_stopping")),
+        ("nosection.x=1", ("unknown key 'nosection'", "the known sections are data, debug, distributed, early_stopping")),
         ("training.amp=true", ("training.amp was replaced by training.precision ('fp32' or 'bf16' or 'fp16')",)),
         ("optimizer.lr", ("has no '='", "key.sub=value")),
         ("=3", ("empty key",)),

@@ -444,6 +444,15 @@ def test_guard_tells_a_nan_from_torch_log_in_forward_apart_from_a_nan_in_the_dat
     assert "the model's input was already non-finite (check the data)" in str(from_data.value)
 
 
+def test_guard_record_keeps_the_first_finding_and_lets_the_step_finish() -> None:
+    model = LogBetweenLayers()
+    with ModelDebugger(model, guard="record") as debugger:
+        assert debugger.non_finite is None
+        model(torch.ones(3, 4)).sum().backward()  # no exception: the engine decides after the step
+    assert "output of layer 'head' (Linear, shape (3, 2))" in debugger.non_finite
+    assert "the code between 'encoder' and 'head' produced them" in debugger.non_finite
+
+
 def test_guard_blames_the_code_before_the_first_debugged_layer_when_the_data_was_finite() -> None:
     model = LogBetweenLayers()
     with ModelDebugger(model, guard="raise", layers=["head"]), pytest.raises(NonFiniteError) as error:

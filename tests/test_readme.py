@@ -69,7 +69,8 @@ def test_the_layout_names_every_module_of_the_data_and_models_folders():
 
 def test_every_readme_command_is_run_here_or_covered_elsewhere():
     commands = {command for block in bash_blocks() for command in block}
-    runnable = set(WORKFLOW) | set(HELPERS) | set(OWN_TASK) | set(SWEEPS) | set(FINE_TUNE) | set(FORK)
+    runnable = (set(WORKFLOW) | set(HELPERS) | set(OWN_TASK) | set(SWEEPS) | set(FINE_TUNE) | set(FORK) | set(INSIDE)
+                | set(NAN_HUNT))
     assert commands - runnable - set(COVERED_ELSEWHERE) == set()
 
 
@@ -90,6 +91,8 @@ OWN_TASK = next(block for block in bash_blocks() if "cp src/tasks/digits.py src/
 SWEEPS = _block_starting("python src/04_sweep.py -e digits -s config/sweeps/example.json --dry-run")
 FINE_TUNE = next(block for block in bash_blocks() if any("training.init_from=digits/baseline " in c for c in block))
 FORK = next(block for block in bash_blocks() if any(" --from digits/baseline" in c for c in block))
+INSIDE, NAN_HUNT = (next(block for block in bash_blocks() if block[0].startswith(f"python src/01_initialize.py {run}"))
+                    for run in ("-e digits -r inside", "-e digits -r nan-hunt"))
 
 
 @pytest.mark.slow
@@ -256,15 +259,57 @@ def test_the_readme_shows_the_example_sweep_spec_as_it_is():
     assert json.loads(shown) == json.loads((REPO_ROOT / "config" / "sweeps" / "example.json").read_text())
 
 
+# Runs `python src/NN_name.py ...` commands one after another in one interpreter, as `python`
+# would run each (`__main__`, its exit code), and prints their exit codes: one torch import for all
+RUN_COMMANDS = """\
+import json, runpy, shlex, sys
+codes = []
+for command in json.loads(sys.argv[1]):
+    python, script, *args = shlex.split(command)
+    sys.argv = [script, *args]
+    try:
+        runpy.run_path(script, run_name="__main__")
+        codes.append(0)
+    except SystemExit as exit:
+        codes.append(exit.code or 0)
+print(json.dumps(codes))
+"""
+
+
+def _run_commands(commands: list[str]) -> list[int]:
+    assert all(command.startswith("python src/") for command in commands)
+    result = subprocess.run([sys.executable, "-c", RUN_COMMANDS, json.dumps(commands)], capture_output=True,
+                            text=True, timeout=300, cwd=REPO_ROOT, env=subprocess_env(OMP_NUM_THREADS="1"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.slow
+def test_the_see_inside_blocks_run_as_written(experiments_root):
+    import pandas as pd
+
+    codes = _run_commands([*INSIDE, *NAN_HUNT])
+    assert codes == [0, 0, 0, 1, 0], "the NaN hunt's first training exits 1"
+    logs = experiments_root / "digits" / "inside" / "logs"
+    metrics = pd.read_csv(logs / "metrics.csv")
+    assert list(metrics.loc[metrics["debug/features.0.0/weight_grad_norm"].notna(), "step"]) == [0, 5, 10, 15]
+    (trace,) = (logs / "torch_profiler").glob("*.pt.trace.json")
+    assert any(event.get("name") == "ProfilerStep#1" for event in json.loads(trace.read_text())["traceEvents"])
+    assert "top operators by self time" in (logs / "log.txt").read_text()
+    quoted = re.search(r"The second command exits 1 with `(.*?)`", README, flags=re.S).group(1)
+    hunt = experiments_root / "digits" / "nan-hunt"
+    (restarted,) = (hunt / "restarted").iterdir()
+    assert " ".join(quoted.split()) in (restarted / "logs" / "log.txt").read_text(), "the README quotes the log"
+    assert (hunt / "logs" / "summary.json").is_file(), "the resume with the fix finished"
+
+
 @pytest.mark.slow
 def test_the_fine_tune_and_fork_blocks_run_as_written(experiments_root):
     from train_support import make_run, train
 
     make_run("digits", "baseline", "training.epochs=1", "data.batch_size=256")  # the Workflow's run, briefly
     assert train("digits", "baseline").returncode == 0
-    python = shlex.quote(str(Path(sys.executable).parent))
-    result = _bash(f"set -e\nexport PATH={python}:$PATH\n" + "\n".join([*FINE_TUNE, *FORK]), timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
+    assert _run_commands([*FINE_TUNE, *FORK]) == [0] * (len(FINE_TUNE) + len(FORK))
     digits = experiments_root / "digits"
     assert json.loads((digits / "finetuned" / "config.json").read_text())["training"]["init_from"] == "digits/baseline"
     log = (digits / "newhead" / "logs" / "log.txt").read_text()

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.slow
 
 
 def test_two_ranks_train_one_run_with_one_set_of_outputs(experiments_root):
-    run_dir = make_run("exp", "ddp", "training.epochs=2")
+    run_dir = make_run("exp", "ddp", "training.epochs=2", "debug.stats_every=5")  # hooks on the unwrapped model
     command = [
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
         str(SRC / "02_train.py"), "-e", "exp", "-r", "ddp", "--device", "cpu",
@@ -31,6 +31,8 @@ def test_two_ranks_train_one_run_with_one_set_of_outputs(experiments_root):
     assert list(metrics["step"]) == list(range(2 * steps_per_epoch))
     assert metrics["test/accuracy"].dropna().iloc[0] > 0.8
     assert tensorboard_steps(run_dir, "train/loss") == list(range(2 * steps_per_epoch))
+    stats = metrics["debug/features.0.0/output_mean"]
+    assert list(metrics.loc[stats.notna(), "step"]) == [0, 5, 10, 15], "rank 0 logs them at global steps"
     assert load_checkpoint(run_dir / "checkpoints" / "last.pt")["global_step"] == 2 * steps_per_epoch
     assert not any(k.startswith("module.") for k in load_checkpoint(run_dir / "checkpoints" / "last.pt")["model"])
     assert [p.name for p in experiments_root.iterdir()] == ["exp"]

@@ -11,12 +11,14 @@ from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
 from training.data_loading import LoaderConfig
+from training.debugging import DebugConfig
 from training.early_stopping import EarlyStoppingConfig
-from training.init_from import InitConfig
 from training.hang_watchdog import DistributedConfig
+from training.init_from import InitConfig
 from training.model_memory import check_model_fits
 from training.optim import OptimizerConfig, SchedulerConfig
 from training.task import Task, available_tasks, find_task
+from training.torch_profile import ProfileConfig
 from training.trainer_config import TrainingConfig
 from utils.config_fields import REQUIRED, ParsedConfig, option, parse_config
 from utils.errors import ConfigKeyError, ConfigValueError
@@ -38,7 +40,7 @@ class RunSettings:
 
 ENGINE_SECTIONS: tuple[type, ...] = (
     RunSettings, LoaderConfig, OptimizerConfig, SchedulerConfig, TrainingConfig, InitConfig, EarlyStoppingConfig,
-    DistributedConfig,
+    DistributedConfig, DebugConfig, ProfileConfig,
 )
 
 

@@ -16,6 +16,7 @@ import torch
 from training.callbacks import EpochCallback
 from training.compiling import check_compile
 from training.data_loading import LoaderConfig, Loaders, build_loaders, close_loaders
+from training.debugging import open_inspector
 from training.distributed import barrier, destroy_distributed, init_distributed
 from training.early_stopping import EarlyStopping, EarlyStoppingConfig
 from training.evaluation import evaluate, log_drawings
@@ -99,6 +100,7 @@ def run_session(
         checkpoints, resume_from, notes = _prepare_checkpoints(run, config[TrainingConfig], device, resume, restart)
         trainer = _build_trainer(config, device, checkpoints, stop, tuple(callbacks))
         notes += init_model(trainer.model, config[InitConfig], resume_from is not None, session)
+        trainer.inspector = open_inspector(config.parsed, trainer.model, device)
         PROFILER.configure(log_every=_steps_per_epoch(trainer.loaders, trainer.config))  # time/* once an epoch
         if resume_from is not None:
             notes += _restore(trainer, *resume_from)
@@ -127,6 +129,7 @@ def run_session(
         if trainer is not None:
             close_loaders(trainer.loaders)  # persistent workers would block the exit for ever
             wait_for_pending_write(trainer.checkpoints, failing=failing)  # a signal or an error
+            trainer.inspector.close()
         if logger is not None:
             _finish(logger, failing=failing)
         if session is not None and logger is not None:  # a session refused before it touched the logs leaves none

@@ -15,6 +15,7 @@ from torch import nn
 
 from training.callbacks import EpochCallback, ask_callbacks
 from training.data_loading import Loaders
+from training.debugging import RunInspector
 from training.distributed import any_rank, barrier
 from training.early_stopping import EarlyStopping
 from training.epoch_clock import EpochClock
@@ -63,6 +64,7 @@ class Trainer:
     early_stopping: EarlyStopping
     callbacks: tuple[EpochCallback, ...] = ()  # asked on rank 0 after each evaluated epoch
     state: TrainState = field(default_factory=TrainState)
+    inspector: RunInspector = field(default_factory=RunInspector)  # the debug and profile sections
 
     def fit(self) -> None:
         """Train until the configured number of epochs or a stop signal."""
@@ -124,7 +126,7 @@ class Trainer:
                 self.optimizer.zero_grad(set_to_none=True)
                 group_loss = torch.zeros((), device=self.device)
             # DDP averages gradients only on the micro-batch that steps the optimizer
-            with self._gradient_sync(steps_now):
+            with self._gradient_sync(steps_now), self.inspector.micro_batch(self.state.global_step, index == start):
                 WATCHDOG.enter("the forward pass")
                 with PROFILER.section("forward"):
                     with self.precision.autocast():
@@ -139,6 +141,7 @@ class Trainer:
             if not steps_now:
                 continue
             WATCHDOG.enter("the optimizer step")
+            self.inspector.before_optimizer(self.state.global_step)  # nan_guard=stop raises here
             with PROFILER.section("optimizer"):
                 self._optimizer_step()
             self.scheduler.step()

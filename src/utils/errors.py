@@ -1,7 +1,8 @@
 """Exception types for user mistakes: one type per kind, each message says what and how to fix.
 
 CLIs catch `TemplateError` and exit with code 2 and the message on one line. `RunIOError`
-is not a user mistake but a failure of the machine (a full disk); CLIs exit 1 on it.
+is not a user mistake but a failure of the machine (a full disk); CLIs exit 1 on it, and on
+`NonFiniteError` (a NaN the guard stopped the training at).
 """
 
 
@@ -75,6 +76,11 @@ class UnreadableCheckpointError(CheckpointError):
     def __init__(self, message: str, *, reason: str = "") -> None:
         super().__init__(message)
         self.reason = reason or message
+
+
+class NonFiniteError(RuntimeError):
+    """NaN or Inf in a layer's output or in the gradient flowing back into it, found by the model
+    debugger's guard: the training failed, not the input or the machine (CLIs exit 1)."""
 
 
 class RunIOError(Exception):

@@ -18,6 +18,7 @@ from typing import Any
 from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
+from utils.errors import NonFiniteError
 from utils.helper_functions import count_parameters, write_to_logs
 from utils.logging import LOGGER
 from utils.debugging.captures import KEEP, Captures
@@ -27,11 +28,7 @@ from utils.debugging.summary import format_summary
 
 CAPTURE_KINDS = ("output", "grad", "params", "param_grads")
 MODES = ("once", "every", "always")
-GUARDS = ("off", "raise", "breakpoint")
-
-
-class NonFiniteError(RuntimeError):
-    """The guard found NaN or Inf in a layer's output or in the gradient flowing back into it."""
+GUARDS = ("off", "raise", "breakpoint", "record")
 
 
 class ModelDebugger:
@@ -44,8 +41,10 @@ class ModelDebugger:
     mode: "once" (the next forward and its backward, then detach), "every" (steps divisible by
       `every`) or "always". The guard acts on every step while attached.
     guard: "raise" a NonFiniteError or call `breakpoint()` (so PYTHONBREAKPOINT decides) at the
-      first layer, in execution order, whose output or output gradient holds NaN or Inf. The
-      check synchronises with the device once per layer and step: use it to hunt, not always.
+      first layer, in execution order, whose output or output gradient holds NaN or Inf, or
+      "record" its message in `non_finite` and go on (the engine's `debug.nan_guard` decides after
+      the step, on every rank alike). The check synchronises with the device once per layer and
+      step: use it to hunt, not always.
     log_stats: log each captured step's statistics to `logger` (default: the global LOGGER).
     """
 
@@ -80,6 +79,7 @@ class ModelDebugger:
         self.logger = LOGGER if logger is None else logger
         self._captures = Captures(keep, buffer_size)
         self._guard = FiniteGuard() if guard != "off" else None
+        self.non_finite: str | None = None  # guard="record": the first finding's message
         self._shapes: dict[str, tuple[int, ...]] = {}
         self._handles: list[RemovableHandle] = []
         self._pass_handles: list[RemovableHandle] = []
@@ -232,9 +232,14 @@ class ModelDebugger:
 
     def _check_finite(self, name: str, module: nn.Module, tensor: Tensor, direction: str, step: int,
                       inputs: Any) -> None:
-        """Raise or break (as `guard` says) if `tensor` holds NaN or Inf; only called with a guard."""
+        """Raise, break or record (as `guard` says) if `tensor` holds NaN or Inf; only called with a guard."""
+        if self.non_finite is not None:
+            return  # recorded: the first finding is the one that explains the others
         message = self._guard.check(name, module, tensor, direction, step, inputs)
         if message is None:
+            return
+        if self.guard == "record":
+            self.non_finite = message
             return
         if self.guard == "raise":
             raise NonFiniteError(message + ". Use guard='breakpoint' to inspect it in a debugger.")

@@ -9,8 +9,17 @@ from utils.debugging.layers import first_tensor
 
 
 def holds_non_finite(tensor: Tensor | None) -> bool:
-    """Whether `tensor` is a floating-point tensor holding NaN or Inf (synchronises its device)."""
-    return tensor is not None and tensor.is_floating_point() and not bool(torch.isfinite(tensor).all())
+    """Whether `tensor` is a floating-point tensor holding NaN or Inf (synchronises its device).
+
+    One sum first: NaN and Inf propagate through it, so a finite sum clears the tensor without the
+    tensor-sized mask `isfinite` builds (that mask cost as much as the forward pass of the digits
+    CNN). Only a non-finite sum, which finite values can also give by overflowing, is confirmed
+    element by element.
+    """
+    if tensor is None or not tensor.is_floating_point():
+        return False
+    total = tensor.sum(dtype=torch.float64 if tensor.dtype == torch.float64 else torch.float32)
+    return not bool(torch.isfinite(total)) and not bool(torch.isfinite(tensor).all())
 
 
 class FiniteGuard:

@@ -10,6 +10,7 @@ Perfetto (ui.perfetto.dev). Only the `active` steps are recorded, after `wait` s
 `warmup` steps that absorb the profiler's own start-up cost.
 """
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,11 +29,13 @@ def trace_steps(
     with_stack: bool = False,
     worker_name: str | None = None,
     logger: Any = None,
+    on_ready: Callable[[Any], None] | None = None,
 ) -> "torch.profiler.profile":  # noqa: F821
     """A configured, not yet started `torch.profiler.profile`; call `.step()` once per step.
 
     `directory` defaults to `<run>/logs/torch_profiler` of `logger` (default: the global
-    LOGGER). CUDA activity is recorded too when a GPU is present.
+    LOGGER). CUDA activity is recorded too when a GPU is present. `on_ready(prof)` runs after
+    each trace is written, e.g. to log `prof.key_averages().table()`.
     """
     import torch
     from torch.profiler import ProfilerActivity, profile, schedule, tensorboard_trace_handler
@@ -47,13 +50,20 @@ def trace_steps(
         directory = Path(logger.get_path("log")) / TRACE_SUBDIR
     folder = Path(directory)
     folder.mkdir(parents=True, exist_ok=True)
+    write_trace = tensorboard_trace_handler(str(folder), worker_name=worker_name)
+
+    def trace_ready(prof: profile) -> None:
+        write_trace(prof)
+        if on_ready is not None:
+            on_ready(prof)
+
     activities = [ProfilerActivity.CPU]
     if torch.cuda.is_available():
         activities.append(ProfilerActivity.CUDA)
     return profile(
         activities=activities,
         schedule=schedule(wait=wait, warmup=warmup, active=active, repeat=repeat),
-        on_trace_ready=tensorboard_trace_handler(str(folder), worker_name=worker_name),
+        on_trace_ready=trace_ready,
         record_shapes=record_shapes,
         profile_memory=profile_memory,
         with_stack=with_stack,
