@@ -10,12 +10,12 @@ def require_run_reference(text: str, what: str) -> Run:
     """The existing run `text` names as `EXP/RUN`; InvalidNameError or RunNotFoundError (exit 2),
     prefixed with `what` (the option or key that named it).
 
-        >>> require_run_reference("digits/baseline", "--from").path
-        PosixPath('.../experiments/digits/baseline')
+        >>> require_run_reference("example/first", "--from").path
+        PosixPath('.../experiments/example/first')
     """
     experiment, slash, run = text.partition("/")
     if not slash or "/" in run:
-        raise InvalidNameError(f"{what}: {text!r} does not name a run; write EXP/RUN, e.g. digits/baseline")
+        raise InvalidNameError(f"{what}: {text!r} does not name a run; write EXP/RUN, e.g. example/first")
     try:
         found = Run.resolve(validate_name(experiment, "experiment"), validate_name(run, "run"))
     except InvalidNameError as exc:
