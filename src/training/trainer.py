@@ -24,10 +24,11 @@ from training.evaluation import Evaluation, evaluate, log_drawings
 from training.precision import MixedPrecision
 from training.signals import GracefulStop
 from training.task import Task
+from training.throughput import EpochMeter, EpochPerf
 from training.trainer_config import TrainingConfig
 from utils.checkpointing.io import build_checkpoint
 from utils.checkpointing.manager import CheckpointManager
-from utils.distributed_info import is_distributed, is_main_process
+from utils.distributed_info import get_world_size, is_distributed, is_main_process
 from utils.helper_functions import move_to_device
 from utils.logging import LOGGER
 from utils.profiler import PROFILER
@@ -60,6 +61,7 @@ class Trainer:
     early_stopping: EarlyStopping
     callbacks: tuple[EpochCallback, ...] = ()  # asked on rank 0 after each evaluated epoch
     state: TrainState = field(default_factory=TrainState)
+    perf: EpochPerf | None = None  # the last trained epoch's speed, shown on the epoch line
 
     def fit(self) -> None:
         """Train until the configured number of epochs or a stop signal."""
@@ -94,13 +96,15 @@ class Trainer:
         shown = {k: v for k, v in self.state.history.items() if evaluated or not k.startswith("val/")}
         metrics = "  ".join(f"{name} {value:.4f}" for name, value in shown.items())
         lr = self.optimizer.param_groups[0]["lr"]
-        return f"epoch {self.state.epoch}/{self.config.epochs}  {metrics}  lr {lr:.3g}  {timing}"
+        speed = f"  {self.perf.line()}" if self.perf is not None else ""
+        return f"epoch {self.state.epoch}/{self.config.epochs}  {metrics}  lr {lr:.3g}{speed}  {timing}"
 
     def train_epoch(self) -> bool:
         """One epoch (or its remainder after a resume); False when a stop was requested."""
         self.model.train()
         self.loaders.train_sampler.set_epoch(self.state.epoch)
         totals = EpochTotals(self.device)
+        meter, self.perf = EpochMeter(self.state.global_step, int(self.state.epoch_totals.get("count", 0))), None
         if self.state.epoch_totals:  # resumed part-way: the batches trained before count too
             totals.load_state_dict(self.state.epoch_totals, main=is_main_process())
         progress = self._progress_bar()
@@ -109,7 +113,7 @@ class Trainer:
         group_loss = torch.zeros((), device=self.device)  # the mean loss of the micro-batches so far
         for index in range(batch_count):
             with PROFILER.section("data"):
-                batch = next(batches)
+                batch = meter.next(batches)
                 if index < self.state.batches_done:
                     continue  # already trained before the interruption
                 batch = move_to_device(batch, self.device)
@@ -153,7 +157,11 @@ class Trainer:
         if means:  # none when a resume at an epoch's end finds no totals (a checkpoint from before they were saved)
             self.state.history["train/epoch_loss"] = means["loss"]  # train/loss is the per-step loss
             epoch_metrics = {f"train/epoch_{name}": value for name, value in means.items()}
-            LOGGER.log({**epoch_metrics, "epoch": self.state.epoch + 1}, self.state.global_step - 1)
+            self.perf = meter.finish(self.state.global_step, totals.global_count, device=self.device,
+                                     precision=self.precision.precision, flops_per_sample=self.task.flops_per_sample,
+                                     world_size=get_world_size())
+            metrics = {**epoch_metrics, **self.perf.metrics(), "epoch": self.state.epoch + 1}
+            LOGGER.log(metrics, self.state.global_step - 1)
         return True
 
     def stop_agreed(self) -> bool:
