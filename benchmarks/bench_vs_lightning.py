@@ -79,11 +79,13 @@ def main() -> None:
         print(f"{pair:4d} {a.wall:9.2f}s {a.cpu:6.2f}s {a.peak_mib:6.0f} {b.wall:7.2f}s {b.cpu:6.2f}s {b.peak_mib:6.0f}"
               f" {a.wall / b.wall:10.2f} {a.cpu / b.cpu:9.2f} {a.peak_mib / b.peak_mib:9.2f}", flush=True)
     median = statistics.median
-    print(f"median ours {median(a.wall for a, _ in rows):.2f} s wall, {median(a.cpu for a, _ in rows):.2f} s CPU, "
-          f"{median(a.peak_mib for a, _ in rows):.0f} MiB peak; Lightning {median(b.wall for _, b in rows):.2f} s wall, "
-          f"{median(b.cpu for _, b in rows):.2f} s CPU, {median(b.peak_mib for _, b in rows):.0f} MiB peak")
+    for name, side in (("ours", 0), ("Lightning", 1)):
+        runs = [row[side] for row in rows]
+        print(f"median {name}: {median(u.wall for u in runs):.2f} s wall, {median(u.cpu for u in runs):.2f} s CPU, "
+              f"{median(u.peak_mib for u in runs):.0f} MiB peak")
     print(f"median ratios ours/Lightning: wall {median(a.wall / b.wall for a, b in rows):.2f}, "
-          f"CPU {median(a.cpu / b.cpu for a, b in rows):.2f}, peak memory {median(a.peak_mib / b.peak_mib for a, b in rows):.2f}")
+          f"CPU {median(a.cpu / b.cpu for a, b in rows):.2f}, "
+          f"peak memory {median(a.peak_mib / b.peak_mib for a, b in rows):.2f}")
 
 
 if __name__ == "__main__":

@@ -91,6 +91,11 @@ def test_the_workflow_block_runs_as_written(experiments_root):
     assert (experiments_root / "digits" / "wide" / "config.json").is_file()
     assert "baseline" in result.stdout and "wide" in result.stdout
     assert list((experiments_root / "digits").glob("*.png")), "03_compare writes its plot"
+    perf = _bash(f"{shlex.quote(sys.executable)} -c {shlex.quote(PERF)}", timeout=120)
+    assert perf.returncode == 0, perf.stderr[-3000:]
+    lines = perf.stdout.splitlines()
+    assert all(name in lines[0] for name in ("samples_per_s", "step_ms", "data_wait_fraction", "peak_memory_mb"))
+    assert [line.split()[0] for line in lines[2:]] == ["1", "2", "3", "4", "5"], perf.stdout  # every epoch
 
 
 def _free_port() -> int:
@@ -159,8 +164,12 @@ def test_tboard_serves_on_the_given_port():
     assert _serves(f"bash -c 'source env.sh && tboard {port}'", port)
 
 
+PERF = next(block for block in re.findall(r"```python\n(.*?)```", README, flags=re.S) if "perf/" in block)
+
+
 def python_blocks() -> list[str]:
-    return re.findall(r"```python\n(.*?)```", README, flags=re.S)
+    """The blocks that run on their own (PERF reads the workflow's run: the workflow test runs it)."""
+    return [block for block in re.findall(r"```python\n(.*?)```", README, flags=re.S) if block != PERF]
 
 
 @pytest.mark.parametrize("index", range(len(python_blocks())))
