@@ -112,6 +112,31 @@ def test_offline_run_history_holds_every_step_and_value():
     assert config["optimizer"] == {"lr": 0.003}
 
 
+def test_the_writer_sends_one_run_log_per_step_per_flush_and_the_run_holds_every_step_once(tmp_path):
+    import numpy as np
+
+    from utils.log.writers.wandb_writer import WandbWriter, start_wandb_run
+
+    writer = WandbWriter(start_wandb_run("template-tests", tmp_path, resume=False, warn=print))
+    calls: list[int] = []
+    send = writer.run.log
+    writer.run.log = lambda values, step: (calls.append(step), send(values, step=step))
+    for step in range(10):  # the records of a step arrive apart, as an epoch's end logs them
+        writer.write_scalars(step, {"train/loss": step / 10})
+        writer.write_scalars(step, {"lr": 0.1})
+    writer.write_image("samples", np.zeros((4, 4, 3), dtype=np.uint8), step=9)
+    writer.write_scalars(9, {"val/loss": 0.5})
+    assert calls == [], "nothing is sent before the flush"
+    writer.flush(False)
+    writer.write_scalars(10, {"train/loss": 1.0})
+    writer.close()
+    assert calls == list(range(11))
+    history = wandb_history(wandb_file(tmp_path, writer.run.id))
+    assert [row["_step"] for row in history] == list(range(11))
+    assert [row["train/loss"] for row in history] == [s / 10 for s in range(11)]
+    assert history[9]["val/loss"] == 0.5 and history[9]["samples"]["_type"] == "image-file"
+
+
 def test_images_and_histograms_reach_the_run_history():
     import numpy as np
 

@@ -104,6 +104,11 @@ def test_the_workflow_block_runs_as_written(experiments_root):
     assert (experiments_root / "digits" / "wide" / "config.json").is_file()
     assert "baseline" in result.stdout and "wide" in result.stdout
     assert list((experiments_root / "digits").glob("*.png")), "03_compare writes its plot"
+    perf = _bash(f"{shlex.quote(sys.executable)} -c {shlex.quote(PERF)}", timeout=120)
+    assert perf.returncode == 0, perf.stderr[-3000:]
+    lines = perf.stdout.splitlines()
+    assert all(name in lines[0] for name in ("samples_per_s", "step_ms", "data_wait_fraction", "peak_memory_mb"))
+    assert [line.split()[0] for line in lines[2:]] == ["1", "2", "3", "4", "5"], perf.stdout  # every epoch
 
 
 def _free_port() -> int:
@@ -173,11 +178,13 @@ def test_tboard_serves_on_the_given_port():
 
 
 NEEDS_A_TRAINED_RUN = "load_trained("  # such blocks run in tests/test_evaluate.py, which trains one
+PERF = next(block for block in re.findall(r"```python\n(.*?)```", README, flags=re.S) if "perf/" in block)
 
 
 def python_blocks() -> list[str]:
+    """The blocks that run on their own (PERF reads the workflow's run: the workflow test runs it)."""
     blocks = re.findall(r"```python\n(.*?)```", README, flags=re.S)
-    return [block for block in blocks if NEEDS_A_TRAINED_RUN not in block]
+    return [block for block in blocks if NEEDS_A_TRAINED_RUN not in block and block != PERF]
 
 
 @pytest.mark.parametrize("index", range(len(python_blocks())))

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from conftest import run_script
-from train_support import make_run, read_metrics, tensorboard_steps, train
+from train_support import assert_perf_at_every_epoch, make_run, read_metrics, tensorboard_steps, train
 from utils.checkpointing.io import load_checkpoint
 
 pytestmark = pytest.mark.slow
@@ -38,6 +38,7 @@ def test_training_writes_every_output_of_a_run():
     _assert_one_line_per_epoch_and_the_ending(result.stderr, (run_dir / "logs" / "log.txt").read_text())
     assert not (run_dir / "plots" / "epoch.png").exists(), "a counter is not a curve"
     assert (run_dir / "plots" / "accuracy.png").is_file()
+    assert_perf_at_every_epoch(metrics, steps_per_epoch, samples_per_epoch=1257)
 
 
 def _assert_one_line_per_epoch_and_the_ending(console: str, log: str) -> None:
@@ -45,7 +46,7 @@ def _assert_one_line_per_epoch_and_the_ending(console: str, log: str) -> None:
     for epoch in (1, 2, 3):
         lines = [line for line in console.splitlines() if f"epoch {epoch}/3 " in line]
         assert len(lines) == 1, console
-        for word in ("train/epoch_loss", "val/loss", "val/accuracy", "lr", "eta"):
+        for word in ("train/epoch_loss", "val/loss", "val/accuracy", "lr", "samples/s, data ", "eta"):
             assert word in lines[0]
         assert " train/loss " not in lines[0], "train/loss is the per-step loss, not the epoch's mean"
         assert lines[0].split(" INFO ", 1)[1] in log

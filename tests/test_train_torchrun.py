@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from conftest import REPO_ROOT, SRC, run_in_group, subprocess_env
-from train_support import make_run, read_metrics, tensorboard_steps, wait_for
+from train_support import assert_perf_at_every_epoch, make_run, read_metrics, tensorboard_steps, wait_for
 from utils.checkpointing.io import load_checkpoint
 
 pytestmark = pytest.mark.slow
@@ -39,6 +39,7 @@ def test_two_ranks_train_one_run_with_one_set_of_outputs(experiments_root):
     assert [p.name for p in (experiments_root / "exp").iterdir()] == ["ddp"]
     assert len(list((run_dir / "logs").glob("metrics*.csv"))) == 1
     assert result.stdout.count("finished in") == 1  # only rank 0 prints the summary
+    assert_perf_at_every_epoch(metrics, steps_per_epoch, samples_per_epoch=2 * 628)  # both ranks' samples
 
 
 

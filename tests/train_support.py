@@ -72,6 +72,18 @@ def read_metrics(run_dir: Path) -> pd.DataFrame:
     return pd.read_csv(run_dir / "logs" / "metrics.csv")
 
 
+def assert_perf_at_every_epoch(metrics: pd.DataFrame, steps_per_epoch: int, samples_per_epoch: int) -> None:
+    """perf/* on each epoch's last step; samples/s x the epoch's wall time is every rank's samples."""
+    perf = metrics.dropna(subset=["perf/samples_per_s"])
+    assert list(perf["step"]) == list(metrics.dropna(subset=["train/epoch_loss"])["step"])
+    assert list(perf["epoch"]) == list(range(1, len(perf) + 1)) and len(perf) >= 2
+    seconds = perf["perf/step_ms"] / 1000 * steps_per_epoch
+    assert (perf["perf/samples_per_s"] * seconds).round().tolist() == [samples_per_epoch] * len(perf)
+    assert perf["perf/data_wait_fraction"].between(0, 1).all()
+    assert (perf["perf/peak_memory_mb"] > 50).all()  # the process's peak RSS: torch alone is more
+    assert "perf/mfu" not in metrics, "no MFU on the CPU"
+
+
 def tensorboard_steps(run_dir: Path, tag: str) -> list[int]:
     """Steps of a scalar tag as TensorBoard's own reader sees them."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator

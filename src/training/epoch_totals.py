@@ -19,6 +19,7 @@ class EpochTotals:
         self.device = device
         self.sums: dict[str, torch.Tensor] = {}
         self.count = 0
+        self.global_count = 0  # set by close()
 
     def add(self, output: StepOutput) -> None:
         for name, value in {"loss": output.loss, **output.metrics}.items():
@@ -59,5 +60,6 @@ class EpochTotals:
         count = torch.tensor(float(self.count), device=self.device)
         totals = all_reduce_sum(torch.stack([flag, *(self.sums[n].float() for n in names), count]), "the epoch's end").tolist()
         samples = totals[-1]
+        self.global_count = int(samples)  # every rank's samples of the epoch (training.throughput reads it)
         means = {name: total / samples for name, total in zip(names, totals[1:-1])} if samples else {}
         return totals[0] > 0, means

@@ -88,6 +88,9 @@ class Task:
     # name -> direction (None: not known); a tuple of bare names, as tasks were written before
     # directions, still works: `loss` is then "min" and the others unknown
     metrics: ClassVar[Mapping[str, Direction | None] | tuple[str, ...]] = {"loss": "min"}
+    # FLOPs of one training sample's forward and backward pass (about 3x the forward's); with a
+    # known GPU peak the engine logs perf/mfu (training.throughput). None: no MFU
+    flops_per_sample: ClassVar[float | None] = None
 
     def __init__(self, context: TaskContext) -> None:
         self.context = context
