@@ -27,11 +27,11 @@ from training.parallel import check_parallel, parallelize
 from training.precision import MixedPrecision, check_precision
 from training.run_claim import claim_on_every_rank
 from training.run_config import RunConfig, RunSettings
+from training.session_start import already_finished, prepare_checkpoints, restore_trainer
 from training.signals import GracefulStop
 from training.task import TaskContext
 from training.trainer import Trainer
 from training.trainer_config import TrainingConfig
-from training.world_size_change import continue_on_world_size
 from utils.checkpointing.async_writer import AsyncCheckpointWriter, wait_for_pending_write
 from utils.checkpointing.io import load_checkpoint, restore_checkpoint
 from utils.checkpointing.manager import CheckpointManager
@@ -41,7 +41,7 @@ from utils.distributed_info import get_rank, get_world_size, is_main_process
 from utils.helper_functions import set_seed, unwrap_model
 from utils.logging import LOGGER, Logger, WriterError
 from utils.runs.run import Run
-from utils.runs.outputs import move_outputs_aside, read_summary, refuse_plain_start, write_summary
+from utils.runs.outputs import refuse_plain_start, write_summary
 from utils.runs.provenance import SessionRecord, begin_session_record
 from utils.profiler import PROFILER
 from utils.run_guard import RunLock
@@ -91,19 +91,19 @@ def run_session(
         lock = claim_on_every_rank(run, device)
         if not (resume or restart):
             refuse_plain_start(run)
-        if resume and _already_finished(run, config[TrainingConfig].epochs):
+        if resume and already_finished(run, config[TrainingConfig].epochs):
             return SessionResult(run, None, {}, time.perf_counter() - started, 0, already_finished=True)
         session = begin_session_record(run, "train")
         _check_machine(config[TrainingConfig], device)
         settings = config[RunSettings]
         set_seed(settings.seed, settings.deterministic)
-        checkpoints, resume_from, notes = _prepare_checkpoints(run, config[TrainingConfig], device, resume, restart)
+        checkpoints, resume_from, notes = prepare_checkpoints(run, config[TrainingConfig], device, resume, restart)
         trainer = _build_trainer(config, device, checkpoints, stop, tuple(callbacks))
         notes += init_model(trainer.model, config[InitConfig], resume_from is not None, session)
         trainer.inspector = open_inspector(config.parsed, trainer.model, device)
         PROFILER.configure(log_every=_steps_per_epoch(trainer.loaders, trainer.config))  # time/* once an epoch
         if resume_from is not None:
-            notes += _restore(trainer, *resume_from)
+            notes += restore_trainer(trainer, *resume_from)
         logger = Logger(run, resume_step=resume_from[1]["global_step"] if resume_from else None)
         _start_logging(config, resume_from, checkpoints.skipped, [session.describe(), *notes])
         LOGGER.log_architecture(unwrap_model(trainer.model))
@@ -143,36 +143,6 @@ def run_session(
         PROFILER.configure(**profiling)
 
 
-def _prepare_checkpoints(
-    run: Run, training: TrainingConfig, device: torch.device, resume: bool, restart: bool,
-) -> tuple[CheckpointManager, tuple[Path, dict] | None, list[str]]:
-    """The checkpoint manager, the checkpoint to resume from, and notes for log.txt.
-
-    Starting over (`restart`, or `resume` of a run without a valid checkpoint, such as one killed
-    before its first save) first moves the old outputs aside, so that nothing is lost.
-    """
-    skipped: list[tuple[Path, str]] = []  # the unreadable checkpoints of a resume, for log.txt
-    if resume:
-        checkpoints = CheckpointManager(run.checkpoints, training.keep_checkpoints, training.best_mode)
-        try:
-            # FSDP: each rank reads the full state on the CPU and keeps its shard on the device
-            location = "cpu" if training.parallel == "fsdp" else device
-            return checkpoints, checkpoints.find_resume_checkpoint(map_location=location), []
-        except CheckpointError:  # no valid checkpoint: start over
-            skipped = checkpoints.skipped
-    elif not restart:
-        return CheckpointManager(run.checkpoints, training.keep_checkpoints, training.best_mode), None, []
-    barrier()  # every rank has read the checkpoints before rank 0 moves them
-    archive = move_outputs_aside(run) if is_main_process() else None
-    barrier()
-    checkpoints = CheckpointManager(run.checkpoints, training.keep_checkpoints, training.best_mode)
-    checkpoints.skipped.extend(skipped)
-    notes = [f"no valid checkpoint in {run.checkpoints}: --resume starts over from step 0"] if resume else []
-    if archive is not None:
-        notes.append(f"{'--resume' if resume else '--restart'}: the previous outputs were moved to {archive}")
-    return checkpoints, None, notes
-
-
 def _machine_failure(error: Exception) -> Exception:
     """The RunIOError (a full disk) behind a writer's failure, else the error itself."""
     cause = error.__cause__
@@ -187,20 +157,6 @@ def _finish(logger: Logger, failing: bool) -> None:
     except Exception:
         if not failing:
             raise
-
-
-def _already_finished(run: Run, epochs: int) -> bool:
-    """True when a finished session trained every configured epoch; says so on stdout."""
-    summary = read_summary(run)
-    if summary is None or summary["epochs"] < epochs and not summary.get("stopped_early"):
-        return False
-    done = summary["epochs"]
-    if is_main_process():
-        print(
-            f"run {run.name} is finished ({done} epochs); nothing to do. "
-            "Train longer with --resume --set training.epochs=N, or start over with --restart."
-        )
-    return True
 
 
 def _start_logging(
@@ -250,22 +206,6 @@ def _check_machine(training: TrainingConfig, device: torch.device) -> None:
     check_parallel(training.parallel, training.precision)
     if training.compile:
         check_compile(device)
-
-
-def _restore(trainer: Trainer, path: Path, checkpoint: dict) -> list[str]:
-    """Load every state but the random ones (restored last, see run_session); returns notes for log.txt."""
-    notes, scaler = [], trainer.precision.scaler
-    if scaler is not None and checkpoint["scaler"] is None:
-        notes.append("the checkpoint has no GradScaler state (trained without fp16): the loss scale starts anew")
-        scaler = None
-    restore_checkpoint(
-        checkpoint, model=trainer.model, optimizer=trainer.optimizer,
-        scheduler=trainer.scheduler, scaler=scaler, restore_rng=False,
-    )
-    trainer.load_state_dict(checkpoint)
-    if checkpoint.get("task_state"):  # older checkpoints have none: the task keeps what build_datasets made
-        trainer.task.load_state_dict(checkpoint["task_state"])
-    return notes + continue_on_world_size(trainer, checkpoint)
 
 
 def _test(trainer: Trainer, run: Run) -> dict[str, float]:

@@ -36,7 +36,7 @@ from typing import Any
 
 from utils.configs import REPO_ROOT
 from utils.distributed_info import get_world_size, is_main_process
-from utils.errors import TemplateError
+from utils.errors import DiskFullError, TemplateError
 from utils.fileio import atomic_write_text
 from utils.git_info import git_diff, git_state
 from utils.runs.run import Run
@@ -156,6 +156,8 @@ class SessionRecord:
                 atomic_write_text(self.patch_path, self.patch)
             _append_line(self.run.logs / SESSIONS_FILE, json.dumps(record, default=str))
         except OSError as exc:
+            if isinstance(error, DiskFullError) or isinstance(getattr(error, "__cause__", None), DiskFullError):
+                return  # the session's own one line already names the full disk; a second would repeat it
             print(f"warning: the session record of {self.run.name} was not written: {exc}", file=sys.stderr)
 
 
