@@ -1,5 +1,7 @@
 """Resume with `resume_step=T`: every step exactly once in CSV and TensorBoard, W&B keeps its id."""
 
+import itertools
+
 import pandas as pd
 import pytest
 from test_logging_tensorboard import read_events, scalar_steps
@@ -93,3 +95,24 @@ def test_resume_at_step_zero_keeps_nothing_of_the_old_csv():
     second.finish()
     frame = pd.read_csv(second.get_path("log") / "metrics.csv")
     assert frame.to_dict("records") == [{"step": 0, "loss": 2.0}]
+
+
+def test_the_sessions_event_files_sort_in_session_order_past_a_tenth_writer_in_the_process(monkeypatch):
+    """TensorBoard reads a folder's event files in name order: two sessions in one process and one
+    second must sort as they were written even when the writer number gains a digit (9 -> 10)."""
+    from types import SimpleNamespace
+
+    from utils.log.writers import tensorboard_writer
+
+    monkeypatch.setattr(tensorboard_writer, "_FILE_NUMBERS", itertools.count(9))
+    monkeypatch.setattr(tensorboard_writer, "time", SimpleNamespace(time=lambda: 1_800_000_000.0))  # one second
+    sessions = []
+    for resume_step, steps, value in ((None, range(0, 6), 1.0), (3, range(3, 8), 2.0)):
+        logger = Logger("exp", "tb-order", resume_step=resume_step)
+        logger.initialize_tensorboard()
+        for step in steps:
+            logger.log({"session": value}, step=step)
+        logger.finish()
+        sessions.append(logger)
+    events = read_events(sessions[-1].get_path("log"))
+    assert scalar_steps(events, "session") == session_steps(range(0, 6), range(3, 8))

@@ -29,7 +29,8 @@ from utils.fileio import fsync_directory, reporting_disk_full
 from utils.log.writers.base import Writer, WriterContext
 
 INSTALL_HINT = "TensorBoard is not installed: `pip install tensorboard` (see requirements.txt)"
-_FILE_NUMBERS = itertools.count()  # two writers of one process in one second get two files
+_FILE_NUMBERS = itertools.count()  # two writers of one process in one second get two files, zero-padded so
+# that they sort in the order they were written (TensorBoard reads a folder's files in name order)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -76,7 +77,7 @@ class TensorBoardWriter(Writer):
         except ImportError as exc:
             raise ImportError(f"{INSTALL_HINT} ({exc})") from exc
         self._event, self._summary = Event, Summary
-        stamp = f"{int(time.time()):010d}.{socket.gethostname()}.{os.getpid()}.{next(_FILE_NUMBERS)}"
+        stamp = f"{int(time.time()):010d}.{socket.gethostname()}.{os.getpid()}.{next(_FILE_NUMBERS):06d}"
         self.path = Path(log_dir) / f"events.out.tfevents.{stamp}{filename_suffix}"
         with reporting_disk_full(self.path):
             self._file = open(self.path, "ab")
