@@ -32,9 +32,13 @@ def run(command: list[str], cwd: Path, env: dict[str, str], timeout: float = 120
 
 
 def make_template(folder: Path, env: dict[str, str]) -> Path:
-    """A clone of HEAD tagged VERSION: what a user's `copier copy --vcs-ref VERSION URL` reads."""
+    """A clone of HEAD tagged VERSION: what a user's `copier copy --vcs-ref VERSION URL` reads.
+
+    `--no-local` packs the objects, as a clone from a server does. A local clone copies the loose
+    objects one file each, and copier renders every path of the template, `.git`'s included, before
+    it excludes any: with this repository's 1,600 loose objects a `copier copy` took 17 s, not 3 s."""
     template = folder / "template"
-    run(["git", "clone", "--quiet", "--no-hardlinks", str(REPO_ROOT), str(template)], folder, env)
+    run(["git", "clone", "--quiet", "--no-local", str(REPO_ROOT), str(template)], folder, env)
     run(["git", "tag", VERSION], template, env)
     return template
 
