@@ -88,9 +88,14 @@ def run_in_group(command: list[str], *, timeout: float, **kwargs) -> subprocess.
     """`subprocess.run` in a new process group; on a timeout the whole group is killed.
 
     For launchers such as torchrun, whose workers would outlive a kill of the launcher alone.
+    Scripts and torchrun start forked from the prewarmed interpreter (tests/prewarmed.py), unless
+    a `preexec_fn` is to run in the child.
     """
-    with subprocess.Popen(command, start_new_session=True, stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, text=True, **kwargs) as process:
+    from prewarmed import popen
+
+    start = subprocess.Popen if "preexec_fn" in kwargs else popen
+    with start(command, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+               **kwargs) as process:
         try:
             stdout, stderr = process.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:

@@ -2,29 +2,42 @@
 once, and forks a real process for each script a test starts.
 
 Run as `python tests/prewarm_server.py SOCKET`. For each connection it receives a JSON request
-(argv, env, cwd, new_session) and the child's stdin/stdout/stderr as file descriptors, forks a
-supervisor, which forks the child and reports its pid and then its exit status on the connection.
-The child runs the script with `runpy` as `__main__` and leaves through the interpreter's normal
-shutdown (atexit, non-daemon threads, flushed streams), exactly as `python script.py` would.
+(argv, env, cwd, new_session, and `module` for `-m`) and the child's stdin/stdout/stderr as file
+descriptors, forks a supervisor, which forks the child and reports its pid and then its exit
+status on the connection. The child runs the script with `runpy` as `__main__` and leaves through
+the interpreter's normal shutdown (atexit, non-daemon threads, flushed streams), exactly as
+`python script.py` would.
+
+In the child, `sys.executable` is `python` beside the socket: tests/prewarm_client.py, which
+forks the processes the child starts with it (sweep trials, torchrun workers) from this server
+too. Its requests are `tied`: when the client dies, the supervisor kills the child's session.
 """
 
 import array
 import atexit
 import gc
+import io
 import json
 import os
 import runpy
+import select
 import signal
 import socket
 import sys
 import threading
+from pathlib import Path
 
 MAX_REQUEST = 1 << 20
 FD_COUNT = 3
+CLIENT = Path(__file__).with_name("prewarm_client.py")
 
 
 def _preimport() -> None:
-    """What every training or CLI subprocess imports first: most of their start-up time."""
+    """What every training or CLI subprocess imports first: most of their start-up time. torch
+    comes first, as in 02_train.py: the first module built with pybind11 to load sets up the
+    pybind11 state that the others share (scipy's, with sklearn first), and with scipy's a DDP
+    worker's teardown deadlocked in ProcessGroupGloo's destructor."""
+    import torch  # noqa: F401
     import matplotlib
 
     matplotlib.use("Agg")
@@ -33,6 +46,7 @@ def _preimport() -> None:
     import sklearn.datasets  # noqa: F401
     import torch
     import torch._dynamo  # noqa: F401  (the first optimizer step imports it: ~1 s)
+    import torch.distributed.run  # noqa: F401  (torchrun)
 
     import training.run_config  # noqa: F401
     import training.session  # noqa: F401
@@ -81,27 +95,49 @@ def _serve(listener: socket.socket) -> tuple[dict, list[int]]:
             if child == 0:
                 conn.close()
                 return request, fds
-            _supervise(conn, child, fds)
+            _supervise(conn, child, fds, bool(request.get("tied")))
         conn.close()
         for fd in fds:
             os.close(fd)
 
 
-def _supervise(conn: socket.socket, child: int, fds: list[int]) -> None:
-    """Report the child's pid, wait for it, report its exit code as Popen.returncode would."""
+def _supervise(conn: socket.socket, child: int, fds: list[int], tied: bool) -> None:
+    """Report the child's pid, wait for it, report its exit code as Popen.returncode would.
+    A `tied` child (it leads its own session) is killed with its session when the client dies."""
     for fd in fds:
         os.close(fd)
     try:
         conn.sendall(json.dumps({"pid": child}).encode() + b"\n")
+        if tied:
+            _kill_when_the_client_dies(conn, child)
         _, status = os.waitpid(child, 0)
         conn.sendall(json.dumps({"returncode": os.waitstatus_to_exitcode(status)}).encode() + b"\n")
     finally:
         os._exit(0)
 
 
-def _become(request: dict, fds: list[int]) -> str:
+def _kill_when_the_client_dies(conn: socket.socket, child: int) -> None:
+    """Return once the child has ended; SIGKILL its session first if the connection closes."""
+    exited = os.pidfd_open(child)
+    try:
+        while True:
+            ready, _, _ = select.select([conn, exited], [], [])
+            if exited in ready:
+                return
+            if not conn.recv(1):  # the client sends nothing after its request: this is its end
+                try:
+                    os.killpg(child, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                return
+    finally:
+        os.close(exited)
+
+
+def _become(request: dict, fds: list[int]) -> dict:
     """Turn this forked process into `python argv...` started by the test: its env, working
-    directory and umask, its standard streams, and a session of its own when asked."""
+    directory and umask, its standard streams, and a session of its own when asked. Returns
+    what to run: {"script": path} or {"module": name}."""
     for target, fd in enumerate(fds):
         os.dup2(fd, target)
     for fd in fds:
@@ -120,13 +156,19 @@ def _become(request: dict, fds: list[int]) -> str:
     if fileio is not None:  # it reads the umask once at import; a fresh interpreter reads the test's
         fileio._UMASK, fileio.FILE_MODE = request["umask"], 0o666 & ~request["umask"]
     _reseed()
-    script = os.path.abspath(request["argv"][0])
-    sys.argv = [script, *request["argv"][1:]]
-    sys.path[0] = os.path.dirname(script)
+    sys.executable = SHIM
+    if request.get("unbuffered"):  # `python -u`
+        for name, fd in (("stdout", 1), ("stderr", 2)):
+            setattr(sys, name, io.TextIOWrapper(open(fd, "wb", buffering=0, closefd=False), write_through=True,
+                                                encoding=getattr(sys, name).encoding, errors="backslashreplace"))
+    module = request.get("module")
+    script = os.path.abspath(request["argv"][0]) if module is None else ""
+    sys.argv = [script, *request["argv"][1:]] if module is None else list(request["argv"])
+    sys.path[0] = os.path.dirname(script) if module is None else os.getcwd()
     for entry in reversed(request["env"].get("PYTHONPATH", "").split(os.pathsep)):
         if entry and os.path.abspath(entry) not in map(os.path.abspath, sys.path):
             sys.path.insert(1, entry)
-    return script
+    return {"module": module} if module is not None else {"script": script}
 
 
 def _reseed() -> None:
@@ -141,8 +183,23 @@ def _reseed() -> None:
     torch.seed()
 
 
+SHIM = ""  # the path of the `python` that the children's `sys.executable` names
+
+
+def _write_shim(socket_path: str) -> str:
+    """tests/prewarm_client.py as an executable `python` beside the socket, for this server."""
+    shim = os.path.join(os.path.dirname(socket_path), "python")
+    source = CLIENT.read_text().replace("@REAL_PYTHON@", sys.executable).replace("@SOCKET_PATH@", socket_path)
+    with open(shim, "w") as file:
+        file.write(f"#!{sys.executable} -IS\n{source}")
+    os.chmod(shim, 0o755)
+    return shim
+
+
 def main() -> None:
+    global SHIM
     path = sys.argv[1]
+    SHIM = _write_shim(path)
     _preimport()
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(path)
@@ -150,17 +207,19 @@ def main() -> None:
     print("ready", flush=True)
     gc.freeze()  # the children's collections skip the preimported objects: no copy-on-write of them
     request, fds = _serve(listener)
-    script = _become(request, fds)
-    _exit_like_python(script)
+    _exit_like_python(_become(request, fds))
 
 
-def _exit_like_python(script: str) -> None:
+def _exit_like_python(target: dict) -> None:
     """Run the script, then leave as CPython does (non-daemon threads joined, atexit handlers
     run, streams flushed, the same exit status) but without tearing down every module: freeing
     torch's objects one by one in a forked child copies every page it touches and took seconds."""
     code = 0
     try:
-        runpy.run_path(script, run_name="__main__")
+        if "module" in target:
+            runpy.run_module(target["module"], run_name="__main__", alter_sys=True)
+        else:
+            runpy.run_path(target["script"], run_name="__main__")
     except SystemExit as exit_:
         code = _exit_code(exit_.code)
     except KeyboardInterrupt:

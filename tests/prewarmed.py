@@ -6,11 +6,15 @@ torch._dynamo that the first optimizer step pulls in, matplotlib and pandas, bef
 work, and the suite starts a few hundred of them. The forked child is still a real process
 with its own pid, real pipes, real signals and a real exit status; it runs the unchanged script
 as `__main__` with the test's argv, environment and working directory. What it does not test is
-the interpreter's own start-up, so the tests of the CLIs' start (`--help`, usage errors, the
-README's blocks, `make`, torchrun) keep starting `python` itself.
+the interpreter's own start-up, so the tests of the CLIs' start (`--help`, usage errors, `make`)
+and one run of each README block keep starting `python` itself.
 
-`popen(command, ...)` returns a `subprocess.Popen`-like object for a `[sys.executable,
-script, ...]` command (PREWARM=0 in the environment turns it off: then it is `subprocess.Popen`).
+The processes that a forked process starts with `sys.executable` (sweep trials, torchrun's
+workers) are forked too: see tests/prewarm_client.py.
+
+`popen(command, ...)` returns a `subprocess.Popen`-like object for a `[sys.executable, script,
+...]` or `[sys.executable, "-m", "torch.distributed.run", ...]` command (PREWARM=0 in the
+environment turns it off: then it is `subprocess.Popen`).
 """
 
 from __future__ import annotations
@@ -85,9 +89,15 @@ def enabled() -> bool:
     return os.environ.get("PREWARM", "1") != "0"
 
 
+MODULES = ("torch.distributed.run",)  # what runs forked as `python -m MODULE`
+
+
 def is_script_command(command: list[str]) -> bool:
-    """`[python, <a .py file>, ...]`: what the prewarmed server can run."""
-    return len(command) >= 2 and command[0] == sys.executable and str(command[1]).endswith(".py")
+    """`[python, <a .py file>, ...]` or `[python, -m, torchrun's module, ...]`: what the prewarmed
+    server can run."""
+    if len(command) < 2 or command[0] != sys.executable:
+        return False
+    return str(command[1]).endswith(".py") or (len(command) >= 3 and command[1] == "-m" and command[2] in MODULES)
 
 
 def popen(command: list[str], *, env: dict[str, str] | None = None, cwd: str | Path | None = None,
@@ -139,8 +149,10 @@ class PrewarmedProcess:
         self._conn.connect(_SERVER.path())
         umask = os.umask(0o022)
         os.umask(umask)
-        request = {"argv": [str(part) for part in command[1:]], "env": env, "cwd": cwd,
-                   "new_session": start_new_session, "umask": umask}
+        argv = [str(part) for part in command[1:]]
+        request = {"argv": argv, "env": env, "cwd": cwd, "new_session": start_new_session, "umask": umask}
+        if argv[0] == "-m":
+            request.update(argv=argv[1:], module=argv[1])
         self._conn.sendmsg([json.dumps(request).encode()],
                            [(socket.SOL_SOCKET, socket.SCM_RIGHTS, bytes(_int_array(child_fds)))])
         for fd in self._to_close:

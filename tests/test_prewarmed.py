@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -94,3 +95,81 @@ def test_a_prewarmed_start_can_be_turned_off(tmp_path: Path, monkeypatch: pytest
         assert process.wait(timeout=60) == 0
         started.append(type(process))
     assert started == [prewarmed.PrewarmedProcess, subprocess.Popen]
+
+
+# A prewarmed script starts CHILD with `sys.executable`, as the sweep driver and torchrun do,
+# signals it once it is ready and prints what it saw; CHILD reports whether torch was imported
+# before it ran (a fork of the prewarmed interpreter) and leaves 143 on SIGTERM, as 02_train.py does.
+PARENT = """\
+import signal, subprocess, sys
+child = subprocess.Popen([sys.executable, sys.argv[1], *sys.argv[3:]], stdout=subprocess.PIPE, text=True,
+                         start_new_session=True)
+print(child.stdout.readline().strip(), flush=True)
+child.send_signal(getattr(signal, sys.argv[2]))
+child.wait(60)
+print(child.returncode, flush=True)
+"""
+CHILD = """\
+import os, signal, sys, time
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+print("torch" in sys.modules, sys.argv[1:], os.getcwd() == os.environ["EXPECTED_CWD"], flush=True)
+time.sleep(60)
+"""
+
+
+@pytest.mark.parametrize("signum, returncode", [("SIGTERM", "143"), ("SIGINT", "-2"), ("SIGKILL", "-9")])
+def test_a_script_a_prewarmed_script_starts_is_forked_too_and_ends_as_it_would(signum: str, returncode: str,
+                                                                               tmp_path: Path) -> None:
+    """Through tests/prewarm_client.py: argv, working directory, the signal passed on, the exit
+    status passed back (the child's own, 143, or its death by the signal)."""
+    (tmp_path / "parent.py").write_text(PARENT)
+    (tmp_path / "child.py").write_text(CHILD)
+    done = prewarmed.run([sys.executable, str(tmp_path / "parent.py"), str(tmp_path / "child.py"), signum, "x y"],
+                         timeout=120, env=subprocess_env(EXPECTED_CWD=str(tmp_path)), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    ready, code = done.stdout.splitlines()
+    assert ready == "True ['x y'] True", "forked from the prewarmed interpreter, with its argv and cwd"
+    assert code == returncode
+
+
+def test_a_forked_childs_session_dies_with_the_python_that_started_it(tmp_path: Path) -> None:
+    """SIGKILL cannot be passed on: the server kills the forked child's session when its `python`
+    (tests/prewarm_client.py) dies, as a process group killed together would."""
+    parent = ("import subprocess, sys\n"
+              "child = subprocess.Popen([sys.executable, sys.argv[1]], start_new_session=True)\n"
+              "print(child.pid, flush=True)\n"
+              "import time; time.sleep(60)\n")
+    (tmp_path / "parent.py").write_text(parent)
+    (tmp_path / "child.py").write_text("import os, time\nopen('child.pid', 'w').write(str(os.getpid()))\n"
+                                       "time.sleep(600)\n")
+    process = prewarmed.popen([sys.executable, str(tmp_path / "parent.py"), str(tmp_path / "child.py")],
+                              stdout=subprocess.PIPE, text=True, env=subprocess_env(), cwd=tmp_path,
+                              start_new_session=True)
+    try:
+        child = None
+        client = int(process.stdout.readline())
+        pid_file = tmp_path / "child.pid"
+        deadline = time.monotonic() + 60
+        while not pid_file.exists() or not pid_file.read_text():
+            assert time.monotonic() < deadline, "the child did not start"
+            time.sleep(0.05)
+        child = int(pid_file.read_text())
+        assert child != client, "the child is a fork of the server, not its `python`"
+        os.kill(client, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while _alive(child):
+            assert time.monotonic() < deadline, "the child outlived its `python`"
+            time.sleep(0.05)
+    finally:
+        if child is not None and _alive(child):
+            os.kill(child, signal.SIGKILL)
+        process.kill()
+        process.communicate()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")

@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+import prewarmed
 from conftest import REPO_ROOT, SRC, run_in_group, subprocess_env
 from sweeps.spec import parse_spec
 from sweeps.state import SweepState, TrialRecord, read_state, write_state
@@ -49,8 +50,8 @@ def run_sweep(spec: Path, *args: str, timeout: float = 240) -> subprocess.Comple
 def start_sweep(spec: Path, tmp_path: Path, *args: str) -> subprocess.Popen:
     """The driver in the background, in its own process group, its output in files."""
     out = open(tmp_path / "driver.out", "w")
-    return subprocess.Popen(sweep_command(spec, *args), stdout=out, stderr=subprocess.STDOUT, text=True,
-                            env=subprocess_env(), cwd=REPO_ROOT, start_new_session=True)
+    return prewarmed.popen(sweep_command(spec, *args), stdout=out, stderr=subprocess.STDOUT, text=True,
+                           env=subprocess_env(), cwd=REPO_ROOT, start_new_session=True)
 
 
 def kill_group(process: subprocess.Popen, worker_pids: list[int] = ()) -> None:

@@ -16,6 +16,7 @@ import torch
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState
 
+import prewarmed
 from conftest import REPO_ROOT, SRC, subprocess_env
 from sweeps.optuna_search import OptunaSearch, PruningRule, trial_by_number
 from sweeps.optuna_storage import open_storage, study_path
@@ -191,7 +192,7 @@ def test_a_trial_worse_than_the_median_is_pruned_at_an_epoch_boundary_with_a_che
     run = make_run("e", record.run, "training.epochs=3", "logging.tensorboard=false", "data.batch_size=128",
                    "model.channels=[4, 8]", "model.hidden=16", "optimizer.lr=1e-6")
     command = [sys.executable, *search.trial_command(record, resume=False), "--device", "cpu"]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=120, env=subprocess_env(), cwd=REPO_ROOT)
+    done = prewarmed.run(command, timeout=120, env=subprocess_env(), cwd=REPO_ROOT)
     assert done.returncode == 0, done.stderr
     summary = json.loads((run / "logs" / "summary.json").read_text())
     assert summary["stopped_early"].startswith("pruned by optuna's median pruner at epoch 1 (val/accuracy=")
@@ -202,8 +203,8 @@ def test_a_trial_worse_than_the_median_is_pruned_at_an_epoch_boundary_with_a_che
 
 def start_sweep(spec_path: Path) -> subprocess.Popen:
     command = [sys.executable, str(SRC / "04_sweep.py"), "-e", "e", "-s", str(spec_path), "--workers", "2"]
-    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env=subprocess_env(), cwd=REPO_ROOT, start_new_session=True)
+    return prewarmed.popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                           env=subprocess_env(), cwd=REPO_ROOT, start_new_session=True)
 
 
 def wait_until(condition, process: subprocess.Popen, timeout: float = 90) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
+import prewarmed
 from conftest import REPO_ROOT, SRC, run_in_group, subprocess_env
 from train_support import assert_perf_at_every_epoch, make_run, read_metrics, tensorboard_steps, wait_for
 from utils.checkpointing.io import load_checkpoint
@@ -121,8 +122,8 @@ def test_a_sigterm_to_one_rank_stops_every_rank_at_one_step_and_the_resume_is_ex
     assert done.returncode == 0, done.stderr[-3000:]
     assert _stopped_steps(done.stdout) == {0: SIGNALLED_STEPS, 1: SIGNALLED_STEPS}
 
-    launcher = subprocess.Popen(_torchrun(worker, "cut"), start_new_session=True, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True, cwd=REPO_ROOT, env=env)
+    launcher = prewarmed.popen(_torchrun(worker, "cut"), start_new_session=True, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, cwd=REPO_ROOT, env=env)
     try:
         wait_for((interrupted / "checkpoints" / "last.pt").exists, launcher)  # epoch 1 saved
         os.kill(_worker_of_rank(launcher.pid, 1), signal.SIGTERM)
@@ -161,9 +162,9 @@ def test_a_sigterm_to_torchrun_itself_saves_once_and_exits_1_as_the_readme_says(
     worker = tmp_path / "worker.py"
     worker.write_text(f"SCRIPT = {str(SRC / '02_train.py')!r}\n{WORKER}")
     run_dir = make_run("exp", "agent", *SIGNALLED)
-    launcher = subprocess.Popen(_torchrun(worker, "agent"), start_new_session=True, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True, cwd=REPO_ROOT,
-                                env=subprocess_env(OMP_NUM_THREADS="1"))
+    launcher = prewarmed.popen(_torchrun(worker, "agent"), start_new_session=True, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, cwd=REPO_ROOT,
+                               env=subprocess_env(OMP_NUM_THREADS="1"))
     try:
         wait_for((run_dir / "checkpoints" / "last.pt").exists, launcher)  # epoch 1 saved
         launcher.send_signal(signal.SIGTERM)
