@@ -6,8 +6,8 @@ torch._dynamo that the first optimizer step pulls in, matplotlib and pandas, bef
 work, and the suite starts a few hundred of them. The forked child is still a real process
 with its own pid, real pipes, real signals and a real exit status; it runs the unchanged script
 as `__main__` with the test's argv, environment and working directory. What it does not test is
-the interpreter's own start-up, so the tests of the CLIs' start (`--help`, usage errors, `make`)
-and one run of each README block keep starting `python` itself.
+the interpreter's own start-up, so the tests of the CLIs' start (`--help`, usage errors) and of
+`make train` keep starting `python` itself; the README's blocks run with `python()` on PATH.
 
 The processes that a forked process starts with `sys.executable` (sweep trials, torchrun's
 workers) are forked too: see tests/prewarm_client.py.
@@ -98,6 +98,24 @@ def is_script_command(command: list[str]) -> bool:
     if len(command) < 2 or command[0] != sys.executable:
         return False
     return str(command[1]).endswith(".py") or (len(command) >= 3 and command[1] == "-m" and command[2] in MODULES)
+
+
+def python() -> str:
+    """A `python` to put in a command line or on PATH: the prewarmed server's (what a script or
+    torchrun it names runs forked; anything else runs in the real interpreter), or the real one
+    when prewarming is off. Only for this repository's src/: the server has imported its modules."""
+    if not enabled():
+        return sys.executable
+    return os.path.join(os.path.dirname(_SERVER.path()), "python")
+
+
+def bash_path_export() -> str:
+    """`export PATH=...`: a bash line after which `python` is `python()` (its folder first, then the
+    real interpreter's, for the other commands of the environment such as `tensorboard`)."""
+    import shlex
+
+    folders = [os.path.dirname(python()), os.path.dirname(sys.executable)]
+    return f"export PATH={shlex.quote(os.pathsep.join(folders))}:$PATH"
 
 
 def popen(command: list[str], *, env: dict[str, str] | None = None, cwd: str | Path | None = None,

@@ -7,7 +7,6 @@ import importlib
 import importlib.metadata
 import json
 import re
-import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +16,7 @@ import pandas as pd
 import pytest
 import torch
 
+import prewarmed
 from conftest import REPO_ROOT, SRC, run_in_group, subprocess_env
 from data.digits_images import digits_csv
 from data.splits import split_indices
@@ -49,7 +49,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict:
         done = train("digits", "baseline")
         assert done.returncode == 0, done.stderr
         before = _files(run)
-        script = f"set -e\nexport PATH={shlex.quote(str(Path(sys.executable).parent))}:$PATH\n{EVALUATE}"
+        script = f"set -e\n{prewarmed.bash_path_export()}\n{EVALUATE}"
         evaluated = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=240,
                                    cwd=REPO_ROOT, env=subprocess_env(), check=False)
     return {"root": root, "run": run, "before": before, "after": _files(run), "evaluated": evaluated}

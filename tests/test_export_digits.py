@@ -4,7 +4,6 @@ outputs within the format's tolerance."""
 
 import json
 import re
-import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
+import prewarmed
 from conftest import REPO_ROOT, subprocess_env
 from train_support import make_run
 from training.export_checks import TOLERANCES, compare
@@ -37,7 +37,7 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> dict:
         run = make_run("digits", "baseline", "training.epochs=1", "logging.tensorboard=false")
         config = parse_run_config(json.loads((run / "config.json").read_text()))
         assert run_session(Run.require("digits", "baseline"), config, torch.device("cpu"), resume=False).exit_code == 0
-        script = f"set -e\nexport PATH={shlex.quote(str(Path(sys.executable).parent))}:$PATH\n{EXPORT}"
+        script = f"set -e\n{prewarmed.bash_path_export()}\n{EXPORT}"
         result = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=300,
                                 cwd=REPO_ROOT, env=subprocess_env(), check=False)
     return {"root": root, "run": run, "result": result}

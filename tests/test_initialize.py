@@ -12,6 +12,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+import prewarmed
 from conftest import REPO_ROOT, SRC, run_script, subprocess_env
 
 from utils.configs import load_config_template
@@ -103,7 +104,7 @@ def test_set_values_parse_as_json_else_stay_text(experiments_root: Path) -> None
 
 def test_every_example_in_the_help_runs(experiments_root: Path) -> None:
     help_text = run_script(SCRIPT, "--help", timeout=60).stdout
-    python = shlex.quote(sys.executable)
+    python = shlex.quote(prewarmed.python())  # each command starts forked from the prewarmed interpreter
     commands = [
         line.strip().replace("python src/", f"{python} src/")
         for line in help_text.splitlines()

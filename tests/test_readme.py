@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+import prewarmed
 from conftest import REPO_ROOT, subprocess_env
 
 README = (REPO_ROOT / "README.md").read_text()
@@ -75,6 +76,14 @@ def test_every_readme_command_is_run_here_or_covered_elsewhere():
 
 
 def _bash(script: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    """Run `script` in bash. In a block (`set -e` then a command a line) `python` starts forked
+    from the prewarmed interpreter: the line `prewarmed.bash_path_export()` goes after `set -e`, or
+    after `source env.sh` (which activates .venv). The interpreter's own start is `make train`'s
+    (tests/test_make.py)."""
+    if script.startswith("set -e\n"):
+        lines = script.split("\n")
+        at = next((n + 1 for n, line in enumerate(lines) if line == "source env.sh"), 1)
+        script = "\n".join([*lines[:at], prewarmed.bash_path_export(), *lines[at:]])
     return subprocess.run(
         ["bash", "-c", script], capture_output=True, text=True, timeout=timeout,
         cwd=REPO_ROOT, env=subprocess_env(), check=False,
@@ -245,8 +254,7 @@ def test_the_config_tables_are_the_ones_the_declarations_generate():
 
 @pytest.mark.slow
 def test_the_sweeps_block_runs_as_written(experiments_root):
-    python = shlex.quote(str(Path(sys.executable).parent))
-    result = _bash(f"set -e\nexport PATH={python}:$PATH\n" + "\n".join(SWEEPS))
+    result = _bash("set -e\n" + "\n".join(SWEEPS))  # _bash puts the venv's folder on PATH too
     assert result.returncode == 0, result.stderr[-3000:]
     runs = sorted(p.parent.parent.name for p in (experiments_root / "digits").glob("lr-hidden-*/logs/summary.json"))
     assert runs == [f"lr-hidden-{n:03d}" for n in range(4)]
@@ -266,27 +274,15 @@ def test_the_readme_shows_the_example_sweep_spec_as_it_is():
     assert json.loads(shown) == json.loads((REPO_ROOT / "config" / "sweeps" / "example.json").read_text())
 
 
-# Runs `python src/NN_name.py ...` commands one after another in one interpreter, as `python`
-# would run each (`__main__`, its exit code), and prints their exit codes: one torch import for all
-RUN_COMMANDS = """\
-import json, runpy, shlex, sys
-codes = []
-for command in json.loads(sys.argv[1]):
-    python, script, *args = shlex.split(command)
-    sys.argv = [script, *args]
-    try:
-        runpy.run_path(script, run_name="__main__")
-        codes.append(0)
-    except SystemExit as exit:
-        codes.append(exit.code or 0)
-print(json.dumps(codes))
-"""
+RUN_COMMANDS = Path(__file__).with_name("run_commands.py")
 
 
 def _run_commands(commands: list[str]) -> list[int]:
+    """Run `python src/NN_name.py ...` commands one after another in one process forked from the
+    prewarmed interpreter (tests/run_commands.py); their exit codes."""
     assert all(command.startswith("python src/") for command in commands)
-    result = subprocess.run([sys.executable, "-c", RUN_COMMANDS, json.dumps(commands)], capture_output=True,
-                            text=True, timeout=300, cwd=REPO_ROOT, env=subprocess_env(OMP_NUM_THREADS="1"))
+    result = prewarmed.run([sys.executable, str(RUN_COMMANDS), json.dumps(commands)], timeout=300, cwd=REPO_ROOT,
+                           env=subprocess_env(OMP_NUM_THREADS="1"))
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout.strip().splitlines()[-1])
 
