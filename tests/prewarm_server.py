@@ -34,9 +34,7 @@ CLIENT = Path(__file__).with_name("prewarm_client.py")
 
 def _preimport() -> None:
     """What every training or CLI subprocess imports first: most of their start-up time. torch
-    comes first, as in 02_train.py: the first module built with pybind11 to load sets up the
-    pybind11 state that the others share (scipy's, with sklearn first), and with scipy's a DDP
-    worker's teardown deadlocked in ProcessGroupGloo's destructor."""
+    comes first, as in 02_train.py."""
     import torch  # noqa: F401
     import matplotlib
 

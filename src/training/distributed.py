@@ -5,6 +5,7 @@ same script runs on one CPU and on many GPUs. Which rank this process is (pure r
 library needs too, and `utils` never imports `training`) lives in `utils.distributed_info`.
 """
 
+import gc
 import os
 from datetime import timedelta
 
@@ -33,9 +34,16 @@ def destroy_distributed(together: bool = True) -> None:
     report) tore its gloo group down under a peer still connected to it, and about one run in
     16 aborted at exit ("terminate called without an active exception", exit -6). A failing
     session passes `together=False`: its peers may never arrive.
+
+    The caller drops its DDP model first, and the collection here frees it: its Reducer holds the
+    gloo group, and when the Reducer was the group's last holder (freed after the group left the
+    registry), the group's destructor joined gloo's threads holding the GIL while one of them
+    waited for the GIL to free a tensor: the rank hung at exit (2 of about 20 torchrun runs under
+    the test suite). Freed from the registry instead, the group lets go of the GIL first.
     """
     if not (dist.is_available() and dist.is_initialized()):
         return
+    gc.collect()
     if together:
         with WATCHDOG.agreement("the barrier before leaving"):
             dist.barrier()

@@ -130,6 +130,7 @@ def run_session(
             close_loaders(trainer.loaders)  # persistent workers would block the exit for ever
             wait_for_pending_write(trainer.checkpoints, failing=failing)  # a signal or an error
             trainer.inspector.close()
+            trainer = None  # the DDP model goes before the process group: see destroy_distributed
         if logger is not None:
             _finish(logger, failing=failing)
         if session is not None and logger is not None:  # a session refused before it touched the logs leaves none
