@@ -35,8 +35,11 @@ train: $(STAMP)
 	$(PY) src/01_initialize.py -e $(EXP) -r $(RUN) -c $(CONFIG)
 	$(PY) src/02_train.py -e $(EXP) -r $(RUN) $(TRAIN_ARGS)
 
+# Bytecode is cached for the tests even where PYTHONDONTWRITEBYTECODE is set (some containers set
+# it): without the cache, each test worker and each pytest a test starts rewrites the asserts of
+# every test module again (about 4 s of CPU each), and every process recompiles src/.
 test: $(STAMP)
-	$(PY) -m pytest -n 2 --dist worksteal --durations=10 $(PYTEST_ARGS)
+	PYTHONDONTWRITEBYTECODE= $(PY) -m pytest -n 2 --dist worksteal --durations=10 $(PYTEST_ARGS)
 
 # The benchmarks' anchors (Lightning) install only for `make bench`.
 $(BENCH_STAMP): requirements-bench.txt requirements.txt $(STAMP)
