@@ -38,6 +38,12 @@ def test_training_curves_with_chosen_metrics_and_smoothing(csv_path, tmp_path):
             assert not np.array_equal(np.asarray(smoothed), np.asarray(raw))
 
 
+def test_training_curves_leave_out_the_skipped_namespaces(csv_path, tmp_path):
+    """How a session leaves the debug/ stats (dozens of per-layer groups) to TensorBoard."""
+    paths = plot_training_curves(csv_path, tmp_path, skip_namespaces=("val",))
+    assert [p.name for p in paths] == ["loss.png", "lr.png"]  # loss.png draws train/loss alone
+
+
 def test_training_curves_unknown_metric_names_the_available_ones(csv_path, tmp_path):
     with pytest.raises(ValueError, match=r"val/f1 not in .*available: train/loss, lr, val/loss, val/accuracy"):
         plot_training_curves(csv_path, tmp_path, metrics=["val/f1"])

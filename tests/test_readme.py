@@ -296,6 +296,9 @@ def test_the_see_inside_blocks_run_as_written(experiments_root):
     logs = experiments_root / "digits" / "inside" / "logs"
     metrics = pd.read_csv(logs / "metrics.csv")
     assert list(metrics.loc[metrics["debug/features.0.0/weight_grad_norm"].notna(), "step"]) == [0, 5, 10, 15]
+    plots = {path.stem for path in (logs.parent / "plots").glob("*.png")}
+    assert "loss" in plots and not plots & {name.rsplit("/", 1)[-1] for name in metrics if name.startswith("debug/")}, (
+        "the debug stats stay out of plots/")
     (trace,) = (logs / "torch_profiler").glob("*.pt.trace.json")
     assert any(event.get("name") == "ProfilerStep#1" for event in json.loads(trace.read_text())["traceEvents"])
     assert "top operators by self time" in (logs / "log.txt").read_text()

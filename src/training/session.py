@@ -241,7 +241,8 @@ def _report(trainer: Trainer, result: SessionResult, config: RunConfig) -> None:
     run, state = result.run, trainer.state
     if run.metrics_csv.is_file() and trainer.config.draw_every is not None:
         LOGGER.flush()
-        plot_training_curves(run.metrics_csv, run.plots)
+        # the debug/ stats are dozens of per-layer groups: TensorBoard and the CSV hold them
+        plot_training_curves(run.metrics_csv, run.plots, skip_namespaces=("debug",))
     PROFILER.write_report(run.logs)
     best = f"{result.best_metric:.4f}" if result.best_metric is not None else "none"
     tested = "".join(f", {name} {value:.4f}" for name, value in result.test_metrics.items())

@@ -70,16 +70,18 @@ def plot_training_curves(
     out_dir: Path | str,
     metrics: Sequence[str] | None = None,
     smoothing: float = 0.0,
+    skip_namespaces: Sequence[str] = (),
 ) -> list[Path]:
     """One PNG per metric group (e.g. `loss.png` with train/loss and val/loss) in `out_dir`.
 
-    `metrics=None` plots every column with a finite value; empty and all-NaN columns are
-    skipped, so a missing or empty CSV gives no files. Named metrics must exist in the CSV.
+    `metrics=None` plots every column with a finite value except those of `skip_namespaces`
+    (such as "debug"); empty and all-NaN columns are skipped, so a missing or empty CSV gives no
+    files. Named metrics must exist in the CSV.
     """
     frame = read_metrics(csv_path)
     available = plotted_metrics(frame)
     if metrics is None:
-        chosen = available
+        chosen = [name for name in available if name.split("/", 1)[0] not in skip_namespaces]
     else:
         unknown = [name for name in metrics if name not in frame.columns]
         if unknown:
