@@ -37,9 +37,10 @@ train: $(STAMP)
 
 # Bytecode is cached for the tests even where PYTHONDONTWRITEBYTECODE is set (some containers set
 # it): without the cache, each test worker and each pytest a test starts rewrites the asserts of
-# every test module again (about 4 s of CPU each), and every process recompiles src/.
+# every test module again (about 4 s of CPU each), and every process recompiles src/. Two workers
+# share two cores: one thread each (OMP_NUM_THREADS=1) instead of torch's two per process.
 test: $(STAMP)
-	PYTHONDONTWRITEBYTECODE= $(PY) -m pytest -n 2 --dist worksteal --durations=10 $(PYTEST_ARGS)
+	PYTHONDONTWRITEBYTECODE= OMP_NUM_THREADS=1 $(PY) -m pytest -n 2 --dist worksteal --durations=10 $(PYTEST_ARGS)
 
 # The benchmarks' anchors (Lightning) install only for `make bench`.
 $(BENCH_STAMP): requirements-bench.txt requirements.txt $(STAMP)

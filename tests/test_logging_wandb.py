@@ -183,8 +183,9 @@ def test_an_unreachable_server_falls_back_to_offline_with_a_warning(monkeypatch)
 @pytest.mark.slow
 def test_finish_returns_only_once_the_wandb_file_holds_every_step():
     # W&B's service writes and closes the file after run.finish() returns; without waiting for
-    # it a session's file was found holding only its 7-byte header in about one of 50 sessions.
-    for session in range(40):
+    # it a session's file was found holding only its 7-byte header in about one of 50 sessions:
+    # 20 sessions catch that regression in about one run of three, at 0.4 s a session.
+    for session in range(20):
         logger = Logger("exp", f"complete{session}")
         logger.initialize_wandb("template-tests")
         for step in range(20):
