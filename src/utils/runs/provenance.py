@@ -49,10 +49,25 @@ def installed_packages() -> dict[str, str]:
     """`{distribution: version}` of every installed distribution (importlib.metadata), by name."""
     found: dict[str, str] = {}
     for distribution in importlib.metadata.distributions():
-        name = distribution.metadata["Name"] if distribution.metadata else None
-        if name and name not in found:  # the first on sys.path wins, as for an import
-            found[name] = distribution.version
+        name, version = _name_and_version(distribution)
+        if name and version and name not in found:  # the first on sys.path wins, as for an import
+            found[name] = version
     return dict(sorted(found.items(), key=lambda item: item[0].lower()))
+
+
+def _name_and_version(distribution: importlib.metadata.Distribution) -> tuple[str | None, str | None]:
+    """Name and Version from the metadata's header lines. `.metadata` and `.version` run the email
+    parser over the whole file (long descriptions included) on every access: with 333 packages
+    that was 0.39 s of CPU, half of a small training session's own start."""
+    text = distribution.read_text("METADATA") or distribution.read_text("PKG-INFO") or ""
+    fields: dict[str, str] = {}
+    for line in text.splitlines():
+        if not line.strip():  # the headers end at the first blank line
+            break
+        key, colon, value = line.partition(":")
+        if colon and key in ("Name", "Version"):
+            fields.setdefault(key, value.strip())
+    return fields.get("Name"), fields.get("Version")
 
 
 def environment_record(argv: Sequence[str] | None = None, repo: Path = REPO_ROOT) -> dict[str, Any]:
