@@ -45,6 +45,7 @@ def _preimport() -> None:
     import torch
     import torch._dynamo  # noqa: F401  (the first optimizer step imports it: ~1 s)
     import torch.distributed.run  # noqa: F401  (torchrun)
+    import tensorboard.summary.writer.record_writer  # noqa: F401  (what the TensorBoard writer opens with)
 
     import training.run_config  # noqa: F401
     import training.session  # noqa: F401
