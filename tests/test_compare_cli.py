@@ -10,6 +10,7 @@ from PIL import Image
 
 import test_engine_toy_task  # noqa: F401  registers toy_regression, whose metrics are bare names
 from compare_support import log_values, metric_block
+import prewarmed
 from conftest import REPO_ROOT, SRC, run_script, subprocess_env
 from training.task import Task, register_task
 from utils.logging import Logger
@@ -28,12 +29,10 @@ class R2Task(Task):
 
 def _compare_with_test_tasks(*args: str) -> subprocess.CompletedProcess:
     """03_compare.py as a user runs it, after this module registered its tasks."""
-    code = (f"import runpy, sys; import test_compare_cli; sys.argv = ['03_compare.py', *sys.argv[1:]]; "
-            f"runpy.run_path({str(SRC / '03_compare.py')!r}, run_name='__main__')")
     env = subprocess_env()
     env["PYTHONPATH"] = f"{TESTS}:{env['PYTHONPATH']}"
-    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120,
-                          env=env, cwd=REPO_ROOT, check=False)
+    command = [sys.executable, str(TESTS / "with_tasks.py"), "test_compare_cli", str(SRC / "03_compare.py"), *args]
+    return prewarmed.run(command, timeout=120, env=env, cwd=REPO_ROOT)
 
 
 def _log_run(run: str, rate: float, steps: int = 100) -> None:

@@ -5,7 +5,6 @@ outputs within the format's tolerance."""
 import json
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest

@@ -197,11 +197,10 @@ def python_blocks() -> list[str]:
 
 
 @pytest.mark.parametrize("index", range(len(python_blocks())))
-def test_every_python_block_runs_as_written(index, experiments_root):
-    result = subprocess.run(
-        [sys.executable, "-c", python_blocks()[index]], capture_output=True, text=True, timeout=180,
-        cwd=REPO_ROOT, env=subprocess_env(), check=False,
-    )
+def test_every_python_block_runs_as_written(index, experiments_root, tmp_path):
+    block = tmp_path / "block.py"  # a file, for the prewarmed interpreter to run
+    block.write_text(python_blocks()[index])
+    result = prewarmed.run([sys.executable, str(block)], timeout=180, cwd=REPO_ROOT, env=subprocess_env())
     assert result.returncode == 0, result.stderr[-3000:]
     if "logging-demo" in python_blocks()[index]:
         import pandas as pd
