@@ -114,8 +114,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     prefixes = tuple(config.getoption("--run-only"))
-    if not prefixes:
-        return
-    kept = [item for item in items if item.nodeid.startswith(prefixes)]
-    config.hook.pytest_deselected(items=[item for item in items if not item.nodeid.startswith(prefixes)])
-    items[:] = kept
+    if prefixes:
+        kept = [item for item in items if item.nodeid.startswith(prefixes)]
+        config.hook.pytest_deselected(items=[item for item in items if not item.nodeid.startswith(prefixes)])
+        items[:] = kept
+    _slow_modules_first(items)
+
+
+def _slow_modules_first(items: list[pytest.Item]) -> None:
+    """The modules holding `slow` tests run first, each module's tests still together (its
+    fixtures are built once): the two workers then end on short tests instead of one of them
+    idling while the other runs a 15 s torchrun or sweep test last."""
+    slow = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow)  # stable: the order within each group stays
