@@ -35,14 +35,13 @@ CLIENT = Path(__file__).with_name("prewarm_client.py")
 def _preimport() -> None:
     """What every training or CLI subprocess imports first: most of their start-up time. torch
     comes first, as in 02_train.py."""
-    import torch  # noqa: F401
+    import torch
     import matplotlib
 
     matplotlib.use("Agg")
     import numpy  # noqa: F401
     import pandas  # noqa: F401
     import sklearn.datasets  # noqa: F401
-    import torch
     import torch._dynamo  # noqa: F401  (the first optimizer step imports it: ~1 s)
     import torch.distributed.run  # noqa: F401  (torchrun)
     import tensorboard.summary.writer.record_writer  # noqa: F401  (what the TensorBoard writer opens with)

@@ -38,8 +38,9 @@ def destroy_distributed(together: bool = True) -> None:
     The caller drops its DDP model first, and the collection here frees it: its Reducer holds the
     gloo group, and when the Reducer was the group's last holder (freed after the group left the
     registry), the group's destructor joined gloo's threads holding the GIL while one of them
-    waited for the GIL to free a tensor: the rank hung at exit (2 of about 20 torchrun runs under
-    the test suite). Freed from the registry instead, the group lets go of the GIL first.
+    waited for the GIL to free a tensor: the rank hung at exit (twice in two runs of the torchrun
+    tests once their workers started fast). Freed from the registry instead, the group lets go of
+    the GIL first.
     """
     if not (dist.is_available() and dist.is_initialized()):
         return

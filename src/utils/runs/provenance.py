@@ -57,8 +57,8 @@ def installed_packages() -> dict[str, str]:
 
 def _name_and_version(distribution: importlib.metadata.Distribution) -> tuple[str | None, str | None]:
     """Name and Version from the metadata's header lines. `.metadata` and `.version` run the email
-    parser over the whole file (long descriptions included) on every access: with 333 packages
-    that was 0.39 s of CPU, half of a small training session's own start."""
+    parser over the whole file (long descriptions included) on every access: with 111 packages
+    that was 0.14 s of CPU at every session start (0.016 s this way)."""
     text = distribution.read_text("METADATA") or distribution.read_text("PKG-INFO") or ""
     fields: dict[str, str] = {}
     for line in text.splitlines():
