@@ -33,6 +33,8 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
+from prewarm_client import MODULES  # what runs forked as `python -m MODULE`: the client's list
+
 SERVER = Path(__file__).with_name("prewarm_server.py")
 SRC = Path(__file__).resolve().parents[1] / "src"
 START_TIMEOUT_S = 120
@@ -88,8 +90,6 @@ _SERVER = _Server()
 def enabled() -> bool:
     return os.environ.get("PREWARM", "1") != "0"
 
-
-MODULES = ("torch.distributed.run",)  # what runs forked as `python -m MODULE`
 
 
 def is_script_command(command: list[str]) -> bool:
