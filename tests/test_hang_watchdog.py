@@ -11,12 +11,13 @@ from typing import Any
 
 import pytest
 import torch
-from torch import Tensor, nn
+from torch import nn
 from torch.utils.data import TensorDataset
 
 from conftest import REPO_ROOT, SRC, run_in_group, subprocess_env
 from training.hang_watchdog import EXIT_HANG
-from training.task import Datasets, StepOutput, Task, register_task
+from sum_toy import SumToy
+from training.task import Datasets, StepOutput, register_task
 from utils.management import create_run
 
 pytestmark = pytest.mark.slow
@@ -32,11 +33,10 @@ def nap_until_killed() -> None:
 
 
 @register_task
-class SleepyToy(Task):
+class SleepyToy(SumToy):
     """A linear regression whose rank 1 stops arriving in its `SLEEP_AT`-th training batch."""
 
     name = "toy_sleepy"
-    metrics = {"loss": "min"}
     batches = 0
 
     def build_datasets(self) -> Datasets:
@@ -44,22 +44,12 @@ class SleepyToy(Task):
         data = TensorDataset(x, x.sum(dim=1, keepdim=True))
         return Datasets(data, data, data)
 
-    def build_model(self) -> nn.Module:
-        return nn.Linear(2, 1)
-
     def train_step(self, model: nn.Module, batch: Any) -> StepOutput:
         self.batches += 1
         if self.context.rank == 1 and self.batches == SLEEP_AT:
             nap_until_killed()
         x, y = batch
         return StepOutput(nn.functional.mse_loss(model(x), y), len(y))
-
-    def eval_step(self, model: nn.Module, batch: Any) -> dict[str, Tensor]:
-        x, y = batch
-        return {"sse": ((model(x) - y) ** 2).sum(), "count": torch.tensor(len(y))}
-
-    def summarize(self, sums: dict[str, Tensor]) -> dict[str, float]:
-        return {"loss": sums["sse"].item() / sums["count"].item()}
 
 
 CONFIG = {

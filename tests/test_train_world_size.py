@@ -12,12 +12,13 @@ from typing import Any
 
 import pytest
 import torch
-from torch import Tensor, nn
+from torch import nn
 from torch.utils.data import TensorDataset
 
 from conftest import REPO_ROOT, SRC, run_in_group, subprocess_env
 from train_support import read_metrics
-from training.task import Datasets, StepOutput, Task, register_task
+from sum_toy import SumToy
+from training.task import Datasets, StepOutput, register_task
 from training.trainer import Trainer
 from utils.checkpointing.io import load_checkpoint
 from utils.management import create_run
@@ -29,13 +30,12 @@ SAMPLES, BATCH, EPOCHS = 48, 4, 2  # 48 divides over 1 and 2 ranks: no epoch dro
 
 
 @register_task
-class CountingToy(Task):
+class CountingToy(SumToy):
     """A linear regression whose training steps write `<epoch> <sample index>` lines to a file per
     process in `TOY_SEEN_DIR`, and whose rank `TOY_SIGTERM_RANK` sends itself a real SIGTERM in
     its `TOY_SIGTERM_AT`-th training batch (the epoch comes from the worker below)."""
 
     name = "toy_counting"
-    metrics = {"loss": "min"}
     batches = 0
     epoch = -1  # set by the worker before each epoch
 
@@ -43,9 +43,6 @@ class CountingToy(Task):
         x = torch.randn(SAMPLES, 2, generator=torch.Generator().manual_seed(0))  # (N, 2)
         train = TensorDataset(x, x.sum(dim=1, keepdim=True), torch.arange(SAMPLES))
         return Datasets(train, TensorDataset(x, x.sum(dim=1, keepdim=True)), TensorDataset(x, x.sum(dim=1, keepdim=True)))
-
-    def build_model(self) -> nn.Module:
-        return nn.Linear(2, 1)
 
     def train_step(self, model: nn.Module, batch: Any) -> StepOutput:
         x, y, index = batch
@@ -57,13 +54,6 @@ class CountingToy(Task):
                 self.batches == int(os.environ.get("TOY_SIGTERM_AT", "0")):
             os.kill(os.getpid(), signal.SIGTERM)
         return StepOutput(nn.functional.mse_loss(model(x), y), len(y))
-
-    def eval_step(self, model: nn.Module, batch: Any) -> dict[str, Tensor]:
-        x, y = batch
-        return {"sse": ((model(x) - y) ** 2).sum(), "count": torch.tensor(len(y))}
-
-    def summarize(self, sums: dict[str, Tensor]) -> dict[str, float]:
-        return {"loss": sums["sse"].item() / sums["count"].item()}
 
 
 CONFIG = {
