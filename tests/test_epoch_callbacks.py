@@ -30,6 +30,22 @@ def _config(epochs: int, eval_every: int = 1) -> dict:
     return config
 
 
+def test_a_reason_given_after_the_last_epoch_stops_nothing():
+    """A run that trained every epoch finishes as such: a sweep trial that Optuna would prune at
+    its end completes, and the study keeps its result."""
+    run_dir = create_run("cb", "last", _config(epochs=2))
+    seen: list[int] = []
+
+    def prune_at_two(epoch: int, history: dict[str, float]) -> str | None:
+        seen.append(epoch)
+        return REASON if epoch == 2 else None
+
+    assert _train_cli().main(["-e", "cb", "-r", "last", "--device", "cpu"], callbacks=[prune_at_two]) == 0
+    assert seen == [1, 2], "the callback still sees the last epoch"
+    assert load_checkpoint(run_dir / "checkpoints" / "last.pt")["extra"]["stopped_early"] is None
+    assert json.loads((run_dir / "logs" / "summary.json").read_text())["stopped_early"] is None
+
+
 @pytest.mark.slow
 def test_a_callback_stops_the_run_at_its_epoch_and_the_run_counts_as_finished(capsys):
     run_dir = create_run("cb", "stopped", _config(epochs=4))

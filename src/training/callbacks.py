@@ -4,7 +4,8 @@ A callback is `callback(epoch, history) -> reason | None`, called on rank 0 afte
 epoch with the number of completed epochs and the latest means and validation metrics
 (`{"train/epoch_loss": ..., "val/loss": ..., ...}`). A returned reason stops the training at that
 epoch boundary as early stopping does: the checkpoint and summary.json keep the reason, and the
-run counts as finished.
+run counts as finished. A reason given after the last epoch stops nothing and is not kept: the
+run has trained every epoch.
 """
 
 from collections.abc import Callable, Sequence

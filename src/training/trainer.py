@@ -91,9 +91,15 @@ class Trainer:
                 LOGGER.info(f"{self.state.stopped_early}; stopped after epoch {self.state.epoch}")
 
     def _stop_reason(self) -> str | None:
-        """Early stopping's reason, else a callback's, else None (every callback still sees the epoch)."""
+        """Early stopping's reason, else a callback's, else None (every callback still sees the epoch).
+
+        A callback's reason after the last epoch stops nothing: the run has trained every epoch and
+        finishes as such (a sweep trial that Optuna would prune at its end completes, its result kept).
+        """
         early = self.early_stopping.update(self.state.history[self.early_stopping.config.metric])
         asked = ask_callbacks(self.callbacks, self.state.epoch, self.state.history, self.device)
+        if self.state.epoch >= self.config.epochs:
+            asked = None
         return early if early is not None else asked
 
     def _epoch_line(self, timing: str, evaluated: bool) -> str:
